@@ -1,0 +1,54 @@
+# istio-operator: the two front-door commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+K8S_BINARIES := tools/build-k8s-binaries.sh
+
+.PHONY: install k8s-binaries demo test test-unit test-cluster lint typecheck layers check crds snapshots clean
+
+install: $(BIN)/istio-operator
+
+$(BIN)/istio-operator: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Rewrites requirements.lock from pyproject.toml (needs uv on PATH).
+lock:
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--universal --quiet -o requirements.lock
+
+k8s-binaries:
+	bash $(K8S_BINARIES)
+
+demo: install k8s-binaries
+	$(BIN)/istio-operator demo
+
+test: install k8s-binaries
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+layers: install
+	$(BIN)/lint-imports
+
+check: lint typecheck layers
+
+crds: install
+	$(BIN)/istio-operator crds --output-dir deploy/crds
+
+snapshots: install
+	$(BIN)/pytest tests/unit --snapshot-update
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The istio-operator command."""
