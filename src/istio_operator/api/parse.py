@@ -1,0 +1,183 @@
+"""Reading `Istio` and `RemoteIstio` resources from their JSON bodies.
+
+A body is read the way an API server with a structural schema stores it:
+fields the schema does not know are dropped (here, with a warning naming
+each one), everything else must match the schema. `status` is never part of
+the desired state and is dropped silently, as are metadata keys the operator
+does not read. Fields inside pass-through Kubernetes objects (resources,
+affinity, tolerations...) are never unknown.
+
+Any other mismatch raises `SpecError` naming the first failing field.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from istio_operator.api.errors import SpecError
+from istio_operator.api.istio import Istio, IstioSpec
+from istio_operator.api.labels import API_VERSION
+from istio_operator.api.remoteistio import RemoteIstio, RemoteIstioSpec
+
+R = TypeVar("R", bound=BaseModel)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# Top-level keys that are read elsewhere or not at all, never warned about.
+_SILENT_TOP_LEVEL = frozenset({"status"})
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[R]):
+    """A validated resource and the warnings produced while reading it."""
+
+    resource: R
+    warnings: list[str]
+
+
+def load_istio(body: Mapping[str, Any]) -> Loaded[Istio]:
+    """Read an `Istio` resource body (as returned by the API server or a YAML file)."""
+    return _load(body, Istio, IstioSpec, "Istio")
+
+
+def load_remote_istio(body: Mapping[str, Any]) -> Loaded[RemoteIstio]:
+    """Read a `RemoteIstio` resource body."""
+    return _load(body, RemoteIstio, RemoteIstioSpec, "RemoteIstio")
+
+
+def join_path(parent: str, key: object) -> str:
+    """The path of `key` under `parent`: `a.b`, `a[0]`, or `a["odd key"]`."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    text = str(key)
+    if not _IDENTIFIER.match(text):
+        return f'{parent}["{text}"]'
+    return f"{parent}.{text}" if parent else text
+
+
+def _load(
+    body: Mapping[str, Any], model: type[R], spec_model: type[BaseModel], kind: str
+) -> Loaded[R]:
+    if not isinstance(body, Mapping):
+        raise SpecError("<root>", f"a {kind} resource must be an object")
+    warnings: list[str] = []
+    data: dict[str, Any] = {}
+    for key, value in body.items():
+        if key in ("apiVersion", "kind", "metadata"):
+            data[key] = value
+        elif key == "spec":
+            data[key] = prune(value, spec_model, "spec", warnings)
+        elif key not in _SILENT_TOP_LEVEL:
+            warnings.append(_unknown(join_path("", key)))
+    if data.get("apiVersion") not in (None, API_VERSION):
+        raise SpecError("apiVersion", f"must be {API_VERSION}, not {data['apiVersion']!r}")
+    if data.get("kind") not in (None, kind):
+        raise SpecError("kind", f"must be {kind}, not {data['kind']!r}")
+    try:
+        resource = model.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error(exc, model) from None
+    return Loaded(resource=resource, warnings=warnings)
+
+
+def _unknown(path: str) -> str:
+    return f'unknown field "{path}" ignored'
+
+
+def _strip(annotation: Any) -> Any:
+    """Remove `Annotated[...]` and `| None` from a type, keeping other unions."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+        return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _field_types(model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of a model by JSON name (alias), with their types."""
+    return {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
+
+
+def prune(value: Any, annotation: Any, path: str, warnings: list[str]) -> Any:
+    """A copy of `value` without the object keys that `annotation` does not declare.
+
+    Each dropped key is reported in `warnings`. Values of the wrong shape are
+    returned unchanged, for validation to reject.
+    """
+    annotation = _strip(annotation)
+    if _is_model(annotation):
+        if not isinstance(value, Mapping):
+            return value
+        fields = _field_types(annotation)
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in fields:
+                kept[key] = prune(item, fields[key], join_path(path, key), warnings)
+            else:
+                warnings.append(_unknown(join_path(path, key)))
+        return kept
+    origin = get_origin(annotation)
+    if origin is list and isinstance(value, list):
+        (item_type,) = get_args(annotation)
+        return [
+            prune(item, item_type, join_path(path, i), warnings) for i, item in enumerate(value)
+        ]
+    if origin is dict and isinstance(value, Mapping):
+        _, item_type = get_args(annotation)
+        return {k: prune(v, item_type, join_path(path, k), warnings) for k, v in value.items()}
+    return value
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
+
+
+def loc_path(loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
+    """Turn a pydantic error location into a field path, dropping union tags."""
+    path = ""
+    annotation: Any = model
+    rest = list(loc)
+    while rest:
+        annotation = _strip(annotation)
+        if _is_union(annotation):
+            # pydantic names the union member it tried; that is not a field.
+            rest.pop(0)
+            annotation = Any
+            continue
+        part = rest.pop(0)
+        path = join_path(path, part)
+        if _is_model(annotation):
+            annotation = _field_types(annotation).get(str(part), Any)
+        elif get_origin(annotation) in (list, dict):
+            annotation = get_args(annotation)[-1]
+            if get_origin(_strip(annotation)) is None and rest and rest[0] == f"[{part}]":
+                rest.pop(0)  # a dict key error repeats the key as "[key]"
+        else:
+            annotation = Any
+    return path or "<root>"
+
+
+def spec_error(exc: ValidationError, model: type[BaseModel]) -> SpecError:
+    """The `SpecError` for the first error of a failed validation of `model`."""
+    first = exc.errors(include_url=False)[0]
+    message = str(first["msg"])
+    if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        message = "Input should be an object"
+    if first["type"] in ("literal_error", "string_pattern_mismatch") and "input" in first:
+        message = f"{message}, got {first['input']!r}"
+    return SpecError(loc_path(tuple(first["loc"]), model), message)
