@@ -1,0 +1,183 @@
+"""Supported Istio release families and the version gate.
+
+A family is one Istio minor release line (1.2.x, 1.3.x) that this operator
+renders. The reference operator supports one minor line per operator release;
+this one supports both, selecting what differs by the family of
+`spec.version`. Unlike the reference's unescaped `^1.3` regular expression,
+the gate requires a full `MAJOR.MINOR.PATCH` version (optionally with a
+pre-release suffix such as `-rc.1`), so `1.30` or `1.3` alone are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+UNSUPPORTED_VERSION_MESSAGE = (
+    "intended Istio version is unsupported by this version of the operator"
+)
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$")
+
+
+class UnsupportedVersionError(ValueError):
+    """The intended Istio version is not one this operator can install."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"{UNSUPPORTED_VERSION_MESSAGE} (supported: {supported_ranges()})")
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Family:
+    """One supported Istio minor release line and what its control plane looks like."""
+
+    name: str
+    major: int
+    minor: int
+    min_patch: int
+    # The newest patch release the reference operator shipped for this line.
+    reference_version: str
+    # Primary-cluster components, in rollout order.
+    components: tuple[str, ...]
+    # Components installed on a remote cluster, in rollout order.
+    remote_components: tuple[str, ...]
+    # Mixer runs as separate policy and telemetry components with their own
+    # settings; otherwise `mixer.*` drives both Deployments with one switch.
+    policy_telemetry_split: bool
+    # `mixer.stdioAdapterEnabled` switches the stdio adapter objects; otherwise
+    # they are always present.
+    stdio_adapter_switch: bool
+    mixerless_telemetry: bool
+    # Pilot protocol sniffing settings and the mesh `protocolDetectionTimeout`.
+    protocol_sniffing: bool
+    # `--trust-domain` on control-plane components and mesh `trustDomain`.
+    trust_domain: bool
+    # `proxy.clusterDomain` is honoured; otherwise `cluster.local` everywhere.
+    cluster_domain: bool
+    # SDS token: `sds.tokenAudience` (1.3) or `useTrustworthyJwt`/`useNormalJwt` (1.2).
+    sds_token: Literal["audience", "trustworthy-jwt"]
+    # StatsD, metrics service and access log service settings of the proxies.
+    envoy_services: bool
+    # `proxy.accessLogFile/Format/Encoding`; otherwise constants.
+    access_log_settings: bool
+    galley_config_validation: bool
+    citadel_namespaces_by_default: bool
+    # Which sidecar injection template (and istio-init arguments) to render.
+    injector_template: Literal["1.2", "1.3"]
+    # Image of the core-dump init container: `proxyInit.image` or `proxy.coreDumpImage`.
+    core_dump_image_from: Literal["proxyInit", "proxy"]
+    # `clusterName` and `meshID` reach the injector and the remote's spec.
+    cluster_name: bool
+
+    def accepts(self, version: str) -> bool:
+        """Whether `version` belongs to this family."""
+        parsed = parse_version(version)
+        if parsed is None:
+            return False
+        major, minor, patch = parsed
+        return (major, minor) == (self.major, self.minor) and patch >= self.min_patch
+
+    @property
+    def range(self) -> str:
+        """The accepted versions, for messages: `1.3.x from 1.3.0`."""
+        return f"{self.name}.x from {self.name}.{self.min_patch}"
+
+
+def parse_version(version: str) -> tuple[int, int, int] | None:
+    """`(major, minor, patch)` of a version string, or None if it is not one."""
+    match = _VERSION.match(version)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+_REMOTE_COMPONENTS = ("common", "citadel", "nodeagent", "cni", "sidecarinjector", "gateways")
+
+ISTIO_1_2 = Family(
+    name="1.2",
+    major=1,
+    minor=2,
+    min_patch=0,
+    reference_version="1.2.8",
+    components=(
+        "common",
+        "citadel",
+        "galley",
+        "pilot",
+        "gateways",
+        "mixer",
+        "cni",
+        "sidecarinjector",
+        "nodeagent",
+        "istiocoredns",
+    ),
+    remote_components=_REMOTE_COMPONENTS,
+    policy_telemetry_split=False,
+    stdio_adapter_switch=False,
+    mixerless_telemetry=False,
+    protocol_sniffing=False,
+    trust_domain=False,
+    cluster_domain=False,
+    sds_token="trustworthy-jwt",
+    envoy_services=False,
+    access_log_settings=False,
+    galley_config_validation=False,
+    citadel_namespaces_by_default=False,
+    injector_template="1.2",
+    core_dump_image_from="proxyInit",
+    cluster_name=False,
+)
+
+ISTIO_1_3 = Family(
+    name="1.3",
+    major=1,
+    minor=3,
+    min_patch=0,
+    reference_version="1.3.8",
+    components=(
+        "common",
+        "citadel",
+        "galley",
+        "pilot",
+        "gateways",
+        "policy",
+        "telemetry",
+        "cni",
+        "sidecarinjector",
+        "nodeagent",
+        "istiocoredns",
+        "mixerlesstelemetry",
+    ),
+    remote_components=_REMOTE_COMPONENTS,
+    policy_telemetry_split=True,
+    stdio_adapter_switch=True,
+    mixerless_telemetry=True,
+    protocol_sniffing=True,
+    trust_domain=True,
+    cluster_domain=True,
+    sds_token="audience",
+    envoy_services=True,
+    access_log_settings=True,
+    galley_config_validation=True,
+    citadel_namespaces_by_default=True,
+    injector_template="1.3",
+    core_dump_image_from="proxy",
+    cluster_name=True,
+)
+
+FAMILIES: tuple[Family, ...] = (ISTIO_1_2, ISTIO_1_3)
+
+
+def supported_ranges() -> str:
+    """The supported versions, for messages: `1.2.x from 1.2.0, 1.3.x from 1.3.0`."""
+    return ", ".join(family.range for family in FAMILIES)
+
+
+def family_for(version: str) -> Family:
+    """The family that renders `version`; `UnsupportedVersionError` if none does."""
+    for family in FAMILIES:
+        if family.accepts(version):
+            return family
+    raise UnsupportedVersionError(version)
