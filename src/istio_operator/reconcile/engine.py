@@ -1,0 +1,149 @@
+"""The one apply/wait/prune mechanism every cluster goes through.
+
+`reconcile_cluster` takes a cluster and its desired objects and, phase by phase,
+server-side applies what differs from the live state, waits (with a deadline)
+for the phase's workloads to be available at their new generation, and finally
+prunes the objects carrying the owner's labels that are no longer desired.
+The primary and each remote differ only in the object list and the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE
+from istio_operator.kube.client import Cluster
+from istio_operator.kube.objects import ObjectKey, contains, key_of, readiness, with_desired_hash
+from istio_operator.kube.resources import register_crds
+from istio_operator.render import DesiredObject
+from istio_operator.render.phases import Phase
+from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
+
+GATED_KINDS = frozenset({"Deployment", "DaemonSet", "CustomResourceDefinition"})
+POLL_INTERVAL_S = 0.5
+
+
+@dataclass
+class ClusterReport:
+    """What one reconcile of one cluster did and where it stands."""
+
+    cluster: str
+    applied: list[ObjectKey] = field(default_factory=list)
+    pruned: list[ObjectKey] = field(default_factory=list)
+    completed: list[Phase] = field(default_factory=list)
+    waiting_phase: Phase | None = None
+    awaiting: list[str] = field(default_factory=list)
+    live_workloads: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.waiting_phase is None
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """How the objects of one owner are found on a cluster."""
+
+    selector: str  # label selector of every owned object
+    # Kinds that may exist from earlier renders even if the current one lacks them.
+    kinds: Sequence[tuple[str, str]] = MANAGED_KINDS
+
+
+async def reconcile_cluster(
+    cluster: Cluster,
+    objects: Sequence[DesiredObject],
+    ownership: Ownership,
+    phase_timeout: float,
+    on_phase: Any = None,
+) -> ClusterReport:
+    report = ClusterReport(cluster=cluster.name)
+    register_crds(o.manifest for o in objects if o.manifest["kind"] == CRD_KIND)
+    live = await _live_index(cluster, ownership, objects)
+    for phase, group in groupby(sorted(objects, key=lambda o: o.phase), key=lambda o: o.phase):
+        members = list(group)
+        if on_phase is not None:
+            await on_phase(phase)
+        report.applied += await _apply_changed(cluster, members, live)
+        awaiting = await _wait_for_workloads(cluster, members, phase_timeout, report)
+        if awaiting:
+            report.waiting_phase, report.awaiting = phase, awaiting
+            return report
+        report.completed.append(phase)
+    report.pruned = await _prune(cluster, live, {key_of(o.manifest) for o in objects})
+    return report
+
+
+async def _live_index(
+    cluster: Cluster, ownership: Ownership, objects: Sequence[DesiredObject]
+) -> dict[ObjectKey, dict[str, Any]]:
+    """Every object we may own, by key: one LIST per kind, not one GET per object."""
+    kinds = set(ownership.kinds) | {(o.manifest["apiVersion"], o.manifest["kind"]) for o in objects}
+    crd_selector = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
+    listings = await asyncio.gather(
+        *(
+            cluster.list_labelled(
+                api_version, kind, crd_selector if kind == CRD_KIND else ownership.selector
+            )
+            for api_version, kind in sorted(kinds)
+        )
+    )
+    return {key_of(obj): obj for listing in listings for obj in listing}
+
+
+async def _apply_changed(
+    cluster: Cluster, members: Iterable[DesiredObject], live: dict[ObjectKey, dict[str, Any]]
+) -> list[ObjectKey]:
+    applied = []
+    for obj in members:
+        desired = with_desired_hash(obj.manifest)
+        key = key_of(desired)
+        current = live.get(key)
+        if current is not None and contains(current, desired):
+            continue
+        live[key] = await cluster.apply(desired)
+        applied.append(key)
+    return applied
+
+
+async def _wait_for_workloads(
+    cluster: Cluster, members: Sequence[DesiredObject], timeout: float, report: ClusterReport
+) -> list[str]:
+    """Polls the phase's workloads until all are ready; returns what is still awaited."""
+    keys = [key_of(o.manifest) for o in members if o.manifest["kind"] in GATED_KINDS]
+    deadline = time.monotonic() + timeout
+    while True:
+        states = await asyncio.gather(*(cluster.get(key) for key in keys))
+        awaiting = []
+        for key, state in zip(keys, states, strict=True):
+            if state is None:
+                awaiting.append(f"{key}: not found")
+                continue
+            if key.kind != CRD_KIND:
+                report.live_workloads[key] = state
+            verdict = readiness(state)
+            if not verdict.ready:
+                awaiting.append(f"{key}: {verdict.reason}")
+        if not awaiting or time.monotonic() >= deadline:
+            return awaiting
+        await asyncio.sleep(POLL_INTERVAL_S)
+
+
+async def _prune(
+    cluster: Cluster, live: dict[ObjectKey, dict[str, Any]], desired: set[ObjectKey]
+) -> list[ObjectKey]:
+    # Istio's CRDs are never pruned: users' Istio configuration lives in them.
+    stale = sorted(k for k in live if k not in desired and k.kind != CRD_KIND)
+    for key in stale:
+        await cluster.delete(key)
+    return stale
+
+
+async def delete_owned(cluster: Cluster, ownership: Ownership) -> list[ObjectKey]:
+    """Deletes every object the owner created on the cluster (its CRDs excepted)."""
+    live = await _live_index(cluster, ownership, ())
+    return await _prune(cluster, live, set())

@@ -1,0 +1,35 @@
+"""Every kind the renderer can produce: where pruning and deletion look for owned objects."""
+
+from __future__ import annotations
+
+CRD_KIND = "CustomResourceDefinition"
+
+MANAGED_KINDS: tuple[tuple[str, str], ...] = (
+    ("apiextensions.k8s.io/v1", CRD_KIND),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("v1", "Endpoints"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+    ("authentication.istio.io/v1alpha1", "MeshPolicy"),
+    ("authentication.istio.io/v1alpha1", "Policy"),
+    ("networking.istio.io/v1alpha3", "DestinationRule"),
+    ("networking.istio.io/v1alpha3", "Gateway"),
+    ("networking.istio.io/v1alpha3", "VirtualService"),
+    ("networking.istio.io/v1alpha3", "ServiceEntry"),
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+    ("config.istio.io/v1alpha2", "attributemanifest"),
+    ("config.istio.io/v1alpha2", "handler"),
+    ("config.istio.io/v1alpha2", "instance"),
+    ("config.istio.io/v1alpha2", "rule"),
+)
