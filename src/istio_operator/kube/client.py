@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx2 as httpx
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
+from lightkube.types import PatchType
 
 from istio_operator.api.labels import FIELD_MANAGER
 from istio_operator.kube.objects import ObjectKey
@@ -91,11 +92,19 @@ class Cluster:
     ) -> list[dict[str, Any]]:
         """Every object of a kind carrying the labels, in all namespaces; none if the kind
         is not served (yet)."""
+        labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
+        return await self._list(api_version, kind, labels)
+
+    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        return await self._list(api_version, kind, None)
+
+    async def _list(
+        self, api_version: str, kind: str, labels: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
         try:
             cls = resource_class(api_version, kind)
         except UnknownKindError:
             return []
-        labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
         try:
             async with _reachable(self.name):
                 if is_namespaced(api_version, kind):
@@ -108,6 +117,16 @@ class Cluster:
                 return []
             raise
         return [_with_type(dict(o.to_dict()), api_version, kind) for o in items]
+
+    async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
+        """Replaces the status of a custom resource (merge patch on the status subresource)."""
+        cls = resource_class(key.api_version, key.kind)
+        async with _reachable(self.name):
+            await self.client.patch(
+                cls.Status, key.name, {"status": dict(status)},
+                namespace=key.namespace or None, patch_type=PatchType.MERGE,
+            )
+        self.writes.applies += 1
 
     async def delete(self, key: ObjectKey) -> None:
         cls = resource_class(key.api_version, key.kind)

@@ -22,7 +22,12 @@ from pathlib import Path
 import yaml
 
 from istio_operator.localcluster.binaries import Binaries, find_binaries
-from istio_operator.localcluster.config import Ports, kwokctl_configuration, load_balancer_stage
+from istio_operator.localcluster.config import (
+    AUDIT_POLICY,
+    Ports,
+    kwokctl_configuration,
+    load_balancer_stage,
+)
 
 COMPONENTS = (
     "etcd",
@@ -58,6 +63,11 @@ class LocalCluster:
     @property
     def logs(self) -> Path:
         return self.directory / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        """Every write request the API server served (JSON lines, Metadata level)."""
+        return self.logs / "audit.log"
 
     @property
     def server(self) -> str:
@@ -264,8 +274,10 @@ class Workspace:
 
     def _configuration_yaml(self, cluster: LocalCluster) -> str:
         stages = self.binaries.stages_file.read_text()
+        policy = self.root / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
         documents = [
-            kwokctl_configuration(self.binaries, cluster.ports),
+            kwokctl_configuration(self.binaries, cluster.ports, str(policy)),
             load_balancer_stage(cluster.address_prefix),
         ]
         # kwokctl keeps its default stages only when no Stage is given: give them all.

@@ -22,7 +22,19 @@ class Ports:
     kwok_controller: int
 
 
-def kwokctl_configuration(binaries: Binaries, ports: Ports) -> dict[str, Any]:
+# Write requests only, at Metadata level: enough to count and attribute every change.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
+
+
+def kwokctl_configuration(binaries: Binaries, ports: Ports, audit_policy: str) -> dict[str, Any]:
     """The KwokctlConfiguration: binary runtime, our binaries, loopback only, fixed ports."""
     bin_dir = binaries["kube-apiserver"].parent
     return {
@@ -47,6 +59,7 @@ def kwokctl_configuration(binaries: Binaries, ports: Ports) -> dict[str, Any]:
             "kwokControllerPort": ports.kwok_controller,
             # Kubelet-like timings: nodes go NotReady after a real outage, not minutes later.
             "heartbeatFactor": 1,
+            "kubeAuditPolicy": audit_policy,
         },
         "componentsPatches": [
             # A loopback advertise address cannot be an Endpoints IP: skip that reconciler.

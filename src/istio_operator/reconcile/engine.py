@@ -20,9 +20,9 @@ from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import ObjectKey, contains, key_of, readiness, with_desired_hash
 from istio_operator.kube.resources import register_crds
+from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
 from istio_operator.render import DesiredObject
 from istio_operator.render.phases import Phase
-from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
 
 GATED_KINDS = frozenset({"Deployment", "DaemonSet", "CustomResourceDefinition"})
 POLL_INTERVAL_S = 0.5
@@ -111,11 +111,11 @@ async def _apply_changed(
 
 
 async def _wait_for_workloads(
-    cluster: Cluster, members: Sequence[DesiredObject], timeout: float, report: ClusterReport
+    cluster: Cluster, members: Sequence[DesiredObject], wait_s: float, report: ClusterReport
 ) -> list[str]:
     """Polls the phase's workloads until all are ready; returns what is still awaited."""
     keys = [key_of(o.manifest) for o in members if o.manifest["kind"] in GATED_KINDS]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_s
     while True:
         states = await asyncio.gather(*(cluster.get(key) for key in keys))
         awaiting = []

@@ -1,0 +1,105 @@
+"""Status of an `Istio` resource, computed from what a reconcile found (pure).
+
+Compatible with the reference (`Status`, `ErrorMessage`, `GatewayAddress`) and,
+beyond it, `observedGeneration`, Kubernetes-style conditions (`Reconciled`,
+`Ready`), the version in effect, the current phase and what it waits for, and
+per-component state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+AVAILABLE = "Available"
+RECONCILING = "Reconciling"
+FAILED = "ReconcileFailed"
+# Status values whose reason is a problem worth a Warning event.
+WARNING_STATES = frozenset({FAILED})
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one reconcile found, in the terms the status speaks."""
+
+    generation: int
+    state: str
+    reason: str
+    message: str = ""
+    version: str | None = None  # the version now in effect, when the rollout completed
+    phase: str = ""
+    waiting_for: tuple[str, ...] = ()
+    components: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    gateway_addresses: tuple[str, ...] = ()
+    # Whether the running control plane is available; None: not looked at (kept as it was).
+    ready: bool | None = None
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(
+    previous: Mapping[str, Any], kind: str, ok: bool, reason: str, message: str, generation: int
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    old: Mapping[str, Any] = next(
+        (c for c in previous.get("conditions") or [] if c.get("type") == kind), {}
+    )
+    # The transition time moves only when the condition's status does.
+    since = old.get("lastTransitionTime") if old.get("status") == status else None
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since or now(),
+        "observedGeneration": generation,
+    }
+
+
+def _ready_condition(previous: Mapping[str, Any], seen: Observation) -> dict[str, Any]:
+    if seen.ready is None:
+        kept = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), None)
+        if kept is not None:
+            return dict(kept)
+        return _condition(previous, "Ready", False, "Unknown", "not yet observed", seen.generation)
+    message = "every control-plane workload is available" if seen.ready else seen.message
+    reason = "Available" if seen.ready else seen.reason
+    return _condition(previous, "Ready", seen.ready, reason, message, seen.generation)
+
+
+def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, Any]:
+    """The new status; equal to `previous` (so not written) when nothing changed."""
+    status: dict[str, Any] = {
+        "Status": seen.state,
+        "ErrorMessage": seen.message if seen.state == FAILED else "",
+        "GatewayAddress": list(seen.gateway_addresses or previous.get("GatewayAddress") or []),
+        "observedGeneration": seen.generation,
+        "phase": seen.phase,
+        "waitingFor": list(seen.waiting_for),
+        "components": {k: dict(v) for k, v in seen.components.items()}
+        or dict(previous.get("components") or {}),
+        "conditions": [
+            _condition(
+                previous,
+                "Reconciled",
+                seen.state == AVAILABLE,
+                seen.reason,
+                seen.message,
+                seen.generation,
+            ),
+            _ready_condition(previous, seen),
+        ],
+    }
+    version = seen.version or previous.get("version")
+    if version:
+        status["version"] = version
+    return status
+
+
+def differs(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    keys = set(previous) | set(new)
+    return any(previous.get(k) != new.get(k) for k in keys)
