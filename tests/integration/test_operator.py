@@ -1,0 +1,264 @@
+"""The operator, as a process, against a real local cluster: install, upgrade, rollback,
+drift, idle, crash, unsupported versions and deletion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from lightkube import ApiError, Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Event, Namespace
+
+from istio_operator.localcluster import LocalCluster
+from tests.operator_harness import (
+    IstioResource,
+    OperatorProcess,
+    RolloutRecorder,
+    all_images,
+    apply_crds,
+    apply_istio,
+    istio_body,
+    istio_status,
+    wait_for,
+    workload_images,
+    write_requests,
+)
+
+pytestmark = pytest.mark.cluster
+
+PRIMARY_IMAGES_AT = "docker.io/istio/{}:{}"
+CONTROL_PLANE = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
+
+
+def expected_images(version: str) -> set[str]:
+    return {PRIMARY_IMAGES_AT.format(c, version) for c in CONTROL_PLANE}
+
+
+@pytest.fixture(scope="module")
+def operator(
+    primary: Client, primary_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    apply_crds(primary)
+    for ns in ("istio-system", "injected"):
+        primary.apply(Namespace(metadata=ObjectMeta(name=ns)))
+    process = OperatorProcess(
+        primary_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
+    )
+    process.start()
+    yield process
+    process.stop()
+    print(process.tail(200))
+
+
+def available_at(client: Client, version: str) -> bool:
+    status = istio_status(client)
+    return (
+        status.get("Status") == "Available"
+        and status.get("version") == version
+        and (all_images(client) == expected_images(version))
+    )
+
+
+def test_install_upgrade_and_rollback(primary: Client, operator: OperatorProcess) -> None:
+    apply_istio(primary, istio_body("1.2.5"))
+    wait_for("Available at 1.2.5", lambda: available_at(primary, "1.2.5"), timeout=120)
+    status = istio_status(primary)
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Reconciled": "True",
+        "Ready": "True",
+    }
+    for deployment in primary.list(Deployment, namespace="istio-system"):
+        assert deployment.status.availableReplicas >= 1, deployment.metadata.name
+    injected = primary.get(Namespace, "injected")
+    assert injected.metadata.labels.get("istio-injection") == "enabled"
+
+    with RolloutRecorder(primary, "1.3.0") as rollout:
+        apply_istio(primary, istio_body("1.3.0"))
+        wait_for("Available at 1.3.0", lambda: available_at(primary, "1.3.0"), timeout=120)
+    phases = [phase for _, _, phase in sorted(rollout.order)]
+    order = ["citadel", "galley", "pilot", "mixer", "sidecar-injector", "gateways", "addons"]
+    ranks = [order.index(p) for p in phases if p in order]
+    assert ranks == sorted(ranks), f"rolled out out of phase order: {rollout.order}"
+    assert {"citadel", "galley", "pilot", "mixer", "sidecar-injector", "gateways"} <= set(phases)
+
+    apply_istio(primary, istio_body("1.2.5"))
+    wait_for("rolled back to 1.2.5", lambda: available_at(primary, "1.2.5"), timeout=120)
+
+
+def test_mixerless_telemetry_and_switching_telemetry_off(
+    primary: Client, operator: OperatorProcess
+) -> None:
+    def envoy_filter() -> set[str]:
+        return {f["metadata"]["name"] for f in _envoy_filters(primary)}
+
+    apply_istio(primary, istio_body("1.3.0", mixerlessTelemetry={"enabled": True}))
+    wait_for("two EnvoyFilters", lambda: len(envoy_filter()) == 2)
+    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available")
+    assert "istio-telemetry" in workload_images(primary)
+
+    body = istio_body("1.3.0", mixerlessTelemetry={"enabled": True}, telemetry={"enabled": False})
+    apply_istio(primary, body)
+    wait_for("istio-telemetry gone", lambda: "istio-telemetry" not in workload_images(primary))
+    assert len(envoy_filter()) == 2
+
+    apply_istio(primary, istio_body("1.3.0", mixerlessTelemetry={"enabled": False}))
+    wait_for(
+        "filters gone, telemetry back",
+        lambda: not envoy_filter() and "istio-telemetry" in workload_images(primary),
+    )
+    wait_for("Available at 1.3.0", lambda: available_at(primary, "1.3.0"), timeout=120)
+
+
+def _envoy_filters(client: Client) -> list[dict]:
+    from lightkube.generic_resource import create_namespaced_resource
+
+    envoy = create_namespaced_resource(
+        "networking.istio.io", "v1alpha3", "EnvoyFilter", "envoyfilters"
+    )
+    try:
+        return [dict(f) for f in client.list(envoy, namespace="istio-system")]
+    except ApiError:
+        return []
+
+
+def test_drift_is_repaired_within_seconds(primary: Client, operator: OperatorProcess) -> None:
+    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available")
+    primary.delete(Deployment, "istio-galley", namespace="istio-system")
+    start = time.monotonic()
+    wait_for("galley recreated", lambda: _exists(primary, "istio-galley"), timeout=5)
+    assert time.monotonic() - start <= 5
+
+    primary.patch(
+        Deployment,
+        "istio-pilot",
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "discovery", "image": "example/hacked:1"}]}
+                }
+            }
+        },
+        namespace="istio-system",
+    )
+    wait_for(
+        "pilot image repaired",
+        lambda: "example/hacked:1" not in workload_images(primary)["istio-pilot"],
+        timeout=5,
+    )
+
+
+def _exists(client: Client, name: str) -> bool:
+    try:
+        client.get(Deployment, name, namespace="istio-system")
+    except ApiError:
+        return False
+    return True
+
+
+def test_no_write_requests_while_idle(
+    primary: Client, primary_cluster: LocalCluster, operator: OperatorProcess
+) -> None:
+    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    time.sleep(3)  # let the last status write land
+    since = time.time()
+    time.sleep(60)  # six resyncs of 10 s
+    writes = write_requests(primary_cluster, since)
+    assert writes == [], [f"{w['verb']} {w['requestURI']} ({w['userAgent']})" for w in writes]
+
+
+def test_unsupported_version_changes_nothing(primary: Client, operator: OperatorProcess) -> None:
+    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    before = {
+        d.metadata.name: d.metadata.resourceVersion
+        for d in primary.list(Deployment, namespace="istio-system")
+    }
+    apply_istio(primary, istio_body("1.4.0"))
+    message = "intended Istio version is unsupported by this version of the operator"
+    status = wait_for(
+        "ReconcileFailed",
+        lambda: (s := istio_status(primary)).get("Status") == "ReconcileFailed" and s,
+    )
+    assert status["ErrorMessage"].startswith(message)
+    events = wait_for(
+        "an Event",
+        lambda: [
+            e for e in primary.list(Event, namespace="istio-system") if message in (e.message or "")
+        ],
+    )
+    assert events[0].type == "Warning"
+    after = {
+        d.metadata.name: d.metadata.resourceVersion
+        for d in primary.list(Deployment, namespace="istio-system")
+    }
+    assert after == before
+    apply_istio(primary, istio_body("1.3.0"))
+    wait_for("Available again", lambda: available_at(primary, "1.3.0"), timeout=120)
+
+
+def test_operator_killed_mid_upgrade_converges(primary: Client, operator: OperatorProcess) -> None:
+    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    apply_istio(primary, istio_body("1.2.5"))
+    wait_for(
+        "upgrade under way", lambda: any(":1.2.5" in i for i in all_images(primary)), timeout=60
+    )
+    operator.kill()
+    operator.start()
+    wait_for("converged at 1.2.5", lambda: available_at(primary, "1.2.5"), timeout=120)
+
+
+def test_a_second_istio_resource_is_refused(primary: Client, operator: OperatorProcess) -> None:
+    primary.apply(Namespace(metadata=ObjectMeta(name="other-mesh")))
+    apply_istio(primary, istio_body("1.3.0", name="second", namespace="other-mesh"))
+    status = wait_for(
+        "refused",
+        lambda: (
+            (s := istio_status(primary, "second", "other-mesh")).get("Status") == "ReconcileFailed"
+            and s
+        ),
+    )
+    assert "only one Istio resource per cluster" in status["ErrorMessage"]
+    assert not list(primary.list(Deployment, namespace="other-mesh"))
+    primary.delete(IstioResource, "second", namespace="other-mesh")
+
+
+def test_delete_removes_everything_but_crds_and_user_config(
+    primary: Client, operator: OperatorProcess
+) -> None:
+    from lightkube.generic_resource import create_namespaced_resource
+
+    vs = create_namespaced_resource(
+        "networking.istio.io", "v1alpha3", "VirtualService", "virtualservices"
+    )
+    primary.apply(
+        vs.from_dict(
+            {
+                "apiVersion": "networking.istio.io/v1alpha3",
+                "kind": "VirtualService",
+                "metadata": {"name": "users-route", "namespace": "injected"},
+                "spec": {"hosts": ["reviews"]},
+            }
+        ),
+        force=True,
+    )
+    primary.delete(IstioResource, "istio", namespace="istio-system")
+    wait_for(
+        "resource gone",
+        lambda: not istio_status(primary) and not _istio_exists(primary),
+        timeout=60,
+    )
+    assert not list(primary.list(Deployment, namespace="istio-system"))
+    assert primary.get(CustomResourceDefinition, "virtualservices.networking.istio.io")
+    assert primary.get(vs, "users-route", namespace="injected")
+    assert "istio-injection" not in (primary.get(Namespace, "injected").metadata.labels or {})
+
+
+def _istio_exists(client: Client) -> bool:
+    try:
+        client.get(IstioResource, "istio", namespace="istio-system")
+    except ApiError:
+        return False
+    return True

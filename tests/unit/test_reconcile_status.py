@@ -1,0 +1,64 @@
+"""Status computation: reference fields, conditions and their transition times."""
+
+from __future__ import annotations
+
+from istio_operator.reconcile.status import (
+    AVAILABLE,
+    FAILED,
+    RECONCILING,
+    Observation,
+    compute_status,
+    differs,
+)
+
+
+def conditions(status: dict) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+def test_available_sets_version_and_both_conditions() -> None:
+    status = compute_status({}, Observation(3, AVAILABLE, "Available", version="1.3.0", ready=True))
+    assert status["Status"] == "Available"
+    assert status["version"] == "1.3.0"
+    assert status["observedGeneration"] == 3
+    assert conditions(status) == {"Reconciled": "True", "Ready": "True"}
+    assert all(c["observedGeneration"] == 3 for c in status["conditions"])
+
+
+def test_failure_keeps_version_in_effect_and_ready_as_it_was() -> None:
+    available = compute_status(
+        {}, Observation(1, AVAILABLE, "Available", version="1.2.5", ready=True)
+    )
+    failed = compute_status(
+        available, Observation(2, FAILED, "UnsupportedVersion", message="intended ... unsupported")
+    )
+    assert failed["Status"] == "ReconcileFailed"
+    assert failed["ErrorMessage"] == "intended ... unsupported"
+    assert failed["version"] == "1.2.5"
+    assert conditions(failed) == {"Reconciled": "False", "Ready": "True"}
+
+
+def test_transition_time_moves_only_with_the_condition_status() -> None:
+    first = compute_status({}, Observation(1, RECONCILING, "RolloutInProgress", ready=False))
+    again = compute_status(first, Observation(1, RECONCILING, "RolloutInProgress", ready=False))
+    assert not differs(first, again)
+    first["conditions"][0]["lastTransitionTime"] = "2000-01-01T00:00:00Z"
+    done = compute_status(first, Observation(1, AVAILABLE, "Available", version="1", ready=True))
+    assert done["conditions"][0]["lastTransitionTime"] != "2000-01-01T00:00:00Z"
+
+
+def test_waiting_phase_and_awaited_objects_are_reported() -> None:
+    status = compute_status(
+        {},
+        Observation(
+            1,
+            RECONCILING,
+            "RolloutInProgress",
+            phase="pilot",
+            waiting_for=("Deployment istio-system/istio-pilot: 0/1 available",),
+            ready=False,
+        ),
+    )
+    assert status["phase"] == "pilot"
+    assert status["waitingFor"] == ["Deployment istio-system/istio-pilot: 0/1 available"]
+    assert status["ErrorMessage"] == ""
