@@ -1,0 +1,220 @@
+"""Pilot: service discovery and proxy configuration (xDS)."""
+
+from __future__ import annotations
+
+from istio_operator.render import builders as b
+from istio_operator.render import proxy
+from istio_operator.render.builders import Manifest
+from istio_operator.render.common import MESH_CONFIG_MAP, mesh_networks_hash
+from istio_operator.render.context import Context
+from istio_operator.render.objects import DesiredObject
+from istio_operator.render.phases import Phase
+from istio_operator.render.scaling import autoscaler, disruption_budget
+
+NAME = "istio-pilot"
+SERVICE_ACCOUNT = "istio-pilot-service-account"
+SELECTOR = {"app": "pilot", "istio": "pilot"}
+LABELS = {**SELECTOR}
+CONFIG_VOLUME = "config-volume"
+
+
+def rbac(ctx: Context) -> list[Manifest]:
+    return b.rbac_for(
+        SERVICE_ACCOUNT,
+        "istio-pilot-cluster-role",
+        "istio-pilot-cluster-role-binding",
+        ctx.namespace,
+        LABELS,
+        [
+            b.rule(["config.istio.io"], ["*"], ["*"]),
+            b.rule(["networking.istio.io"], ["*"], ["*"]),
+            b.rule(["authentication.istio.io"], ["*"], ["*"]),
+            b.rule(["rbac.istio.io"], ["*"], b.READ),
+            b.rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["*"]),
+            b.rule(["extensions", "networking.k8s.io"], ["ingresses", "ingresses/status"], ["*"]),
+            b.rule([""], ["configmaps"], ["create", "get", "list", "watch", "update"]),
+            b.rule(
+                [""], ["endpoints", "pods", "services", "namespaces", "nodes", "secrets"], b.READ
+            ),
+        ],
+    )
+
+
+def secure_grpc_args(ctx: Context) -> list[str]:
+    sidecar = bool(ctx.pilot.sidecar)
+    if ctx.cp_security and not sidecar:
+        return ["--secureGrpcAddr", ":15011"]
+    if ctx.cp_security and ctx.legacy:
+        # The 1.2 family leaves the flag out when the sidecar terminates TLS.
+        return []
+    return ["--secureGrpcAddr", ""]
+
+
+def discovery_args(ctx: Context) -> list[str]:
+    args = [
+        "discovery",
+        "--monitoringAddr=:15014",
+        "--domain",
+        ctx.cluster_domain,
+        "--keepaliveMaxServerConnectionAge",
+        "30m",
+    ]
+    if ctx.trust_domain is not None:
+        args += ["--trust-domain", ctx.trust_domain]
+    args += secure_grpc_args(ctx)
+    if ctx.spec.watchOneNamespace:
+        args += ["-a", ctx.namespace]
+    return args
+
+
+def discovery_env(ctx: Context) -> list[Manifest]:
+    pilot = ctx.pilot
+    env = [
+        b.POD_NAME,
+        b.POD_NAMESPACE,
+        b.env("PILOT_PUSH_THROTTLE", 100),
+        b.env("GODEBUG", "gctrace=2"),
+        b.env(
+            "PILOT_TRACE_SAMPLING", pilot.traceSampling if pilot.traceSampling is not None else 1.0
+        ),
+    ]
+    if not ctx.family.protocol_sniffing:
+        env.append(b.env("PILOT_DISABLE_XDS_MARSHALING_TO_ANY", 1))
+    env.append(b.env("MESHNETWORKS_HASH", mesh_networks_hash(ctx.mesh_networks)))
+    if ctx.spec.localityLB and ctx.spec.localityLB.enabled:
+        env.append(b.env("PILOT_ENABLE_LOCALITY_LOAD_BALANCING", 1))
+    if ctx.family.protocol_sniffing:
+        env += [
+            b.env("PILOT_ENABLE_PROTOCOL_SNIFFING", bool(pilot.enableProtocolSniffing)),
+            b.env(
+                "PILOT_ENABLE_PROTOCOL_SNIFFING_FOR_OUTBOUND",
+                bool(pilot.enableProtocolSniffingOutbound),
+            ),
+            b.env(
+                "PILOT_ENABLE_PROTOCOL_SNIFFING_FOR_INBOUND",
+                bool(pilot.enableProtocolSniffingInbound),
+            ),
+        ]
+    env += proxy.sds_env(ctx)
+    return env
+
+
+def deployment(ctx: Context) -> Manifest:
+    pilot = ctx.pilot
+    certs = proxy.certs(SERVICE_ACCOUNT)
+    config = proxy.Volumes(
+        (b.config_map_volume(CONFIG_VOLUME, MESH_CONFIG_MAP),),
+        (b.mount(CONFIG_VOLUME, "/etc/istio/config"),),
+    )
+    discovery = b.container(
+        "discovery",
+        ctx.image(pilot.image, "spec.pilot.image"),
+        ctx.pull_policy,
+        args=discovery_args(ctx),
+        ports=[b.container_port(8080), b.container_port(15010)],
+        env_vars=discovery_env(ctx),
+        resources=ctx.resources(pilot.resources),
+        mounts=(config + certs).mounts,
+        readiness=b.http_probe("/ready", 8080, initial_delay=5, period=30, timeout=5),
+    )
+    containers = [discovery]
+    volumes = config + certs
+    if pilot.sidecar:
+        sidecar_volumes = certs + proxy.sds(ctx)
+        containers.append(
+            proxy.sidecar(
+                ctx,
+                NAME,
+                "envoy_pilot.yaml.tmpl",
+                [b.container_port(port) for port in (15003, 15005, 15007, 15011)],
+                sidecar_volumes,
+            )
+        )
+        volumes = config + sidecar_volumes
+    pod = b.pod_spec(
+        SERVICE_ACCOUNT,
+        containers,
+        volumes=volumes.volumes,
+        node_selector=pilot.nodeSelector,
+        affinity=pilot.affinity,
+        tolerations=pilot.tolerations,
+    )
+    return b.deployment(NAME, ctx.namespace, LABELS, SELECTOR, pod, replicas=None)
+
+
+def service(ctx: Context) -> Manifest:
+    return b.service(
+        NAME,
+        ctx.namespace,
+        LABELS,
+        {"istio": "pilot"},
+        [
+            b.service_port("grpc-xds", 15010),
+            b.service_port("https-xds", 15011),
+            b.service_port("http-legacy-discovery", 8080),
+            b.service_port("http-monitoring", 15014),
+        ],
+    )
+
+
+def mesh_expansion(ctx: Context) -> list[Manifest]:
+    """Routes for workloads outside the cluster reaching pilot through the ingress gateway."""
+    host = ctx.service_host(NAME)
+    networking = "networking.istio.io/v1alpha3"
+    manifests = []
+    if ctx.mesh_expansion:
+        manifests.append(
+            b.istio_object(
+                networking,
+                "VirtualService",
+                "meshexpansion-vs-pilot",
+                ctx.namespace,
+                LABELS,
+                {
+                    "hosts": [host],
+                    "gateways": ["meshexpansion-gateway"],
+                    "tcp": [
+                        {
+                            "match": [{"port": 15011}],
+                            "route": [{"destination": {"host": host, "port": {"number": 15011}}}],
+                        }
+                    ],
+                },
+            )
+        )
+    # The 1.2 family renders the rule whenever the control plane is secured.
+    wants_rule = ctx.mesh_expansion or ctx.legacy
+    if ctx.cp_security and wants_rule:
+        manifests.append(
+            b.istio_object(
+                networking,
+                "DestinationRule",
+                "meshexpansion-dr-pilot",
+                ctx.namespace,
+                LABELS,
+                {
+                    "host": host,
+                    "trafficPolicy": {
+                        "portLevelSettings": [
+                            {"port": {"number": 15011}, "tls": {"mode": "DISABLE"}}
+                        ]
+                    },
+                },
+            )
+        )
+    return manifests
+
+
+def render(ctx: Context) -> list[DesiredObject]:
+    pilot = ctx.pilot
+    if not pilot.enabled:
+        return []
+    manifests = [
+        *rbac(ctx),
+        deployment(ctx),
+        service(ctx),
+        autoscaler(ctx, NAME, LABELS, pilot.minReplicas, pilot.maxReplicas, "spec.pilot"),
+        *disruption_budget(ctx, NAME, LABELS, SELECTOR),
+        *mesh_expansion(ctx),
+    ]
+    return ctx.emit(Phase.PILOT, manifests)
