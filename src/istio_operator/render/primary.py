@@ -1,0 +1,119 @@
+"""The complete object list of the primary cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from istio_operator.api.defaults import DEFAULT_NAMESPACE
+from istio_operator.api.istio import Istio
+from istio_operator.render import (
+    citadel,
+    cni,
+    common,
+    coredns,
+    crds,
+    galley,
+    gateways,
+    mixer,
+    mixerless,
+    node_agent,
+    pilot,
+    sidecar_injector,
+)
+from istio_operator.render.context import Context
+from istio_operator.render.objects import DesiredObject
+from istio_operator.versions import effective_spec
+
+Component = Callable[[Context], list[DesiredObject]]
+
+PRIMARY_COMPONENTS: tuple[Component, ...] = (
+    crds.render,
+    common.render,
+    citadel.render,
+    galley.render,
+    pilot.render,
+    mixer.render,
+    sidecar_injector.render,
+    gateways.render,
+    node_agent.render,
+    cni.render,
+    coredns.render,
+    mixerless.render,
+)
+
+# meshNetworks gateways listen on the ingress gateway's TLS port.
+MESH_NETWORK_GATEWAY_PORT = 443
+LOCAL_NETWORK = "local-network"
+
+
+@dataclass(frozen=True)
+class RemoteNetwork:
+    """What meshNetworks needs about one remote cluster (split-horizon EDS).
+
+    `name` is the RemoteIstio's name, which is also the remote's network name
+    and the service registry (kubeconfig Secret key) pilot knows it by;
+    `gateway_addresses` are the remote ingress gateway's addresses.
+    """
+
+    name: str
+    gateway_addresses: tuple[str, ...] = ()
+
+
+def _gateways(addresses: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"address": address, "port": MESH_NETWORK_GATEWAY_PORT} for address in addresses]
+
+
+def mesh_networks(
+    remote_networks: Sequence[RemoteNetwork], primary_gateway_addresses: Sequence[str]
+) -> dict[str, Any]:
+    """The meshNetworks document: one network per cluster whose gateway address is known."""
+    networks: dict[str, Any] = {}
+    if primary_gateway_addresses:
+        networks[LOCAL_NETWORK] = {
+            "endpoints": [{"fromCidr": "127.0.0.1/8"}],
+            "gateways": _gateways(primary_gateway_addresses),
+        }
+    for remote in sorted(remote_networks, key=lambda r: r.name):
+        if remote.gateway_addresses:
+            networks[remote.name] = {
+                "endpoints": [{"fromRegistry": remote.name}],
+                "gateways": _gateways(remote.gateway_addresses),
+            }
+    return {"networks": networks}
+
+
+def control_plane_namespace(istio: Istio) -> str:
+    return istio.metadata.namespace or DEFAULT_NAMESPACE
+
+
+def render_primary(
+    istio: Istio,
+    remote_networks: Sequence[RemoteNetwork] = (),
+    *,
+    primary_gateway_addresses: Sequence[str] = (),
+) -> list[DesiredObject]:
+    """Every object the primary cluster should hold for `istio`, ordered by phase.
+
+    `remote_networks` and `primary_gateway_addresses` feed meshNetworks, used
+    only with `meshExpansion`. Raises `SpecError` or `UnsupportedVersionError`.
+    """
+    namespace = control_plane_namespace(istio)
+    spec, family = effective_spec(istio.spec, namespace)
+    networks: dict[str, Any] = {"networks": {}}
+    if spec.meshExpansion:
+        networks = mesh_networks(remote_networks, primary_gateway_addresses)
+    ctx = Context(
+        spec=spec,
+        family=family,
+        owner=istio.metadata.name,
+        namespace=namespace,
+        mesh_networks=networks,
+    )
+    return order([obj for component in PRIMARY_COMPONENTS for obj in component(ctx)])
+
+
+def order(objects: list[DesiredObject]) -> list[DesiredObject]:
+    """Objects by phase, keeping each component's own order within a phase."""
+    return sorted(objects, key=lambda obj: obj.phase)

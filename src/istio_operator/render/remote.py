@@ -1,0 +1,174 @@
+"""The complete object list of one remote cluster.
+
+A remote runs citadel (signing with the primary's CA), the sidecar injector,
+the gateways, and optionally the node agent and CNI; its sidecars use the
+primary's pilot, mixer and telemetry through headless Services whose
+Endpoints are the primary's pod IPs (flat network) or the primary's ingress
+gateway (meshExpansion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from istio_operator.api.istio import Istio
+from istio_operator.api.remoteistio import IstioService, RemoteIstio
+from istio_operator.render import builders as b
+from istio_operator.render import citadel, cni, common, gateways, node_agent, sidecar_injector
+from istio_operator.render.builders import Manifest
+from istio_operator.render.context import Context
+from istio_operator.render.objects import DesiredObject
+from istio_operator.render.phases import Phase
+from istio_operator.render.primary import Component, control_plane_namespace, order
+from istio_operator.versions import family_for, remote_istio_spec
+
+REMOTE_COMPONENTS: tuple[Component, ...] = (
+    common.render,
+    citadel.render,
+    sidecar_injector.render,
+    gateways.render,
+    node_agent.render,
+    cni.render,
+)
+CA_SECRET = "cacerts"
+MIRROR_LABELS = {"app": "istio-remote-mirror"}
+
+
+@dataclass(frozen=True)
+class PortFact:
+    """A port of a primary-cluster Service."""
+
+    name: str | None
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class PrimaryFacts:
+    """What a remote's objects need that only the primary cluster knows.
+
+    - `ca_secret_data`: the `data` (base64 values, as the API returns them) of
+      the primary's CA Secret (`citadel.caSecretName`, else `istio-ca-secret`);
+      None when it could not be read, and then no `cacerts` is rendered.
+    - `ingress_gateway_addresses`: the primary ingress gateway's addresses,
+      the endpoints of every mirrored service with meshExpansion.
+    - `service_ports`: the ports of each enabled service on the primary, by
+      name; a service missing here and without ports in the RemoteIstio is
+      not mirrored.
+    - `service_pod_ips`: the IPs of the ready pods behind each enabled
+      service (flat network), by name.
+    """
+
+    ca_secret_data: Mapping[str, str] | None = None
+    ingress_gateway_addresses: tuple[str, ...] = ()
+    service_ports: Mapping[str, Sequence[PortFact]] = field(default_factory=dict)
+    service_pod_ips: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+def ca_secret(ctx: Context, source: Mapping[str, str]) -> Manifest:
+    """The primary's CA as the remote citadel's signing material, so both share one root.
+
+    Citadel's self-signed CA has no separate root or chain: its certificate is
+    the root. A user-provided CA secret keeps its own root and chain.
+    """
+    ca_cert = source.get("ca-cert.pem", "")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": b.metadata(CA_SECRET, ctx.namespace, {"app": "security", "istio": "citadel"}),
+        "type": "Opaque",
+        "data": {
+            "ca-cert.pem": ca_cert,
+            "ca-key.pem": source.get("ca-key.pem", ""),
+            "root-cert.pem": source.get("root-cert.pem") or ca_cert,
+            "cert-chain.pem": source.get("cert-chain.pem", ""),
+        },
+    }
+
+
+def _ports(service: IstioService, facts: PrimaryFacts) -> list[PortFact]:
+    if service.ports:
+        return [PortFact(port.name, port.port, port.protocol or "TCP") for port in service.ports]
+    return list(facts.service_ports.get(service.name, ()))
+
+
+def _addresses(ctx: Context, service: IstioService, facts: PrimaryFacts) -> list[str]:
+    if ctx.mesh_expansion:
+        return sorted(set(facts.ingress_gateway_addresses))
+    return sorted({*(service.podIPs or ()), *facts.service_pod_ips.get(service.name, ())})
+
+
+def mirrored_service(ctx: Context, service: IstioService, facts: PrimaryFacts) -> list[Manifest]:
+    """A selector-less headless Service and, when there are addresses, its Endpoints."""
+    ports = _ports(service, facts)
+    if not ports:
+        return []
+    manifests = [
+        b.service(
+            service.name,
+            ctx.namespace,
+            MIRROR_LABELS,
+            None,
+            [b.service_port(p.name, p.port, protocol=p.protocol) for p in ports],
+            extra={"clusterIP": "None"},
+        )
+    ]
+    addresses = _addresses(ctx, service, facts)
+    if addresses:
+        endpoint_ports = []
+        for port in ports:
+            entry: Manifest = {"port": port.port, "protocol": port.protocol}
+            if port.name:
+                entry["name"] = port.name
+            endpoint_ports.append(entry)
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": b.metadata(service.name, ctx.namespace, MIRROR_LABELS),
+                "subsets": [
+                    {"addresses": [{"ip": ip} for ip in addresses], "ports": endpoint_ports}
+                ],
+            }
+        )
+    return manifests
+
+
+def namespace(ctx: Context) -> Manifest:
+    """The control-plane namespace. Never pruned: it may hold more than our objects."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": b.metadata(ctx.namespace, labels={"istio-injection": "disabled"}),
+    }
+
+
+def render_remote(istio: Istio, remote: RemoteIstio, facts: PrimaryFacts) -> list[DesiredObject]:
+    """Every object the remote cluster of `remote` should hold, ordered by phase.
+
+    Raises `SpecError` or `UnsupportedVersionError`.
+    """
+    owner_namespace = control_plane_namespace(istio)
+    remote_namespace = remote.metadata.namespace or owner_namespace
+    family = family_for(istio.spec.version)
+    spec = remote_istio_spec(istio.spec, remote.spec, owner_namespace)
+    ctx = Context(
+        spec=spec,
+        family=family,
+        owner=istio.metadata.name,
+        owner_namespace=owner_namespace,
+        namespace=remote_namespace,
+        remote=remote.metadata.name,
+        network=remote.metadata.name if spec.meshExpansion else "",
+    )
+    base: list[Manifest] = []
+    own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
+    if ctx.citadel.enabled and not own_ca and facts.ca_secret_data is not None:
+        base.append(ca_secret(ctx, facts.ca_secret_data))
+    for service in remote.spec.enabledServices:
+        base += mirrored_service(ctx, service, facts)
+    objects = ctx.unowned(Phase.BASE, [namespace(ctx)]) + ctx.emit(Phase.BASE, base)
+    for component in REMOTE_COMPONENTS:
+        objects += component(ctx)
+    return order(objects)
