@@ -28,6 +28,7 @@ from istio_operator.render import (
     PrimaryFacts,
     render_primary,
     render_remote,
+    yaml_stream,
 )
 from istio_operator.versions import UnsupportedVersionError
 
@@ -134,17 +135,11 @@ def render_objects(paths: Sequence[Path], remote_name: str | None) -> list[Desir
     raise InputError(f"no RemoteIstio named {remote_name!r} in the given files")
 
 
-def to_stream(objects: Sequence[DesiredObject]) -> str:
-    return yaml.safe_dump_all(
-        (obj.manifest for obj in objects), default_flow_style=False, sort_keys=False
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         objects = render_objects(args.files, args.remote)
     except (SpecError, UnsupportedVersionError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    sys.stdout.write(to_stream(objects))
+    sys.stdout.write(yaml_stream(objects))
     return 0

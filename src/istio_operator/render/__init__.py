@@ -10,6 +10,7 @@ from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
 from istio_operator.render.primary import RemoteNetwork, mesh_networks, render_primary
 from istio_operator.render.remote import PortFact, PrimaryFacts, render_remote
+from istio_operator.render.serialize import yaml_stream
 
 __all__ = [
     "DesiredObject",
@@ -20,4 +21,5 @@ __all__ = [
     "mesh_networks",
     "render_primary",
     "render_remote",
+    "yaml_stream",
 ]

@@ -7,20 +7,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from istio_operator.api.istio import LocalityLBConfiguration
 from istio_operator.render import builders as b
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
+from istio_operator.render.serialize import dump
 
 MESH_CONFIG_MAP = "istio"
 LABELS = {"app": "istio", "istio": "mesh-config"}
 
 
 def to_yaml(document: Any) -> str:
-    return yaml.safe_dump(document, default_flow_style=False, sort_keys=True)
+    return dump(document, sort_keys=True)
 
 
 def mesh_networks_hash(mesh_networks: Mapping[str, Any]) -> str:
