@@ -57,6 +57,7 @@ total=$SECONDS
 build etcd etcd . "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=gomod-$ETCD_VERSION"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl
+build helm helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0 -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   build "$c" kube "k8s.io/kubernetes/cmd/$c" "$(kube_ldflags)"
 done
