@@ -1,0 +1,26 @@
+# The operator image: `istio-operator run`, as a non-root user.
+#   docker build -t istio-operator:0.1.0 .
+
+FROM python:3.11-slim AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+# Dependencies first, exactly as locked, so that source changes reuse this layer.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+ && pip install --no-deps /wheels/*.whl
+
+FROM python:3.11-slim
+RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin operator
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+USER 65532:65532
+EXPOSE 8080 8081
+ENTRYPOINT ["istio-operator", "run"]
