@@ -52,3 +52,15 @@ snapshots: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Installs the operator (CRDs, RBAC, Deployment in namespace istio-operator) into the
+# cluster KUBECONFIG points at. Another image: an overlay with `images:` over deploy/base.
+deploy:
+	kubectl apply --server-side -k deploy/base
+
+# Lints the Helm chart with the helm that `make k8s-binaries` builds (HELM overrides it).
+HELM ?= $(shell $(BIN)/python -c 'from istio_operator.localcluster.binaries import default_cache_dir; print(default_cache_dir() / "helm")' 2>/dev/null || echo helm)
+helm-lint:
+	$(HELM) lint --strict deploy/charts/istio-operator
+
+.PHONY: deploy helm-lint
