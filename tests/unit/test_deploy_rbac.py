@@ -41,6 +41,9 @@ OWN = APPLY | {"delete"}  # pruned when no longer desired
 # (Cluster)Roles that hold more than the operator does can be written only with
 # `escalate` and bound only with `bind`.
 PRIVILEGED_ROLES = frozenset({"bind", "escalate"})
+ROLE_KINDS = {("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "clusterroles")}
+# Istio's CRDs (users' configuration lives in them) and a remote's control-plane namespace.
+NEVER_PRUNED = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
 
 OPTIONAL_COMPONENTS = (
     "pilot",
@@ -174,15 +177,10 @@ def required(objects: list[DesiredObject], operator: Rules) -> Rules:
     register_crds(o.manifest for o in objects if o.kind == CRD_KIND)
     written = {resource_of(o.api_version, o.kind) for o in objects}
     owned = {resource_of(api_version, kind) for api_version, kind in MANAGED_KINDS}
-    rules: dict[tuple[str, str], Iterable[str]] = {key: READ for key in owned}  # pruning lists
+    rules: dict[tuple[str, str], Iterable[str]] = dict.fromkeys(owned, READ)  # pruning lists
     for key in written:
-        # Istio's CRDs are never pruned, nor is a remote's control-plane namespace.
-        rules[key] = APPLY if key in {("apiextensions.k8s.io", "customresourcedefinitions"),
-                                      ("", "namespaces")} else OWN
-    for key in written & {
-        ("rbac.authorization.k8s.io", "roles"),
-        ("rbac.authorization.k8s.io", "clusterroles"),
-    }:
+        rules[key] = APPLY if key in NEVER_PRUNED else OWN
+    for key in written & ROLE_KINDS:
         rules[key] = set(rules[key]) | PRIVILEGED_ROLES
     return merge(rules, operator)
 
@@ -229,7 +227,9 @@ def primary_objects() -> list[DesiredObject]:
     return rendered_primary()
 
 
-def test_every_rendered_kind_is_one_the_operator_prunes(primary_objects: list[DesiredObject]) -> None:
+def test_every_rendered_kind_is_one_the_operator_prunes(
+    primary_objects: list[DesiredObject],
+) -> None:
     managed = set(MANAGED_KINDS)
     unowned = {("v1", "Namespace")}  # never pruned, so never listed
     rendered = {(o.api_version, o.kind) for o in primary_objects + rendered_remote()}
