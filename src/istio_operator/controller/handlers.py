@@ -84,15 +84,17 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
     @kopf.index(GROUP, "v1beta1", "istios", registry=registry)
-    def istio_peers(namespace: str, name: str, meta: kopf.Meta, **_: Any) -> dict[None, Peer]:
-        return {None: Peer(namespace, name, str(meta.get("creationTimestamp")))}
+    def istio_peers(
+        namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+    ) -> dict[None, Peer]:
+        return {None: Peer(namespace or "", name, str(meta.get("creationTimestamp")))}
 
     @kopf.on.event(GROUP, "v1beta1", "istios", registry=registry)
-    def istio_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
+    def istio_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         if body.get("metadata", {}).get("generation") != body.get("status", {}).get(
             "observedGeneration"
         ):
-            triggers.fire((namespace, name))
+            triggers.fire((namespace or "", name))
 
     for group, version, plural in WATCHED_OWNED:
 
@@ -107,16 +109,16 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
 
     @kopf.daemon(GROUP, "v1beta1", "istios", cancellation_timeout=5.0, registry=registry)
     async def istio_worker(
-        namespace: str,
+        namespace: str | None,
         name: str,
         body: kopf.Body,
         memo: kopf.Memo,
         stopped: kopf.DaemonStopped,
-        istio_peers: kopf.Index[None, Peer],
-        logger: logging.Logger | kopf.ObjectLogger,
-        **_: Any,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **kwargs: Any,
     ) -> None:
-        key: Key = (namespace, name)
+        key: Key = (namespace or "", name)
+        istio_peers: kopf.Index[None, Peer] = kwargs["istio_peers"]
         trigger = triggers.event_for(key)
         worker = _Worker(memo["primary"], config, key, logger)
         try:
@@ -131,8 +133,13 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.delete(GROUP, "v1beta1", "istios", registry=registry)
     async def istio_deleted(
-        namespace: str, name: str, memo: kopf.Memo, logger: kopf.ObjectLogger, **_: Any
+        namespace: str | None,
+        name: str,
+        memo: kopf.Memo,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **_: Any,
     ) -> None:
+        namespace = namespace or ""
         primary: Cluster = memo["primary"]
         removed = await delete_owned(primary, Ownership(owner_selector(name, namespace)))
         await reconcile_injection_labels(primary, name, namespace, [])
