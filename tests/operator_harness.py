@@ -19,6 +19,7 @@ import yaml
 from lightkube import ApiError, Client
 from lightkube.codecs import load_all_yaml
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import DaemonSet, Deployment
 
 from istio_operator.localcluster import LocalCluster
@@ -64,10 +65,20 @@ def istio_body(
 
 
 def apply_crds(client: Client) -> None:
-    for crd in load_all_yaml(
-        "".join(p.read_text() for p in sorted((REPO / "deploy/crds").glob("*.yaml")))
-    ):
+    files = sorted((REPO / "deploy/crds").glob("istio.banzaicloud.io_*.yaml"))
+    crds = load_all_yaml("\n---\n".join(p.read_text() for p in files))
+    for crd in crds:
         client.apply(crd, force=True)
+    wait_established(client, [crd.metadata.name for crd in crds])
+
+
+def wait_established(client: Client, names: list[str]) -> None:
+    def established(name: str) -> bool:
+        crd = client.get(CustomResourceDefinition, name)
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_for(f"CRDs {names} Established", lambda: all(established(n) for n in names))
 
 
 def apply_istio(client: Client, body: dict[str, Any]) -> None:
@@ -127,6 +138,11 @@ class OperatorProcess:
                 env=env,
                 start_new_session=True,
             )
+
+    def assert_running(self) -> None:
+        assert self.process is not None and self.process.poll() is None, (
+            f"the operator exited:\n{self.tail()}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no finalizers; as a crashed pod."""

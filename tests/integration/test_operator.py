@@ -49,6 +49,8 @@ def operator(
         primary_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
     )
     process.start()
+    time.sleep(2)
+    process.assert_running()
     yield process
     process.stop()
     print(process.tail(200))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("localcluster", "crds", "render")
+COMMANDS: tuple[str, ...] = ("run", "render", "crds", "localcluster")
 
 
 def build_parser() -> argparse.ArgumentParser:

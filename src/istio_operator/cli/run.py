@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
+    # One line per HTTP request is noise; the operator logs what it changes.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port)
     registry = build_registry(

@@ -83,7 +83,7 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
-    @kopf.index(GROUP, "v1beta1", "istios", registry=registry)
+    @kopf.index(GROUP, "v1beta1", "istios", id="istio_peers", registry=registry)
     def istio_peers(
         namespace: str | None, name: str, meta: kopf.Meta, **_: Any
     ) -> dict[None, Peer]:

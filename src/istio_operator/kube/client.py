@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from istio_operator.kube.resources import (
 )
 
 REQUEST_TIMEOUT_S = 15.0
+TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_RETRIES = 5
 
 
 class ClusterUnreachableError(ConnectionError):
@@ -61,28 +63,26 @@ class Cluster:
         )
         return cls(name=name, client=client)
 
+    @property
+    def _api(self) -> Any:
+        # The calls below pick namespaced or cluster-scoped overloads at run time.
+        return self.client
+
     async def close(self) -> None:
         await self.client.close()
 
     async def get(self, key: ObjectKey) -> dict[str, Any] | None:
         cls = resource_class(key.api_version, key.kind)
-        try:
-            async with _reachable(self.name):
-                if key.namespace:
-                    obj = await self.client.get(cls, key.name, namespace=key.namespace)
-                else:
-                    obj = await self.client.get(cls, key.name)
-        except ApiError as error:
-            if error.status.code == 404:
-                return None
-            raise
-        return dict(obj.to_dict())
+        scope = {"namespace": key.namespace} if key.namespace else {}
+        obj = await self._request(lambda: self._api.get(cls, key.name, **scope), missing=None)
+        return None if obj is None else dict(obj.to_dict())
 
     async def apply(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply, forced: drift in our fields is repaired, others' fields stay."""
         resource = to_resource(manifest)
-        async with _reachable(self.name):
-            result = await self.client.apply(resource, force=True, dry_run=dry_run)
+        result = await self._request(
+            lambda: self.client.apply(resource, force=True, dry_run=dry_run)
+        )
         if not dry_run:
             self.writes.applies += 1
         return dict(result.to_dict())
@@ -105,52 +105,64 @@ class Cluster:
             cls = resource_class(api_version, kind)
         except UnknownKindError:
             return []
-        try:
-            async with _reachable(self.name):
-                if is_namespaced(api_version, kind):
-                    listing = self.client.list(cls, namespace=ALL_NS, labels=labels)
-                else:
-                    listing = self.client.list(cls, labels=labels)
-                items = [o async for o in listing]
-        except ApiError as error:
-            if error.status.code == 404:
-                return []
-            raise
+        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+
+        async def listing() -> list[Any]:
+            return [o async for o in self._api.list(cls, labels=labels, **scope)]
+
+        items = await self._request(listing, missing=[])
         return [_with_type(dict(o.to_dict()), api_version, kind) for o in items]
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
         """Replaces the status of a custom resource (merge patch on the status subresource)."""
         cls = resource_class(key.api_version, key.kind)
-        async with _reachable(self.name):
-            await self.client.patch(
-                cls.Status, key.name, {"status": dict(status)},
-                namespace=key.namespace or None, patch_type=PatchType.MERGE,
+        await self._request(
+            lambda: self.client.patch(
+                cls.Status,
+                key.name,
+                {"status": dict(status)},
+                namespace=key.namespace or None,
+                patch_type=PatchType.MERGE,
             )
+        )
         self.writes.applies += 1
 
     async def delete(self, key: ObjectKey) -> None:
         cls = resource_class(key.api_version, key.kind)
-        try:
-            async with _reachable(self.name):
-                if key.namespace:
-                    await self.client.delete(cls, key.name, namespace=key.namespace)
-                else:
-                    await self.client.delete(cls, key.name)
-        except ApiError as error:
-            if error.status.code != 404:
-                raise
+        scope = {"namespace": key.namespace} if key.namespace else {}
+        await self._request(lambda: self._api.delete(cls, key.name, **scope), missing=None)
         self.writes.deletes += 1
+
+    async def _request(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
+        """One API call: transient refusals (429, 5xx: an API server starting, a CRD's
+        storage initialising) are retried; a missing object gives `missing` if allowed;
+        a server that does not answer raises ClusterUnreachableError."""
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                return await call()
+            except (ApiError, httpx.HTTPStatusError) as error:
+                code = _status_code(error)
+                if code == 404 and "missing" in on_404:
+                    return on_404["missing"]
+                if code not in TRANSIENT_CODES or attempt == TRANSIENT_RETRIES:
+                    raise
+                await asyncio.sleep(min(0.25 * 2**attempt, 2.0))
+            except (httpx.TransportError, OSError) as error:
+                raise ClusterUnreachableError(
+                    f"cluster {self.name} is unreachable: {error}"
+                ) from error
+        raise AssertionError("unreachable")
+
+
+def _status_code(error: ApiError | httpx.HTTPStatusError) -> int:
+    """The HTTP status, from an API Status or from a plain-text answer (an API group
+    that is not served yet answers 404 without a Status)."""
+    if isinstance(error, ApiError):
+        return int(error.status.code or 0)
+    return error.response.status_code
 
 
 def _with_type(obj: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:
     obj.setdefault("apiVersion", api_version)
     obj.setdefault("kind", kind)
     return obj
-
-
-@contextlib.asynccontextmanager
-async def _reachable(cluster: str) -> AsyncIterator[None]:
-    try:
-        yield
-    except (httpx.TransportError, OSError) as error:
-        raise ClusterUnreachableError(f"cluster {cluster} is unreachable: {error}") from error
