@@ -7,8 +7,11 @@ from typing import Any
 from istio_operator.kube.objects import (
     DESIRED_HASH,
     ObjectKey,
+    applied_by_us,
     contains,
+    difference,
     key_of,
+    parse_quantity,
     readiness,
     with_desired_hash,
 )
@@ -99,3 +102,26 @@ def test_daemonset_and_crd_readiness() -> None:
     crd["status"]["conditions"][0]["status"] = "True"
     assert readiness(crd).ready
     assert readiness({"kind": "ConfigMap"}).ready
+
+
+def test_quantities_compare_by_value_and_differences_name_the_field() -> None:
+    desired = {"resources": {"requests": {"memory": "2048Mi", "cpu": "500m"}}}
+    assert contains({"resources": {"requests": {"memory": "2Gi", "cpu": "0.5"}}}, desired)
+    assert difference({"resources": {"requests": {"memory": "2Gi", "cpu": "1"}}}, desired) == (
+        "resources.requests.cpu"
+    )
+    assert parse_quantity("1e3") == parse_quantity("1k")
+    assert parse_quantity("--flag") is None
+    assert not contains({"image": "a:1.2.5"}, {"image": "a:1.3.0"})
+
+
+def test_only_objects_we_applied_are_ours_to_prune() -> None:
+    ours = {"metadata": {"managedFields": [{"manager": "istio-operator", "operation": "Apply"}]}}
+    copied = {
+        "metadata": {
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]
+        }
+    }
+    assert applied_by_us(ours)
+    assert not applied_by_us(copied)
+    assert not applied_by_us({"metadata": {}})

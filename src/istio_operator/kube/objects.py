@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from istio_operator.api.labels import GROUP
+from istio_operator.api.labels import FIELD_MANAGER, GROUP
 
 DESIRED_HASH = f"{GROUP}/desired-hash"
 
@@ -37,6 +39,14 @@ def key_of(obj: Mapping[str, Any]) -> ObjectKey:
     )
 
 
+def applied_by_us(obj: Mapping[str, Any]) -> bool:
+    """Whether the operator's field manager has server-side applied this object."""
+    managers = (obj.get("metadata") or {}).get("managedFields") or []
+    return any(
+        m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply" for m in managers
+    )
+
+
 def with_desired_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest, annotated with a hash of itself.
 
@@ -51,26 +61,86 @@ def with_desired_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def contains(live: Any, desired: Any) -> bool:
-    """Whether every field of `desired` is present in `live` with the same value.
+    """Whether every field of `desired` is present in `live` with the same value."""
+    return difference(live, desired) is None
+
+
+def difference(live: Any, desired: Any, path: str = "") -> str | None:
+    """The first field of `desired` missing from `live` or different there, or None.
 
     Fields the API server defaults or others own are extra in `live` and ignored;
-    lists must match element by element (server-side apply keeps their order).
+    lists must match element by element (server-side apply keeps their order);
+    quantities compare by value (the server stores `2048Mi` as `2Gi`).
     """
     if isinstance(desired, Mapping):
-        return isinstance(live, Mapping) and all(
-            k in live and contains(live[k], v) for k, v in desired.items()
-        )
+        if not isinstance(live, Mapping):
+            return path or "."
+        for key, value in desired.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in live:
+                return where
+            found = difference(live[key], value, where)
+            if found is not None:
+                return found
+        return None
     if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(desired)
-            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
-        )
+        if not isinstance(live, list) or len(live) != len(desired):
+            return path
+        for index, (a, b) in enumerate(zip(live, desired, strict=True)):
+            found = difference(a, b, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    return None if _same_scalar(live, desired) else path
+
+
+def _same_scalar(live: Any, desired: Any) -> bool:
     if isinstance(desired, bool) or isinstance(live, bool):
         return live is desired
     if isinstance(desired, int | float) and isinstance(live, int | float):
         return float(live) == float(desired)
-    return bool(live == desired)
+    if live == desired:
+        return True
+    if isinstance(live, str) and isinstance(desired, str):
+        a, b = parse_quantity(live), parse_quantity(desired)
+        return a is not None and a == b
+    return False
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_SUFFIXES = {
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+
+
+def parse_quantity(text: str) -> Decimal | None:
+    """The value of a Kubernetes quantity (`100m`, `2Gi`, `1e3`), or None if it is none."""
+    match = _QUANTITY.match(text)
+    if not match:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        value = Decimal(number)
+    except InvalidOperation:
+        return None
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return value * Decimal(10) ** int(suffix[1:])
+    return value * _SUFFIXES[suffix]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ The primary and each remote differ only in the object list and the client.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,20 @@ from typing import Any
 
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.client import Cluster
-from istio_operator.kube.objects import ObjectKey, contains, key_of, readiness, with_desired_hash
+from istio_operator.kube.objects import (
+    ObjectKey,
+    applied_by_us,
+    difference,
+    key_of,
+    readiness,
+    with_desired_hash,
+)
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
 from istio_operator.render import DesiredObject
 from istio_operator.render.phases import Phase
 
+log = logging.getLogger(__name__)
 GATED_KINDS = frozenset({"Deployment", "DaemonSet", "CustomResourceDefinition"})
 POLL_INTERVAL_S = 0.5
 
@@ -103,8 +112,13 @@ async def _apply_changed(
         desired = with_desired_hash(obj.manifest)
         key = key_of(desired)
         current = live.get(key)
-        if current is not None and contains(current, desired):
-            continue
+        if current is not None:
+            drift = difference(current, desired)
+            if drift is None:
+                continue
+            log.info("%s: updating %s (%s differs)", cluster.name, key, drift)
+        else:
+            log.info("%s: creating %s", cluster.name, key)
         live[key] = await cluster.apply(desired)
         applied.append(key)
     return applied
@@ -136,9 +150,15 @@ async def _wait_for_workloads(
 async def _prune(
     cluster: Cluster, live: dict[ObjectKey, dict[str, Any]], desired: set[ObjectKey]
 ) -> list[ObjectKey]:
-    # Istio's CRDs are never pruned: users' Istio configuration lives in them.
-    stale = sorted(k for k in live if k not in desired and k.kind != CRD_KIND)
+    # Istio's CRDs are never pruned: users' Istio configuration lives in them. Objects that
+    # merely inherited our labels (Endpoints copy their Service's) were never applied by us.
+    stale = sorted(
+        k
+        for k, obj in live.items()
+        if k not in desired and k.kind != CRD_KIND and applied_by_us(obj)
+    )
     for key in stale:
+        log.info("%s: deleting %s (no longer desired)", cluster.name, key)
         await cluster.delete(key)
     return stale
 
