@@ -1,0 +1,75 @@
+"""Clients for remote clusters, built from the kubeconfig Secrets of `RemoteIstio`s.
+
+The Secret has the RemoteIstio's name and namespace; its first data value (by key
+order: one key is expected, named after the RemoteIstio) is the kubeconfig.
+Clients live in a registry keyed by the Secret's uid and resourceVersion: a
+changed Secret gets a new client, a gone one has its client closed. Kubeconfig
+contents never appear in errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from lightkube import KubeConfig
+from lightkube.core.exceptions import ConfigError
+
+from istio_operator.kube.client import Cluster
+
+
+class KubeconfigSecretError(ValueError):
+    """The Secret holds no usable kubeconfig; the message says why, never what it holds."""
+
+
+def kubeconfig_from_secret(secret: Mapping[str, Any]) -> KubeConfig:
+    name = (secret.get("metadata") or {}).get("name", "?")
+    data = secret.get("data") or {}
+    if not data:
+        raise KubeconfigSecretError(f"Secret {name} holds no kubeconfig (it has no data)")
+    key = sorted(data)[0]
+    try:
+        text = base64.b64decode(data[key], validate=True).decode()
+        document = yaml.safe_load(text)
+    except (binascii.Error, UnicodeDecodeError, yaml.YAMLError):
+        raise KubeconfigSecretError(
+            f"Secret {name}, key {key}: not a base64-encoded YAML kubeconfig"
+        ) from None
+    if not isinstance(document, dict) or not document.get("clusters"):
+        raise KubeconfigSecretError(f"Secret {name}, key {key}: not a kubeconfig (no clusters)")
+    try:
+        return KubeConfig.from_dict(document)
+    except (ConfigError, KeyError, TypeError, ValueError) as error:
+        raise KubeconfigSecretError(
+            f"Secret {name}, key {key}: invalid kubeconfig ({type(error).__name__})"
+        ) from None
+
+
+class RemoteClients:
+    """One client per remote cluster, rebuilt when its Secret changes."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, tuple[tuple[str, str], Cluster]] = {}
+
+    async def for_secret(self, remote: str, secret: Mapping[str, Any]) -> Cluster:
+        meta = secret.get("metadata") or {}
+        version = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+        known = self._clients.get(remote)
+        if known is not None and known[0] == version:
+            return known[1]
+        cluster = Cluster.from_config(remote, kubeconfig_from_secret(secret))
+        await self.forget(remote)
+        self._clients[remote] = (version, cluster)
+        return cluster
+
+    async def forget(self, remote: str) -> None:
+        known = self._clients.pop(remote, None)
+        if known is not None:
+            await known[1].close()
+
+    async def close(self) -> None:
+        for remote in list(self._clients):
+            await self.forget(remote)
