@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -19,17 +19,26 @@ from istio_operator.api.labels import (
     GROUP,
     MANAGED_BY,
     MANAGED_BY_VALUE,
+    REMOTE,
     owner_selector,
 )
 from istio_operator.controller import metrics
 from istio_operator.controller.triggers import Key, Triggers
 from istio_operator.kube.client import Cluster, ClusterUnreachableError, config_from_file
 from istio_operator.kube.objects import ObjectKey
+from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.engine import Ownership, delete_owned
 from istio_operator.reconcile.injection import reconcile_injection_labels
-from istio_operator.reconcile.istio import Peer, Settings, reconcile_istio
+from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
+from istio_operator.reconcile.remote import (
+    MULTI_CLUSTER_LABEL,
+    RemoteOutcome,
+    list_remotes,
+    remove_remote,
+)
 from istio_operator.reconcile.status import (
+    AVAILABLE,
     FAILED,
     RECONCILING,
     WARNING_STATES,
@@ -49,6 +58,7 @@ WATCHED_OWNED = (
     ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
 )
 REQUEUE_WHILE_ROLLING_S = 2.0
+REMOTE_WATCH_RETRY_S = 5.0
 RETRY_AFTER_ERROR_S = 5.0
 
 
@@ -62,7 +72,6 @@ class RunConfig:
 def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     triggers = Triggers()
-    owned = {MANAGED_BY: MANAGED_BY_VALUE}
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -74,15 +83,24 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         register_crds(generate_crds())
         memo["primary"] = Cluster.from_config("primary", config_from_file(config.kubeconfig))
+        memo["remotes"] = RemoteClients()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        await memo["remotes"].close()
         await memo["primary"].close()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
+    _register_istio(registry, triggers, config)
+    _register_owned(registry, triggers)
+    _register_remotes(registry, triggers)
+    return registry
+
+
+def _register_istio(registry: kopf.OperatorRegistry, triggers: Triggers, config: RunConfig) -> None:
     @kopf.index(GROUP, "v1beta1", "istios", id="istio_peers", registry=registry)
     def istio_peers(
         namespace: str | None, name: str, meta: kopf.Meta, **_: Any
@@ -95,12 +113,6 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
             "observedGeneration"
         ):
             triggers.fire((namespace or "", name))
-
-    for group, version, plural in WATCHED_OWNED:
-
-        @kopf.on.event(group, version, plural, labels=owned, registry=registry)
-        def owned_changed(labels: kopf.Labels, **_: Any) -> None:
-            triggers.fire_owner_of(labels)
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     def namespace_changed(type: str | None, **_: Any) -> None:
@@ -120,7 +132,7 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         key: Key = (namespace or "", name)
         istio_peers: kopf.Index[None, Peer] = kwargs["istio_peers"]
         trigger = triggers.event_for(key)
-        worker = _Worker(memo["primary"], config, key, logger)
+        worker = _Worker(memo["primary"], memo["remotes"], config, key, logger)
         try:
             while not stopped:
                 trigger.clear()
@@ -141,61 +153,165 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
     ) -> None:
         namespace = namespace or ""
         primary: Cluster = memo["primary"]
+        for remote in await list_remotes(primary, namespace):
+            remote_name = remote["metadata"]["name"]
+            try:
+                await remove_remote(primary, memo["remotes"], name, namespace, remote_name)
+            except (ClusterUnreachableError, KubeconfigSecretError) as error:
+                raise kopf.TemporaryError(
+                    f"cannot clean remote {remote_name} yet: {error}", delay=5
+                ) from error
         removed = await delete_owned(primary, Ownership(owner_selector(name, namespace)))
         await reconcile_injection_labels(primary, name, namespace, [])
         logger.info(f"deleted {len(removed)} objects; Istio's CRDs and user configuration kept")
 
-    return registry
+
+def _register_owned(registry: kopf.OperatorRegistry, triggers: Triggers) -> None:
+    owned = {MANAGED_BY: MANAGED_BY_VALUE}
+    for group, version, plural in WATCHED_OWNED:
+
+        @kopf.on.event(group, version, plural, labels=owned, registry=registry)
+        def owned_changed(labels: kopf.Labels, **_: Any) -> None:
+            triggers.fire_owner_of(labels)
+
+
+def _register_remotes(registry: kopf.OperatorRegistry, triggers: Triggers) -> None:
+    @kopf.on.event(GROUP, "v1beta1", "remoteistios", registry=registry)
+    def remote_changed(namespace: str | None, **_: Any) -> None:
+        triggers.fire_namespace(namespace or "")
+
+    @kopf.on.event("", "v1", "secrets", labels={MULTI_CLUSTER_LABEL: "true"}, registry=registry)
+    def kubeconfig_changed(namespace: str | None, **_: Any) -> None:
+        triggers.fire_namespace(namespace or "")
+
+    @kopf.daemon(GROUP, "v1beta1", "remoteistios", cancellation_timeout=5.0, registry=registry)
+    async def remote_watcher(
+        namespace: str | None,
+        name: str,
+        memo: kopf.Memo,
+        stopped: kopf.DaemonStopped,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **_: Any,
+    ) -> None:
+        """Watches the remote cluster's workloads so that drift there is repaired at once."""
+        namespace = namespace or ""
+        while not stopped:
+            try:
+                await _watch_remote(memo, namespace, name, triggers)
+            except (ClusterUnreachableError, KubeconfigSecretError) as error:
+                logger.debug(f"remote watch of {name} paused: {error}")
+            await stopped.wait(REMOTE_WATCH_RETRY_S)
+
+    @kopf.on.delete(GROUP, "v1beta1", "remoteistios", retries=60, backoff=5, registry=registry)
+    async def remote_deleted(
+        namespace: str | None,
+        name: str,
+        memo: kopf.Memo,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **kwargs: Any,
+    ) -> None:
+        namespace = namespace or ""
+        peers: kopf.Index[None, Peer] = kwargs["istio_peers"]
+        for istio_name in sorted({p.name for p in peers.get(None, []) if p.namespace == namespace}):
+            try:
+                removed = await remove_remote(
+                    memo["primary"], memo["remotes"], istio_name, namespace, name
+                )
+            except (ClusterUnreachableError, KubeconfigSecretError) as error:
+                raise kopf.TemporaryError(
+                    f"cannot clean remote {name} yet: {error}", delay=5
+                ) from error
+            logger.info(f"removed {removed} objects from remote cluster {name}")
+        triggers.fire_namespace(namespace)
+
+
+async def _watch_remote(memo: kopf.Memo, namespace: str, name: str, triggers: Triggers) -> None:
+    primary: Cluster = memo["primary"]
+    secret = await primary.get(ObjectKey("v1", "Secret", namespace, name))
+    if secret is None:
+        raise KubeconfigSecretError(f"kubeconfig Secret {namespace}/{name} not found")
+    cluster = await memo["remotes"].for_secret(name, secret)
+    selector = f"{MANAGED_BY}={MANAGED_BY_VALUE},{REMOTE}={name}"
+    async for _, obj in cluster.watch_labelled("apps/v1", "Deployment", selector):
+        triggers.fire_owner_of((obj.get("metadata") or {}).get("labels") or {})
 
 
 class _Worker:
     """Runs reconciles for one Istio resource and reports them (status, Events, metrics)."""
 
-    def __init__(self, primary: Cluster, config: RunConfig, key: Key, logger: Any) -> None:
-        self.primary, self.config, self.key, self.logger = primary, config, key, logger
+    def __init__(
+        self, primary: Cluster, remotes: RemoteClients, config: RunConfig, key: Key, logger: Any
+    ) -> None:
+        self.primary, self.remotes, self.config = primary, remotes, config
+        self.key, self.logger = key, logger
+        self.remote_failures: dict[str, int] = {}
 
     async def run_once(self, body: kopf.Body, peers: list[Peer]) -> float:
         """One reconcile; returns how long to wait before the next one without a trigger."""
         started = time.monotonic()
         snapshot = _plain(body)
         try:
-            seen = await reconcile_istio(
-                self.primary, snapshot, peers, Settings(phase_timeout=self.config.phase_timeout)
+            outcome = await reconcile_mesh(
+                self.primary,
+                snapshot,
+                peers,
+                Settings(phase_timeout=self.config.phase_timeout),
+                self.remotes,
             )
         except ClusterUnreachableError as error:
-            seen = Observation(
-                generation=_generation(snapshot),
-                state=FAILED,
-                reason="Unreachable",
-                message=str(error),
-            )
+            outcome = MeshOutcome(_failure(snapshot, "Unreachable", str(error)))
         except Exception as error:  # a reconcile must never kill the worker
             self.logger.exception("reconcile failed")
-            seen = Observation(
-                generation=_generation(snapshot),
-                state=FAILED,
-                reason="Error",
-                message=f"{type(error).__name__}: {error}",
-            )
+            outcome = MeshOutcome(_failure(snapshot, "Error", f"{type(error).__name__}: {error}"))
+        seen = outcome.primary
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels(self.key[0], self.key[1], seen.state).inc()
         if seen.state == FAILED:
             metrics.RECONCILE_ERRORS.labels(seen.reason).inc()
-        await self._report(body, snapshot, seen)
+        istio_key = ObjectKey(API_VERSION, "Istio", self.key[0], self.key[1])
+        await self._report(istio_key, body, snapshot.get("status") or {}, seen)
+        await self._report_remotes(outcome)
+        return self._next_wait(seen, outcome.remotes)
+
+    def _next_wait(self, seen: Observation, remotes: list[RemoteOutcome]) -> float:
+        waits = [self.config.resync_period]
         if seen.state == RECONCILING:
-            return REQUEUE_WHILE_ROLLING_S
+            waits.append(REQUEUE_WHILE_ROLLING_S)
         if seen.reason in ("Unreachable", "Error"):
-            return RETRY_AFTER_ERROR_S
-        return self.config.resync_period
+            waits.append(RETRY_AFTER_ERROR_S)
+        for remote in remotes:
+            state = remote.observation.state
+            if state == RECONCILING:
+                waits.append(REQUEUE_WHILE_ROLLING_S)
+            elif state != AVAILABLE:
+                # Each failing remote backs off on its own: 5 s, 10 s, ... up to 2 min.
+                failures = self.remote_failures.get(remote.name, 0) + 1
+                self.remote_failures[remote.name] = failures
+                waits.append(min(RETRY_AFTER_ERROR_S * 2 ** (failures - 1), 120.0))
+            if state == AVAILABLE:
+                self.remote_failures.pop(remote.name, None)
+        return min(waits)
+
+    async def _report_remotes(self, outcome: MeshOutcome) -> None:
+        bodies = {b["metadata"]["name"]: b for b in outcome.remote_bodies}
+        for remote in outcome.remotes:
+            body = bodies.get(remote.name)
+            if body is None:
+                continue
+            key = ObjectKey(API_VERSION, "RemoteIstio", self.key[0], remote.name)
+            await self._report(key, body, body.get("status") or {}, remote.observation)
 
     async def _report(
-        self, body: kopf.Body, snapshot: Mapping[str, Any], seen: Observation
+        self,
+        key: ObjectKey,
+        body: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        seen: Observation,
     ) -> None:
-        previous = dict(snapshot.get("status") or {})
+        """Writes the status when it changed, with an Event when the state did."""
         status = compute_status(previous, seen)
         if not differs(previous, status):
             return
-        key = ObjectKey(API_VERSION, "Istio", self.key[0], self.key[1])
         try:
             await self.primary.patch_status(key, status)
         except ClusterUnreachableError:
@@ -207,11 +323,13 @@ class _Worker:
         )
         if changed:
             kind = "Warning" if seen.state in WARNING_STATES else "Normal"
-            message = seen.message or f"{seen.state}" + (
-                f" at {seen.version}" if seen.version else ""
-            )
-            kopf.event(body, type=kind, reason=seen.reason, message=message[:1000])
-            self.logger.info(f"{seen.state} ({seen.reason}) {seen.message}".strip())
+            message = seen.message or seen.state + (f" at {seen.version}" if seen.version else "")
+            kopf.event(cast(kopf.Body, body), type=kind, reason=seen.reason, message=message[:1000])
+            self.logger.info(f"{key}: {seen.state} ({seen.reason}) {seen.message}".strip())
+
+
+def _failure(body: Mapping[str, Any], reason: str, message: str) -> Observation:
+    return Observation(generation=_generation(body), state=FAILED, reason=reason, message=message)
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

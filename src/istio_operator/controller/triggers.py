@@ -34,6 +34,12 @@ class Triggers:
         for event in self._events.values():
             event.set()
 
+    def fire_namespace(self, namespace: str) -> None:
+        """Every Istio resource of the namespace (the mesh a RemoteIstio belongs to)."""
+        for (ns, _), event in self._events.items():
+            if ns == namespace:
+                event.set()
+
     def fire_owner_of(self, labels: Mapping[str, str]) -> None:
         name, namespace = labels.get(OWNER_NAME), labels.get(OWNER_NAMESPACE)
         if name and namespace:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,18 @@ class Cluster:
         scope = {"namespace": key.namespace} if key.namespace else {}
         await self._request(lambda: self._api.delete(cls, key.name, **scope), missing=None)
         self.writes.deletes += 1
+
+    async def watch_labelled(
+        self, api_version: str, kind: str, selector: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Changes of the labelled objects of a kind, in all namespaces, as (type, object)."""
+        cls = resource_class(api_version, kind)
+        labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
+        try:
+            async for event, obj in self._api.watch(cls, namespace=ALL_NS, labels=labels):
+                yield event, dict(obj.to_dict())
+        except (httpx.TransportError, OSError) as error:
+            raise ClusterUnreachableError(f"cluster {self.name} is unreachable: {error}") from error
 
     async def _request(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's

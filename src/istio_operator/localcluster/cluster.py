@@ -8,6 +8,7 @@ its own kubeconfig file, and ``~/.kube/config`` is never touched.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -72,6 +73,22 @@ class LocalCluster:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports.kube_apiserver}"
+
+    def standalone_kubeconfig(self) -> str:
+        """The admin kubeconfig with its certificates inline, usable from anywhere
+        (e.g. in the kubeconfig Secret of a RemoteIstio)."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        for entry, keys in (
+            ("clusters", ("certificate-authority",)),
+            ("users", ("client-certificate", "client-key")),
+        ):
+            for item in config.get(entry) or []:
+                section = item.get("cluster") or item.get("user") or {}
+                for key in keys:
+                    if key in section:
+                        data = Path(section.pop(key)).read_bytes()
+                        section[f"{key}-data"] = base64.b64encode(data).decode()
+        return str(yaml.safe_dump(config, sort_keys=False))
 
     def pid_of(self, component: str) -> int | None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from istio_operator.api.errors import SpecError
@@ -12,20 +12,36 @@ from istio_operator.api.istio import Istio
 from istio_operator.api.labels import PHASE, owner_selector
 from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import Cluster
-from istio_operator.kube.objects import ObjectKey, readiness
+from istio_operator.kube.objects import readiness
+from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.engine import ClusterReport, Ownership, reconcile_cluster
 from istio_operator.reconcile.injection import reconcile_injection_labels
+from istio_operator.reconcile.remote import (
+    RemoteOutcome,
+    ingress_addresses,
+    list_remotes,
+    reconcile_remotes,
+    remote_networks,
+)
 from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
 from istio_operator.render import render_primary
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
 
-INGRESS_GATEWAY = "istio-ingressgateway"
-
 
 @dataclass(frozen=True)
 class Settings:
     phase_timeout: float = 60.0
+    remote_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class MeshOutcome:
+    """What one reconcile of a mesh found: the primary's and each remote's state."""
+
+    primary: Observation
+    remotes: list[RemoteOutcome] = field(default_factory=list)
+    remote_bodies: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,36 +70,58 @@ def _conflict(istio: Istio, created: str, peers: Sequence[Peer]) -> str | None:
     )
 
 
-async def reconcile_istio(
-    primary: Cluster, body: Mapping[str, Any], peers: Sequence[Peer], settings: Settings
-) -> Observation:
+async def reconcile_mesh(
+    primary: Cluster,
+    body: Mapping[str, Any],
+    peers: Sequence[Peer],
+    settings: Settings,
+    clients: RemoteClients,
+) -> MeshOutcome:
+    """The primary first; once it is available, every remote of the mesh."""
     generation = int((body.get("metadata") or {}).get("generation") or 0)
+    namespace = str((body.get("metadata") or {}).get("namespace") or "")
+    remote_bodies = await list_remotes(primary, namespace)
+    gateways = await ingress_addresses(primary, namespace)
     try:
         istio = load_istio(body).resource
-        objects = render_primary(istio)
+        objects = render_primary(
+            istio, remote_networks(remote_bodies), primary_gateway_addresses=gateways
+        )
     except SpecError as error:
-        return _failed(generation, "InvalidSpec", f"invalid spec: {error}")
+        return MeshOutcome(_failed(generation, "InvalidSpec", f"invalid spec: {error}"))
     except UnsupportedVersionError as error:
-        return _failed(generation, "UnsupportedVersion", str(error))
+        return MeshOutcome(_failed(generation, "UnsupportedVersion", str(error)))
     conflict = _conflict(istio, str((body.get("metadata") or {}).get("creationTimestamp")), peers)
     if conflict:
-        return _failed(generation, "Conflict", conflict)
+        return MeshOutcome(_failed(generation, "Conflict", conflict))
 
-    name, namespace = istio.metadata.name, istio.metadata.namespace or ""
+    name = istio.metadata.name
     report = await reconcile_cluster(
         primary, objects, Ownership(owner_selector(name, namespace)), settings.phase_timeout
     )
     await reconcile_injection_labels(
         primary, name, namespace, istio.spec.autoInjectionNamespaces or []
     )
-    return await observe(primary, istio, generation, report)
+    remotes: list[RemoteOutcome] = []
+    if report.done:
+        remotes = await reconcile_remotes(
+            primary,
+            istio,
+            remote_bodies,
+            clients,
+            settings.phase_timeout,
+            settings.remote_concurrency,
+        )
+    seen = observe(istio, generation, report, gateways)
+    if remotes:
+        seen = replace(seen, remotes={r.name: r.observation.state for r in remotes})
+    return MeshOutcome(seen, remotes, remote_bodies)
 
 
-async def observe(
-    primary: Cluster, istio: Istio, generation: int, report: ClusterReport
+def observe(
+    istio: Istio, generation: int, report: ClusterReport, gateways: tuple[str, ...]
 ) -> Observation:
     components = component_states(report)
-    gateways = await gateway_addresses(primary, istio.metadata.namespace or "")
     if not report.done:
         phase = report.waiting_phase.label if report.waiting_phase else ""
         return Observation(
@@ -135,9 +173,3 @@ def _phase_state(
 def _containers(workload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
     return list(spec.get("containers") or [])
-
-
-async def gateway_addresses(cluster: Cluster, namespace: str) -> tuple[str, ...]:
-    service = await cluster.get(ObjectKey("v1", "Service", namespace, INGRESS_GATEWAY))
-    ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
-    return tuple(i.get("ip") or i.get("hostname") for i in ingress or [] if i)

@@ -35,6 +35,8 @@ class Observation:
     gateway_addresses: tuple[str, ...] = ()
     # Whether the running control plane is available; None: not looked at (kept as it was).
     ready: bool | None = None
+    # The state of each remote cluster of the mesh, by RemoteIstio name.
+    remotes: Mapping[str, str] | None = None
 
 
 def now() -> str:
@@ -94,6 +96,9 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
             _ready_condition(previous, seen),
         ],
     }
+    remotes = previous.get("remotes") if seen.remotes is None else dict(seen.remotes)
+    if remotes:
+        status["remotes"] = remotes
     version = seen.version or previous.get("version")
     if version:
         status["version"] = version
