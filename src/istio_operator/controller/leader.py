@@ -40,7 +40,6 @@ deployed Role grants are used: get, create, update.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -224,6 +223,7 @@ class LeaderElector:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._leading = False
+        self.observed_holder = ""  # who held the Lease at the last attempt
 
     @classmethod
     def from_config(
@@ -253,6 +253,7 @@ class LeaderElector:
         sent = time.monotonic()
         now = utc_now()
         lease = self._read()
+        self.observed_holder = holder_of(lease)
         if not may_acquire(lease, self.identity, now, self.timings.lease_duration):
             return False
         return self._claim(lease, sent, now)
@@ -308,7 +309,7 @@ class LeaderElector:
             except (ApiError, httpx.HTTPError, OSError) as error:
                 logger.warning(f"leader election: could not read or write the Lease: {error}")
             else:
-                holder = self._current_holder()
+                holder = self.observed_holder
                 if holder != last_holder:
                     logger.info(
                         f"waiting for leadership: Lease {self.namespace}/{self.name} "
@@ -316,11 +317,6 @@ class LeaderElector:
                     )
                     last_holder = holder
             time.sleep(self.timings.retry_period)
-
-    def _current_holder(self) -> str:
-        with contextlib.suppress(ApiError, httpx.HTTPError, OSError):
-            return holder_of(self._read())
-        return ""
 
     def start_renewing(self, on_lost: Callable[[str], None]) -> None:
         """Renews in a background thread; calls `on_lost` (which must stop everything
@@ -330,12 +326,15 @@ class LeaderElector:
         if not self._leading or self._renewed_at is None:
             raise RuntimeError("start_renewing() before acquire()")
         lost = threading.Event()
+        once = threading.Lock()
 
         def lose(reason: str) -> None:
-            if not lost.is_set() and not self._stop.is_set():
+            with once:
+                if lost.is_set() or self._stop.is_set():
+                    return
                 lost.set()
                 self._leading = False
-                on_lost(reason)
+            on_lost(reason)
 
         def renew() -> None:
             while not self._stop.wait(self.timings.renew_period):
