@@ -4,14 +4,18 @@ A remote runs citadel (signing with the primary's CA), the sidecar injector,
 the gateways, and optionally the node agent and CNI; its sidecars use the
 primary's pilot, mixer and telemetry through headless Services whose
 Endpoints are the primary's pod IPs (flat network) or the primary's ingress
-gateway (meshExpansion).
+gateway (meshExpansion). A gateway known only by its DNS name (a cloud load
+balancer's hostname) cannot be an Endpoints address: the mirror is then an
+ExternalName Service resolving to it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.remoteistio import IstioService, RemoteIstio
 from istio_operator.render import builders as b
@@ -87,35 +91,80 @@ def ca_secret(ctx: Context, source: Mapping[str, str]) -> Manifest:
     }
 
 
-def _ports(service: IstioService, facts: PrimaryFacts) -> list[PortFact]:
-    if service.ports:
-        return [PortFact(port.name, port.port, port.protocol or "TCP") for port in service.ports]
-    return list(facts.service_ports.get(service.name, ()))
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
-def _addresses(ctx: Context, service: IstioService, facts: PrimaryFacts) -> list[str]:
+def _ports(service: IstioService, path: str, facts: PrimaryFacts) -> list[PortFact]:
+    """The service's own ports, else those of the primary's service of that name.
+
+    A Service with more than one port needs a name on each: the primary's
+    services have them; ports given in the RemoteIstio must.
+    """
+    if not service.ports:
+        return list(facts.service_ports.get(service.name, ()))
+    if len(service.ports) > 1:
+        for index, port in enumerate(service.ports):
+            if not port.name:
+                raise SpecError(
+                    f"{path}.ports[{index}].name", "must be set when a service has several ports"
+                )
+    return [PortFact(port.name, port.port, port.protocol or "TCP") for port in service.ports]
+
+
+def _addresses(ctx: Context, service: IstioService, path: str, facts: PrimaryFacts) -> list[str]:
+    """The IPs and DNS names the mirror resolves to: the primary's ingress gateway with
+    meshExpansion, else the pods behind the primary's service (flat network)."""
     if ctx.mesh_expansion:
         return sorted(set(facts.ingress_gateway_addresses))
+    for index, ip in enumerate(service.podIPs or ()):
+        if not _is_ip(ip):
+            raise SpecError(f"{path}.podIPs[{index}]", f"must be an IP address, not {ip!r}")
     return sorted({*(service.podIPs or ()), *facts.service_pod_ips.get(service.name, ())})
 
 
-def mirrored_service(ctx: Context, service: IstioService, facts: PrimaryFacts) -> list[Manifest]:
-    """A selector-less headless Service and, when there are addresses, its Endpoints."""
-    ports = _ports(service, facts)
+def mirrored_service(
+    ctx: Context, service: IstioService, path: str, facts: PrimaryFacts
+) -> list[Manifest]:
+    """A selector-less headless Service and, when there are IP addresses, its Endpoints;
+    an ExternalName Service when the addresses are DNS names only.
+
+    `path` locates `service` in the RemoteIstio, for errors.
+    """
+    ports = _ports(service, path, facts)
     if not ports:
         return []
+    addresses = _addresses(ctx, service, path, facts)
+    ips = [address for address in addresses if _is_ip(address)]
+    names = [address for address in addresses if not _is_ip(address)]
+    service_ports = [b.service_port(p.name, p.port, protocol=p.protocol) for p in ports]
+    if names and not ips:
+        return [
+            b.service(
+                service.name,
+                ctx.namespace,
+                MIRROR_LABELS,
+                None,
+                service_ports,
+                service_type="ExternalName",
+                extra={"externalName": names[0]},
+            )
+        ]
     manifests = [
         b.service(
             service.name,
             ctx.namespace,
             MIRROR_LABELS,
             None,
-            [b.service_port(p.name, p.port, protocol=p.protocol) for p in ports],
+            service_ports,
             extra={"clusterIP": "None"},
         )
     ]
-    addresses = _addresses(ctx, service, facts)
-    if addresses:
+    if ips:
         endpoint_ports = []
         for port in ports:
             entry: Manifest = {"port": port.port, "protocol": port.protocol}
@@ -127,9 +176,7 @@ def mirrored_service(ctx: Context, service: IstioService, facts: PrimaryFacts) -
                 "apiVersion": "v1",
                 "kind": "Endpoints",
                 "metadata": b.metadata(service.name, ctx.namespace, MIRROR_LABELS),
-                "subsets": [
-                    {"addresses": [{"ip": ip} for ip in addresses], "ports": endpoint_ports}
-                ],
+                "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": endpoint_ports}],
             }
         )
     return manifests
@@ -166,8 +213,8 @@ def render_remote(istio: Istio, remote: RemoteIstio, facts: PrimaryFacts) -> lis
     own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
     if ctx.citadel.enabled and not own_ca and facts.ca_secret_data is not None:
         base.append(ca_secret(ctx, facts.ca_secret_data))
-    for service in remote.spec.enabledServices:
-        base += mirrored_service(ctx, service, facts)
+    for index, service in enumerate(remote.spec.enabledServices):
+        base += mirrored_service(ctx, service, f"spec.enabledServices[{index}]", facts)
     objects = ctx.unowned(Phase.BASE, [namespace(ctx)]) + ctx.emit(Phase.BASE, base)
     for component in REMOTE_COMPONENTS:
         objects += component(ctx)
