@@ -11,6 +11,7 @@ silently drop a field they do not know, and so would hide a misspelt or misplace
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,10 +23,26 @@ from lightkube.types import PatchType
 
 from istio_operator.kube.resources import register_crds, resource_class, to_resource
 from istio_operator.localcluster import Workspace
-from istio_operator.render import DesiredObject, Phase, RemoteNetwork, render_primary
+from istio_operator.render import (
+    DesiredObject,
+    Phase,
+    PortFact,
+    PrimaryFacts,
+    RemoteNetwork,
+    render_primary,
+    render_remote,
+)
 from tests.conftest import client_for
 from tests.operator_harness import wait_established
-from tests.unit.render_support import istio, remote_objects, sample_body, with_spec
+from tests.unit.render_support import (
+    FACTS,
+    SAMPLE_REMOTE,
+    istio,
+    remote,
+    remote_objects,
+    sample_body,
+    with_spec,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -77,6 +94,21 @@ def all_on(version: str) -> list[DesiredObject]:
     )
 
 
+def remote_all_on(version: str, *gateway_addresses: str) -> list[DesiredObject]:
+    """The remote of the all-on spec (meshExpansion: its mirrors point at the primary's
+    gateway); a mirrored service with its own unnamed port and pod IP."""
+    body = copy.deepcopy(SAMPLE_REMOTE)
+    body["spec"]["enabledServices"].append(
+        {"name": "zipkin-own", "ports": [{"port": 9411}], "podIPs": ["10.1.0.9"]}
+    )
+    facts = PrimaryFacts(
+        ca_secret_data=FACTS.ca_secret_data,
+        ingress_gateway_addresses=gateway_addresses,
+        service_ports={"istio-pilot": (PortFact("grpc-xds", 15010), PortFact("https-xds", 15011))},
+    )
+    return render_remote(istio(all_on_body(version)), remote(body), facts)
+
+
 RENDERS: dict[str, Callable[[], list[DesiredObject]]] = {
     "sample-1.2": lambda: render_primary(istio(sample_body("1.2.5"))),
     "sample-1.3": lambda: render_primary(istio(sample_body("1.3.0"))),
@@ -84,6 +116,9 @@ RENDERS: dict[str, Callable[[], list[DesiredObject]]] = {
     "all-on-1.3": lambda: all_on("1.3.0"),
     "remote-1.2": lambda: remote_objects(sample_body("1.2.5")),
     "remote-1.3": lambda: remote_objects(sample_body("1.3.0")),
+    # A cloud load balancer may be known by a hostname, next to IPs or alone.
+    "remote-all-on-1.2": lambda: remote_all_on("1.2.5", "203.0.113.10", "gw.example.com"),
+    "remote-all-on-1.3": lambda: remote_all_on("1.3.0", "a1b2.elb.example.com"),
 }
 
 
