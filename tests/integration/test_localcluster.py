@@ -143,7 +143,7 @@ def test_two_clusters_are_isolated(primary: Client, remote: Client) -> None:
     assert missing.value.status.code == 404
 
 
-def test_load_balancer_services_get_a_loopback_address(
+def test_load_balancer_services_get_an_address(
     primary: Client, primary_cluster: LocalCluster
 ) -> None:
     primary.apply(

@@ -286,8 +286,11 @@ class Workspace:
     # -- internals -------------------------------------------------------------------------
 
     def _next_address_prefix(self) -> str:
+        # Not loopback: Kubernetes refuses loopback IPs in Endpoints, and a remote cluster's
+        # Endpoints carry the primary gateway's address. The shared address space
+        # 100.64.0.0/10 is routed nowhere here; nothing ever connects to these addresses.
         used = {cluster.address_prefix for cluster in self.list()}
-        return next(p for p in (f"127.{i}" for i in range(1, 255)) if p not in used)
+        return next(p for p in (f"100.{i}" for i in range(64, 128)) if p not in used)
 
     def _configuration_yaml(self, cluster: LocalCluster) -> str:
         stages = self.binaries.stages_file.read_text()

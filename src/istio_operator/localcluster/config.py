@@ -85,7 +85,7 @@ def load_balancer_stage(address_prefix: str) -> dict[str, Any]:
 
     A ``type: LoadBalancer`` Service without an address gets
     ``<address_prefix>.<third>.<fourth octet of its ClusterIP>``: stable, unique within
-    the cluster, and distinct across clusters given distinct prefixes (``127.1``, ``127.2``).
+    the cluster, and distinct across clusters given distinct prefixes (``100.64``, ``100.65``).
     """
     octets = '(splitList "." .spec.clusterIP)'
     address = f"{address_prefix}.{{{{ index {octets} 2 }}}}.{{{{ index {octets} 3 }}}}"
