@@ -1,16 +1,17 @@
 """The operator's RBAC is derived from what it renders: nothing missing, nothing extra.
 
-The rules are recomputed here from the renderer (every optional component on, both
-Istio families, with and without mTLS and mesh expansion) and from the operator's own
-needs, and compared with deploy/base's ClusterRole, the chart's copy of it and
-deploy/remote's ClusterRole.
+The rules come from `istio_operator.reconcile.rbac` (the renderer with every optional
+component on, both Istio families, with and without mTLS and mesh expansion, plus the
+operator's own needs), which `istio-operator remote-access` also applies; they are
+compared with deploy/base's ClusterRole, the chart's copy of it and deploy/remote's
+ClusterRole, and recomputed from the reference samples as a cross-check.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,18 @@ import pytest
 import yaml
 
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.kube.resources import register_crds, resource_class
-from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
+from istio_operator.reconcile.access import remote_manifests
+from istio_operator.reconcile.kinds import MANAGED_KINDS
+from istio_operator.reconcile.rbac import (
+    OPERATOR_ON_PRIMARY,
+    OPERATOR_ON_REMOTE,
+    OPTIONAL_COMPONENTS,
+    Rules,
+    policy_rules,
+    primary_rules,
+    remote_rules,
+    required,
+)
 from istio_operator.render import (
     DesiredObject,
     PortFact,
@@ -33,57 +44,7 @@ ROOT = Path(__file__).parent.parent.parent
 DEPLOY = ROOT / "deploy"
 SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 
-Rules = dict[tuple[str, str], frozenset[str]]  # (apiGroup, resource) -> verbs
-
-READ = frozenset({"get", "list", "watch"})
-APPLY = READ | {"create", "patch"}  # server-side apply may create
-OWN = APPLY | {"delete"}  # pruned when no longer desired
-# (Cluster)Roles that hold more than the operator does can be written only with
-# `escalate` and bound only with `bind`.
-PRIVILEGED_ROLES = frozenset({"bind", "escalate"})
-ROLE_KINDS = {("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "clusterroles")}
-# Istio's CRDs (users' configuration lives in them) and a remote's control-plane namespace.
-NEVER_PRUNED = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
-
-OPTIONAL_COMPONENTS = (
-    "pilot",
-    "citadel",
-    "galley",
-    "gateways",
-    "mixer",
-    "policy",
-    "telemetry",
-    "sidecarInjector",
-    "nodeAgent",
-    "sds",
-    "tracing",
-    "defaultPodDisruptionBudget",
-    "istioCoreDNS",
-    "mixerlessTelemetry",
-    "localityLB",
-)
 IMAGE_FIELDS = ("pilot", "citadel", "galley", "mixer", "sidecarInjector", "nodeAgent")
-
-# What the operator does on the primary beyond applying what it renders.
-OPERATOR_ON_PRIMARY: Rules = {
-    # kopf watches its resources and patches finalizers and annotations onto them.
-    ("istio.banzaicloud.io", "istios"): frozenset({"get", "list", "watch", "patch"}),
-    ("istio.banzaicloud.io", "remoteistios"): frozenset({"get", "list", "watch", "patch"}),
-    ("istio.banzaicloud.io", "istios/status"): frozenset({"get", "patch"}),
-    ("istio.banzaicloud.io", "remoteistios/status"): frozenset({"get", "patch"}),
-    # ownerReferences with blockOwnerDeletion need `update` on the owner's finalizers.
-    ("istio.banzaicloud.io", "istios/finalizers"): frozenset({"update"}),
-    ("istio.banzaicloud.io", "remoteistios/finalizers"): frozenset({"update"}),
-    # The istio-injection label of the auto-injection namespaces.
-    ("", "namespaces"): frozenset({"get", "list", "watch", "patch"}),
-    # Remote kubeconfigs and the primary's CA; the istio/multiCluster label.
-    ("", "secrets"): frozenset({"get", "list", "watch", "patch"}),
-    # Pod IPs behind the primary's services (flat-network remotes), sidecar versions.
-    ("", "pods"): READ,
-    ("", "events"): frozenset({"create", "patch"}),
-}
-# On a remote the operator only applies, prunes and labels namespaces.
-OPERATOR_ON_REMOTE: Rules = {("", "namespaces"): frozenset({"get", "list", "watch", "patch"})}
 
 
 def load_yaml(path: Path) -> Any:
@@ -159,32 +120,6 @@ def rendered_remote() -> list[DesiredObject]:
     ]
 
 
-def resource_of(api_version: str, kind: str) -> tuple[str, str]:
-    """(apiGroup, plural) from lightkube's models and the rendered Istio CRDs."""
-    info = resource_class(api_version, kind)._api_info
-    return info.resource.group, info.plural
-
-
-def merge(*parts: Mapping[tuple[str, str], Iterable[str]]) -> Rules:
-    merged: dict[tuple[str, str], set[str]] = {}
-    for part in parts:
-        for key, verbs in part.items():
-            merged.setdefault(key, set()).update(verbs)
-    return {key: frozenset(verbs) for key, verbs in merged.items()}
-
-
-def required(objects: list[DesiredObject], operator: Rules) -> Rules:
-    register_crds(o.manifest for o in objects if o.kind == CRD_KIND)
-    written = {resource_of(o.api_version, o.kind) for o in objects}
-    owned = {resource_of(api_version, kind) for api_version, kind in MANAGED_KINDS}
-    rules: dict[tuple[str, str], Iterable[str]] = dict.fromkeys(owned, READ)  # pruning lists
-    for key in written:
-        rules[key] = APPLY if key in NEVER_PRUNED else OWN
-    for key in written & ROLE_KINDS:
-        rules[key] = set(rules[key]) | PRIVILEGED_ROLES
-    return merge(rules, operator)
-
-
 def granted(role: Mapping[str, Any]) -> Rules:
     rules: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
@@ -236,11 +171,15 @@ def test_every_rendered_kind_is_one_the_operator_prunes(
     assert rendered - managed - unowned == set()
 
 
-def test_base_cluster_role_grants_exactly_what_the_operator_needs(
+def test_base_cluster_role_grants_exactly_what_the_operator_needs() -> None:
+    assert_exactly(cluster_role(DEPLOY / "base/clusterrole.yaml"), primary_rules())
+
+
+def test_the_derivation_covers_what_the_reference_samples_render(
     primary_objects: list[DesiredObject],
 ) -> None:
-    expected = required(primary_objects, OPERATOR_ON_PRIMARY)
-    assert_exactly(cluster_role(DEPLOY / "base/clusterrole.yaml"), expected)
+    assert required(primary_objects, OPERATOR_ON_PRIMARY) == primary_rules()
+    assert required(rendered_remote(), OPERATOR_ON_REMOTE) == remote_rules()
 
 
 def test_chart_cluster_role_has_the_base_rules() -> None:
@@ -248,8 +187,33 @@ def test_chart_cluster_role_has_the_base_rules() -> None:
 
 
 def test_remote_cluster_role_grants_exactly_what_reconciling_a_remote_needs() -> None:
-    expected = required(rendered_remote(), OPERATOR_ON_REMOTE)
-    assert_exactly(cluster_role(DEPLOY / "remote/rbac.yaml"), expected)
+    assert_exactly(cluster_role(DEPLOY / "remote/rbac.yaml"), remote_rules())
+
+
+def test_remote_access_applies_exactly_the_remote_rules() -> None:
+    _, role, binding = remote_manifests("istio-system")
+    assert role["kind"] == "ClusterRole"
+    assert_exactly(role, remote_rules())
+    assert granted(role) == granted(cluster_role(DEPLOY / "remote/rbac.yaml"))
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "istio-operator", "namespace": "istio-system"}
+    ]
+    for rule in role["rules"]:
+        assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
+
+
+def test_policy_rules_group_resources_by_group_and_verbs() -> None:
+    rules: Rules = {
+        ("", "pods"): frozenset({"get", "list"}),
+        ("", "services"): frozenset({"list", "get"}),
+        ("apps", "deployments"): frozenset({"get"}),
+        ("", "events"): frozenset(),
+    }
+    assert policy_rules(rules) == [
+        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+    ]
 
 
 @pytest.mark.parametrize(

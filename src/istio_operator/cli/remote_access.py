@@ -1,0 +1,126 @@
+"""`istio-operator remote-access`: let the operator reach a remote cluster.
+
+With an admin kubeconfig of the remote, creates there the operator's identity
+(ServiceAccount, ClusterRole with only what reconciling a remote needs, binding),
+asks the TokenRequest API for a token of it, and writes on the primary the
+kubeconfig Secret a RemoteIstio of that name uses. The token and the kubeconfig
+are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from lightkube import ApiError
+from lightkube.core.exceptions import ConfigError
+
+from istio_operator.kube.client import ClusterUnreachableError, config_from_file
+from istio_operator.kube.credentials import CredentialsError, cluster_with_manager, endpoint_of
+from istio_operator.reconcile.access import (
+    CLUSTER_ROLE,
+    FIELD_MANAGER,
+    ONE_YEAR_S,
+    SERVICE_ACCOUNT,
+    grant_remote_access,
+)
+
+COMMAND = "remote-access"
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        COMMAND,
+        help="give the operator access to a remote cluster (identity, role, kubeconfig Secret)",
+        description=(
+            "On the remote cluster (--remote-kubeconfig, an identity allowed to create RBAC "
+            f"objects): server-side apply the ServiceAccount {SERVICE_ACCOUNT} in --namespace, "
+            f"the ClusterRole {CLUSTER_ROLE} with exactly the rights the operator needs there "
+            "(the kinds it renders for a remote; `escalate` and `bind` on roles, because "
+            "Istio's roles hold rights the operator does not) and a ClusterRoleBinding; then "
+            "request a token for the ServiceAccount with the TokenRequest API, valid for "
+            "--token-expiration seconds (default one year; the API server may grant less). "
+            "On the primary cluster (--kubeconfig, else KUBECONFIG): write the Secret NAME in "
+            "--namespace with one key NAME, a kubeconfig with the remote's server and CA and "
+            "the token: what the RemoteIstio NAME reads. Run it again to renew the token. "
+            "Neither the token nor the kubeconfig is printed."
+        ),
+    )
+    parser.add_argument(
+        "--remote-kubeconfig", required=True, metavar="PATH", help="admin kubeconfig of the remote"
+    )
+    parser.add_argument(
+        "--remote-context", default=None, metavar="CTX", help="its context (default: current)"
+    )
+    parser.add_argument(
+        "--name", required=True, help="the RemoteIstio's name: the Secret's name and key"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default="istio-system",
+        help="namespace of the RemoteIstio and the Secret on the primary, and of the "
+        "ServiceAccount on the remote (default istio-system)",
+    )
+    parser.add_argument(
+        "--kubeconfig", default=None, metavar="PATH", help="the primary (default: KUBECONFIG)"
+    )
+    parser.add_argument(
+        "--token-expiration",
+        type=int,
+        default=ONE_YEAR_S,
+        metavar="SECONDS",
+        help=f"requested token lifetime (default {ONE_YEAR_S}: one year)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(args))
+    except (ConfigError, CredentialsError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+async def _run(args: argparse.Namespace) -> int:
+    remote_config = config_from_file(args.remote_kubeconfig)
+    if args.remote_context:
+        remote_config.current_context = args.remote_context
+    endpoint = endpoint_of(remote_config)
+    remote = cluster_with_manager("remote", remote_config, FIELD_MANAGER)
+    primary = cluster_with_manager("primary", config_from_file(args.kubeconfig), FIELD_MANAGER)
+    try:
+        report = await grant_remote_access(
+            remote,
+            primary,
+            name=args.name,
+            namespace=args.namespace,
+            endpoint=endpoint,
+            expiration_seconds=args.token_expiration,
+        )
+    except ClusterUnreachableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ApiError as error:
+        print(f"error: API error {error.status.code}: {error.status.message}", file=sys.stderr)
+        return 1
+    finally:
+        await remote.close()
+        await primary.close()
+    for action in report.actions:
+        print(action)
+    if report.other_secret_keys:
+        print(
+            f"warning: Secret {args.namespace}/{args.name} also has the keys "
+            f"{', '.join(report.other_secret_keys)}; the operator reads the first key in "
+            "sorted order: remove the others",
+            file=sys.stderr,
+        )
+    print(
+        f"next: a RemoteIstio {args.namespace}/{args.name} on the primary uses this access"
+        f" (token valid until {report.token_expires or 'revoked'})"
+    )
+    return 0
