@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("run", "render", "crds", "remote_access", "localcluster")
+COMMANDS: tuple[str, ...] = ("run", "render", "crds", "status", "remote_access", "localcluster")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,319 @@
+"""`istio-operator status`: the control plane and data plane of a mesh, cluster by cluster.
+
+Reads the `Istio` resource of a namespace on the primary cluster and every
+`RemoteIstio` next to it (each remote through its kubeconfig Secret), and shows
+for each cluster the status the operator wrote, the control-plane workloads by
+rollout phase (images, ready replicas) and the sidecar proxy versions of the
+data plane per namespace. Nothing is written. The formatting is pure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from lightkube import ApiError
+from lightkube.core.exceptions import ConfigError
+
+from istio_operator.api.crd import generate_crds
+from istio_operator.kube.client import Cluster, ClusterUnreachableError, config_from_file
+from istio_operator.kube.remotes import RemoteClients
+from istio_operator.kube.resources import register_crds
+from istio_operator.reconcile.inventory import (
+    ClusterInventory,
+    Component,
+    Inventory,
+    ProxyGroup,
+    ResourceState,
+    gather,
+    image_version,
+)
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "status",
+        help="show the control plane and sidecar versions on the primary and every remote",
+        description="Show, for the Istio resource of a namespace on the primary cluster and "
+        "every RemoteIstio next to it: the resource's status, each control-plane component "
+        "(workloads by rollout phase: images, ready/total replicas, state) and the data plane "
+        "(pods with an istio-proxy container, per namespace and proxy version). Remote "
+        "clusters are read through their kubeconfig Secrets; one that cannot be reached is "
+        "shown as such. Nothing is changed.",
+    )
+    parser.add_argument(
+        "--kubeconfig", default=None, help="the primary cluster (default: KUBECONFIG)"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default="istio-system",
+        help="namespace of the Istio and RemoteIstio resources (default istio-system)",
+    )
+    parser.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="default: table"
+    )
+    parser.add_argument(
+        "-w", "--watch", action="store_true", help="print again every --interval until Ctrl-C"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between two prints with --watch (default 5)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="give up on a cluster that has not answered after this long (default 20)",
+    )
+    parser.set_defaults(handler=run)
+
+
+# -- formatting (pure) -------------------------------------------------------------------------
+
+
+def _resource_json(resource: ResourceState | None) -> dict[str, Any] | None:
+    if resource is None:
+        return None
+    return {
+        "kind": resource.kind,
+        "namespace": resource.namespace,
+        "name": resource.name,
+        "status": resource.status,
+        "version": resource.version,
+        "desiredVersion": resource.desired_version,
+        "phase": resource.phase,
+        "waitingFor": list(resource.waiting_for),
+        "message": resource.message,
+        "generation": resource.generation,
+        "observedGeneration": resource.observed_generation,
+        **({"remotes": dict(resource.remotes)} if resource.kind == "Istio" else {}),
+    }
+
+
+def _current(versions: Sequence[str], desired: str) -> bool | None:
+    return None if not desired else list(versions) == [desired]
+
+
+def _component_json(component: Component, desired: str) -> dict[str, Any]:
+    return {
+        "phase": component.phase,
+        "state": component.state,
+        "ready": component.ready,
+        "total": component.total,
+        "versions": list(component.versions),
+        "current": _current(component.versions, desired),
+        "images": list(component.images),
+        "workloads": [
+            {
+                "kind": w.kind,
+                "namespace": w.namespace,
+                "name": w.name,
+                "state": w.state,
+                "reason": w.reason,
+                "ready": w.ready,
+                "total": w.total,
+                "images": list(w.images),
+            }
+            for w in component.workloads
+        ],
+    }
+
+
+def _proxies_json(group: ProxyGroup, desired: str) -> dict[str, Any]:
+    return {
+        "namespace": group.namespace,
+        "version": group.version,
+        "current": _current([group.version], desired),
+        "image": group.image,
+        "pods": group.pods,
+        "ready": group.ready,
+        "workloads": list(group.workloads),
+    }
+
+
+def to_json(inventory: Inventory) -> dict[str, Any]:
+    desired = inventory.desired_version
+    return {
+        "namespace": inventory.namespace,
+        "desiredVersion": desired or None,
+        "clusters": [
+            {
+                "name": cluster.name,
+                "role": cluster.role,
+                "reachable": cluster.reachable,
+                "error": cluster.error or None,
+                "resource": _resource_json(cluster.resource),
+                "components": [_component_json(c, desired) for c in cluster.components],
+                "dataPlane": [_proxies_json(g, desired) for g in cluster.data_plane],
+                "dataPlaneError": cluster.data_plane_error or None,
+            }
+            for cluster in inventory.clusters
+        ],
+    }
+
+
+def columns(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Rows aligned under their headers, two spaces apart, no trailing blanks."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        (
+            indent
+            + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        ).rstrip()
+        for row in [headers, *rows]
+    ]
+
+
+def _version_cell(versions: Sequence[str], desired: str) -> str:
+    text = ",".join(versions) or "-"
+    return text if _current(versions, desired) in (True, None) else f"{text} (want {desired})"
+
+
+def _short_image(image: str) -> str:
+    return image.rsplit("/", 1)[-1]
+
+
+def _resource_line(resource: ResourceState) -> str:
+    state = resource.status or "no status yet"
+    parts = [f"{resource.kind} {resource.namespace}/{resource.name}: {state}"]
+    if resource.version:
+        parts.append(f"version {resource.version}")
+    if resource.kind == "Istio" and resource.desired_version:
+        parts.append(f"spec.version {resource.desired_version}")
+    if resource.generation and resource.observed_generation < resource.generation:
+        parts.append(
+            f"status is of generation {resource.observed_generation}, not {resource.generation}"
+        )
+    return ", ".join(parts)
+
+
+def _cluster_lines(cluster: ClusterInventory, desired: str) -> list[str]:
+    title = cluster.name if cluster.name == cluster.role else f"{cluster.name} ({cluster.role})"
+    lines = [f"CLUSTER {title}"]
+    resource = cluster.resource
+    if resource is not None:
+        lines.append(f"  {_resource_line(resource)}")
+        if resource.phase:
+            lines.append(
+                f"  phase {resource.phase}, waiting for: {'; '.join(resource.waiting_for) or '-'}"
+            )
+        if resource.message:
+            lines.append(f"  error: {resource.message}")
+        if resource.remotes:
+            remotes = ", ".join(f"{k}={v}" for k, v in sorted(resource.remotes.items()))
+            lines.append(f"  remotes: {remotes}")
+    if cluster.error:
+        lines.append(f"  UNREACHABLE: {cluster.error}")
+        return lines
+    lines.append("  control plane:")
+    if cluster.components:
+        rows = [
+            [
+                component.phase,
+                component.state,
+                f"{w.kind}/{w.name}",
+                f"{w.ready}/{w.total}",
+                _version_cell(sorted({image_version(i) for i in w.images}), desired),
+                ",".join(_short_image(i) for i in w.images),
+            ]
+            for component in cluster.components
+            for w in component.workloads
+        ]
+        headers = ["PHASE", "STATE", "WORKLOAD", "READY", "VERSION", "IMAGES"]
+        lines += columns(headers, rows, indent="    ")
+    else:
+        lines.append("    no workloads of the operator")
+    lines.append("  data plane (pods with an istio-proxy container):")
+    if cluster.data_plane_error:
+        lines.append(f"    not readable: {cluster.data_plane_error}")
+    elif cluster.data_plane:
+        rows = [
+            [
+                g.namespace,
+                _version_cell([g.version], desired),
+                f"{g.ready}/{g.pods}",
+                ",".join(g.workloads),
+            ]
+            for g in cluster.data_plane
+        ]
+        lines += columns(["NAMESPACE", "PROXY", "READY PODS", "WORKLOADS"], rows, indent="    ")
+    else:
+        lines.append("    none")
+    return lines
+
+
+def format_table(inventory: Inventory) -> str:
+    desired = inventory.desired_version
+    lines: list[str] = []
+    if inventory.istio is None:
+        lines.append(f"no Istio resource in namespace {inventory.namespace}")
+        lines.append("")
+    for cluster in inventory.clusters:
+        lines += _cluster_lines(cluster, desired)
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render(inventory: Inventory, output: str, watching: bool = False) -> str:
+    if output == "json":
+        indent = None if watching else 2  # one JSON document per line while watching
+        return json.dumps(to_json(inventory), indent=indent) + "\n"
+    return format_table(inventory)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_file(args.kubeconfig)
+    except (ConfigError, OSError) as error:
+        print(f"error: kubeconfig: {error}", file=sys.stderr)
+        return 1
+    register_crds(generate_crds())
+    primary = Cluster.from_config("primary", config)
+    clients = RemoteClients()
+    try:
+        while True:
+            started = time.monotonic()
+            code = await _once(primary, clients, args)
+            if not args.watch:
+                return code
+            await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+    finally:
+        await clients.close()
+        await primary.close()
+
+
+async def _once(primary: Cluster, clients: RemoteClients, args: argparse.Namespace) -> int:
+    try:
+        inventory = await gather(primary, args.namespace, clients, per_cluster_s=args.timeout)
+    except (ClusterUnreachableError, ApiError, TimeoutError) as error:
+        message = "timed out" if isinstance(error, TimeoutError) else str(error)
+        print(f"error: primary cluster: {message}", file=sys.stderr, flush=True)
+        return 1
+    text = render(inventory, args.output, watching=args.watch)
+    if args.watch and args.output == "table" and sys.stdout.isatty():
+        text = CLEAR_SCREEN + time.strftime("%H:%M:%S") + f"  every {args.interval:g} s\n\n" + text
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,236 @@
+"""`istio-operator status` against a real local cluster: Istio 1.2.5 installed by the
+operator (as a process), an echo workload with a 1.2.5 sidecar, and a RemoteIstio whose
+cluster cannot be reached."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace, Secret
+
+from istio_operator.localcluster import LocalCluster, Workspace
+from tests.conftest import client_for
+from tests.operator_harness import (
+    OperatorProcess,
+    RemoteIstioResource,
+    all_images,
+    apply_crds,
+    apply_istio,
+    istio_body,
+    istio_status,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+
+CLUSTER = "status-primary"
+GONE = "gone"  # a RemoteIstio whose API server does not exist
+PRIMARY_IMAGES = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
+
+
+@dataclass
+class Setup:
+    cluster: LocalCluster
+    client: Client
+    operator: OperatorProcess
+
+
+def echo_deployment(version: str) -> Deployment:
+    labels = {"app": "echo"}
+    return Deployment.from_dict(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "echo", "namespace": "echo"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {"name": "echo", "image": "docker.io/library/echo-server:1"},
+                            {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{version}"},
+                        ]
+                    },
+                },
+            },
+        }
+    )
+
+
+def unreachable_kubeconfig() -> str:
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: gone, user: {token: none}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: gone}}]\n"
+        "current-context: gone\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    cluster = workspace.create(CLUSTER)
+    client = client_for(cluster)
+    apply_crds(client)
+    for namespace in ("istio-system", "injected", "echo"):
+        client.apply(Namespace(metadata=ObjectMeta(name=namespace)))
+    client.apply(echo_deployment("1.2.5"), force=True)
+    client.apply(
+        Secret(
+            metadata=ObjectMeta(name=GONE, namespace="istio-system"),
+            data={GONE: base64.b64encode(unreachable_kubeconfig().encode()).decode()},
+        )
+    )
+    operator = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("status") / "op.log")
+    operator.start()
+    try:
+        yield Setup(cluster, client, operator)
+    finally:
+        operator.stop()
+        print(operator.tail(80))
+        workspace.delete(CLUSTER)
+
+
+def status_command(cluster: LocalCluster, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "istio_operator.cli.main",
+        "status",
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--timeout",
+        "10",
+        *args,
+    ]
+
+
+def status(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        status_command(cluster, *args), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def installed(setup: Setup) -> bool:
+    state = istio_status(setup.client)
+    return (
+        state.get("Status") == "Available"
+        and state.get("version") == "1.2.5"
+        and all_images(setup.client) == {f"docker.io/istio/{c}:1.2.5" for c in PRIMARY_IMAGES}
+    )
+
+
+def echo_ready(client: Client) -> bool:
+    return (client.get(Deployment, "echo", namespace="echo").status.readyReplicas or 0) == 2
+
+
+def test_status_json_shows_the_control_plane_and_the_sidecars_at_1_2_5(setup: Setup) -> None:
+    apply_istio(setup.client, istio_body("1.2.5"))
+    wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
+    wait_for("echo ready", lambda: echo_ready(setup.client))
+
+    result = status(setup.cluster, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["desiredVersion"] == "1.2.5"
+    (primary,) = document["clusters"]
+    assert primary["reachable"] is True
+    assert primary["resource"]["status"] == "Available"
+    assert primary["resource"]["version"] == "1.2.5"
+    phases = [c["phase"] for c in primary["components"]]
+    assert phases[:3] == ["citadel", "galley", "pilot"]
+    assert "sidecar-injector" in phases
+    for component in primary["components"]:
+        assert component["versions"] == ["1.2.5"], component
+        assert component["current"] is True
+        assert component["state"] == "Available", component
+        assert component["ready"] == component["total"] > 0, component
+    images = {i for c in primary["components"] for i in c["images"]}
+    assert images == {f"docker.io/istio/{c}:1.2.5" for c in PRIMARY_IMAGES}
+    echo = [g for g in primary["dataPlane"] if g["namespace"] == "echo"]
+    assert echo == [
+        {
+            "namespace": "echo",
+            "version": "1.2.5",
+            "current": True,
+            "image": "docker.io/istio/proxyv2:1.2.5",
+            "pods": 2,
+            "ready": 2,
+            "workloads": ["Deployment/echo"],
+        }
+    ]
+
+
+def test_status_table_is_readable(setup: Setup) -> None:
+    wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
+    result = status(setup.cluster)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "CLUSTER primary"
+    assert lines[1].startswith("  Istio istio-system/istio: Available, version 1.2.5")
+    assert any(
+        line.split()[:5] == ["citadel", "Available", "Deployment/istio-citadel", "1/1", "1.2.5"]
+        for line in lines
+    ), result.stdout
+    assert any(line.split() == ["echo", "1.2.5", "2/2", "Deployment/echo"] for line in lines), (
+        result.stdout
+    )
+
+
+def test_an_unreachable_remote_is_reported_not_fatal(setup: Setup) -> None:
+    wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
+    remote: dict[str, Any] = {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "RemoteIstio",
+        "metadata": {"name": GONE, "namespace": "istio-system"},
+        "spec": {"enabledServices": [{"name": "istio-pilot", "labelSelector": "istio=pilot"}]},
+    }
+    setup.client.apply(RemoteIstioResource.from_dict(remote), force=True)
+    try:
+        result = status(setup.cluster, "-o", "json")
+        assert result.returncode == 0, result.stderr
+        primary, gone = json.loads(result.stdout)["clusters"]
+        assert primary["reachable"] is True
+        assert (gone["name"], gone["role"], gone["reachable"]) == (GONE, "remote", False)
+        assert "unreachable" in gone["error"]
+        assert gone["resource"]["kind"] == "RemoteIstio"
+        table = status(setup.cluster)
+        assert table.returncode == 0, table.stderr
+        assert f"CLUSTER {GONE} (remote)" in table.stdout
+        assert "UNREACHABLE: cluster gone is unreachable" in table.stdout
+    finally:
+        setup.client.delete(RemoteIstioResource, GONE, namespace="istio-system")
+
+
+def test_watch_reprints_until_interrupted(setup: Setup, tmp_path: Path) -> None:
+    out = tmp_path / "watch.out"
+    with out.open("w") as stdout:
+        process = subprocess.Popen(
+            status_command(setup.cluster, "-o", "json", "--watch", "--interval", "0.5"),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        wait_for("two reports", lambda: len(out.read_text().splitlines()) >= 2, timeout=30)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    for line in out.read_text().splitlines():
+        assert json.loads(line)["namespace"] == "istio-system"
