@@ -200,7 +200,7 @@ def _resource_line(resource: ResourceState) -> str:
 
 
 def _cluster_lines(cluster: ClusterInventory, desired: str) -> list[str]:
-    title = cluster.name if cluster.name == cluster.role else f"{cluster.name} ({cluster.role})"
+    title = cluster.name if cluster.role == "primary" else f"{cluster.name} ({cluster.role})"
     lines = [f"CLUSTER {title}"]
     resource = cluster.resource
     if resource is not None:
