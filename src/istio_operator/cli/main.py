@@ -12,7 +12,15 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("run", "render", "crds", "status", "remote_access", "localcluster")
+COMMANDS: tuple[str, ...] = (
+    "run",
+    "render",
+    "crds",
+    "status",
+    "remote_access",
+    "demo",
+    "localcluster",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

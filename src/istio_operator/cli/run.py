@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if args.kubeconfig:
+        # kopf's own login reads KUBECONFIG; both clients must see the same cluster.
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
     # One line per HTTP request is noise; the operator logs what it changes.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     if args.metrics_port:

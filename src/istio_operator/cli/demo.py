@@ -1,0 +1,489 @@
+"""`istio-operator demo`: the walkthrough, live, on two local clusters (or two given ones).
+
+1. A primary and a remote cluster form one mesh with Istio 1.2.5 (mesh expansion).
+2. An echo workload runs on both, with a 1.2.5 sidecar.
+3. The same `Istio` resource is applied with version 1.3.0.
+4. The operator upgrades the primary, then the remote, phase by phase.
+5. The echo workloads stay available; their sidecars still run 1.2.5 until restarted.
+6. An unsupported version is refused in status and as an Event; nothing changes.
+
+Each step is checked; the command exits 1 if any expectation fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.codecs import from_dict
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import DaemonSet, Deployment
+from lightkube.resources.core_v1 import Namespace, Pod, Secret
+
+from istio_operator.api.crd import generate_crds
+from istio_operator.cli.localcluster import default_workdir
+from istio_operator.localcluster import LocalClusterError, Workspace
+from istio_operator.localcluster.binaries import BinariesMissingError
+
+FROM, TO, UNSUPPORTED = "1.2.5", "1.3.0", "1.4.0"
+NAMESPACE, REMOTE = "istio-system", "remote"
+PRIMARY_COMPONENTS = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
+REMOTE_COMPONENTS = ("citadel", "proxyv2", "sidecar_injector")
+UNSUPPORTED_MESSAGE = "intended Istio version is unsupported by this version of the operator"
+Istio = create_namespaced_resource("istio.banzaicloud.io", "v1beta1", "Istio", "istios")
+RemoteIstio = create_namespaced_resource(
+    "istio.banzaicloud.io", "v1beta1", "RemoteIstio", "remoteistios"
+)
+
+
+class ExpectationFailed(AssertionError):
+    """A step of the walkthrough did not turn out as it must."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="replay the multi-cluster upgrade walkthrough (local clusters by default)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the clusters and the operator running, and say how to reach them",
+    )
+    parser.add_argument(
+        "--primary-kubeconfig",
+        type=Path,
+        default=None,
+        help="use this cluster as the primary instead of a local one",
+    )
+    parser.add_argument(
+        "--remote-kubeconfig",
+        type=Path,
+        default=None,
+        help="use this cluster as the remote instead of a local one",
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per step")
+    parser.set_defaults(handler=run)
+
+
+@dataclass
+class Stage:
+    """The two clusters, their clients and the operator process."""
+
+    primary_kubeconfig: Path
+    remote_kubeconfig: Path
+    remote_kubeconfig_text: str
+    workdir: Path
+    timeout: float
+    primary: Client = field(init=False)
+    remote: Client = field(init=False)
+    operator: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.primary = _client(self.primary_kubeconfig)
+        self.remote = _client(self.remote_kubeconfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with _stage(args) as stage:
+            _walkthrough(stage)
+            print("\nwalkthrough complete: every expectation held")
+            return 0
+    except ExpectationFailed as failure:
+        print(f"\nFAILED: {failure}", file=sys.stderr)
+        return 1
+    except (LocalClusterError, BinariesMissingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+@contextmanager
+def _stage(args: argparse.Namespace) -> Iterator[Stage]:
+    workdir = default_workdir().parent / "demo"
+    workspace = None
+    if args.primary_kubeconfig and args.remote_kubeconfig:
+        primary_cfg, remote_cfg = args.primary_kubeconfig, args.remote_kubeconfig
+        remote_text = remote_cfg.read_text()
+    else:
+        workspace = Workspace(workdir / "clusters")
+        workspace.delete_all()
+        say(
+            "bringing up two local clusters (etcd, kube-apiserver, controller-manager, "
+            "scheduler, KWOK nodes)"
+        )
+        primary_cluster = workspace.create("primary")
+        remote_cluster = workspace.create("remote")
+        primary_cfg, remote_cfg = primary_cluster.kubeconfig, remote_cluster.kubeconfig
+        remote_text = remote_cluster.standalone_kubeconfig()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stage = Stage(primary_cfg, remote_cfg, remote_text, workdir, args.timeout)
+    try:
+        yield stage
+    finally:
+        if args.keep:
+            _explain_kept(stage)
+        else:
+            _stop_operator(stage)
+            if workspace is not None:
+                workspace.delete_all()
+
+
+def _walkthrough(stage: Stage) -> None:
+    step(1, f"Istio {FROM} on the primary and the remote, one mesh (mesh expansion)")
+    _install_crds(stage.primary)
+    _start_operator(stage)
+    for client in (stage.primary, stage.remote):
+        client.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
+    _apply_remote_access(stage)
+    stage.primary.apply(Istio.from_dict(_istio(FROM)), force=True)
+    stage.primary.apply(RemoteIstio.from_dict(_remote_istio()), force=True)
+    _follow(stage, FROM)
+    _show_and_check(stage, FROM)
+
+    step(2, f"an echo workload on both clusters, its sidecar at {FROM}")
+    for client in (stage.primary, stage.remote):
+        _deploy_echo(client)
+    wait(
+        stage,
+        "echo available on both clusters",
+        lambda: all(_echo_available(c) for c in (stage.primary, stage.remote)),
+    )
+    generations = [_echo_generation(c) for c in (stage.primary, stage.remote)]
+
+    step(3, f"the same Istio resource, now with version {TO}")
+    stage.primary.apply(Istio.from_dict(_istio(TO)), force=True)
+
+    step(4, "the operator upgrades the primary, then the remote, phase by phase")
+    gaps = _follow(stage, TO, watch_echo=True)
+    _show_and_check(stage, TO)
+
+    step(5, "the workloads stayed available; their sidecars still run the old proxy")
+    expect(not gaps, f"echo was not fully available at moments: {gaps[:3]}")
+    expect(
+        [_echo_generation(c) for c in (stage.primary, stage.remote)] == generations,
+        "the echo Deployments were modified",
+    )
+    for name, client in (("primary", stage.primary), ("remote", stage.remote)):
+        proxies = _proxy_versions(client)
+        print(f"  {name}: sidecars by version: {proxies}")
+        expect(
+            proxies == {f"docker.io/istio/proxyv2:{FROM}": 2},
+            f"{name}: sidecars should still run {FROM} until restarted",
+        )
+    print(f"  restart the workloads (kubectl rollout restart) to move their sidecars to {TO}")
+
+    step(6, f"version {UNSUPPORTED} is refused; nothing changes")
+    before = _workload_versions(stage.primary)
+    stage.primary.apply(Istio.from_dict(_istio(UNSUPPORTED)), force=True)
+    status = wait(
+        stage,
+        "the refusal in status",
+        lambda: (s := _status(stage.primary)).get("Status") == "ReconcileFailed" and s,
+    )
+    print(f"  status: {status['Status']}: {status['ErrorMessage']}")
+    expect(status["ErrorMessage"].startswith(UNSUPPORTED_MESSAGE), "wrong refusal message")
+    time.sleep(2)
+    expect(_workload_versions(stage.primary) == before, "workloads changed after the refusal")
+    stage.primary.apply(Istio.from_dict(_istio(TO)), force=True)
+    _follow(stage, TO)
+
+
+# -- the resources ---------------------------------------------------------------------------
+
+
+def _istio(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "Istio",
+        "metadata": {"name": "mesh", "namespace": NAMESPACE},
+        "spec": {"version": version, "mtls": False, "meshExpansion": True},
+    }
+
+
+def _remote_istio() -> dict[str, Any]:
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "RemoteIstio",
+        "metadata": {"name": REMOTE, "namespace": NAMESPACE},
+        "spec": {
+            "enabledServices": [
+                {"name": "istio-pilot", "labelSelector": "istio=pilot"},
+                {"name": "istio-policy", "labelSelector": "istio-mixer-type=policy"},
+                {"name": "istio-telemetry", "labelSelector": "istio-mixer-type=telemetry"},
+            ],
+        },
+    }
+
+
+def _apply_remote_access(stage: Stage) -> None:
+    encoded = base64.b64encode(stage.remote_kubeconfig_text.encode()).decode()
+    stage.primary.apply(
+        Secret(metadata=ObjectMeta(name=REMOTE, namespace=NAMESPACE), data={REMOTE: encoded})
+    )
+
+
+def _deploy_echo(client: Client) -> None:
+    client.apply(Namespace(metadata=ObjectMeta(name="echo")))
+    labels = {"app": "echo"}
+    client.apply(
+        from_dict(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "echo", "namespace": "echo"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "containers": [
+                                {"name": "echo", "image": "docker.io/hashicorp/http-echo:1.0"},
+                                {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{FROM}"},
+                            ]
+                        },
+                    },
+                },
+            }
+        )
+    )
+
+
+def _install_crds(client: Client) -> None:
+    crds = generate_crds()
+    for crd in crds:
+        resource: Any = CustomResourceDefinition.from_dict(crd)
+        client.apply(resource, force=True)
+
+    def established() -> bool:
+        for crd in crds:
+            live = client.get(CustomResourceDefinition, crd["metadata"]["name"])
+            conditions = (live.status.conditions if live.status else None) or []
+            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                return False
+        return True
+
+    _poll(established, 60, "the operator's CRDs to be Established")
+
+
+# -- the operator ----------------------------------------------------------------------------
+
+
+def _start_operator(stage: Stage) -> None:
+    log = stage.workdir / "operator.log"
+    say(f"starting the operator (log: {log})")
+    with log.open("wb") as out:
+        stage.operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "istio_operator.cli.main",
+                "run",
+                "--kubeconfig",
+                str(stage.primary_kubeconfig),
+                "--resync-period",
+                "30",
+                "--metrics-port",
+                "0",
+                "--health-port",
+                "0",
+                "--no-leader-election",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop_operator(stage: Stage) -> None:
+    if stage.operator is not None and stage.operator.poll() is None:
+        os.killpg(stage.operator.pid, signal.SIGTERM)
+        try:
+            stage.operator.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(stage.operator.pid, signal.SIGKILL)
+
+
+def _explain_kept(stage: Stage) -> None:
+    print("\nkept running:")
+    print(f"  primary: export KUBECONFIG={stage.primary_kubeconfig}")
+    print(f"  remote:  export KUBECONFIG={stage.remote_kubeconfig}")
+    if stage.operator is not None:
+        print(f"  operator: pid {stage.operator.pid}, log {stage.workdir / 'operator.log'}")
+    print(
+        "  to stop: kill the operator, then "
+        f"istio-operator localcluster --workdir {stage.workdir / 'clusters'} down"
+    )
+
+
+# -- watching and checking -------------------------------------------------------------------
+
+
+def _follow(stage: Stage, version: str, watch_echo: bool = False) -> list[str]:
+    """Prints every change of the mesh's state until it is available at `version`."""
+    last: tuple[Any, ...] = ()
+    gaps: list[str] = []
+
+    def done() -> bool:
+        nonlocal last
+        primary, remote = _status(stage.primary), _remote_status(stage.primary)
+        now = (
+            primary.get("Status"),
+            primary.get("phase"),
+            tuple(primary.get("waitingFor") or ()),
+            remote.get("Status"),
+            remote.get("phase"),
+        )
+        if now != last:
+            last = now
+            waiting = "; ".join(primary.get("waitingFor") or []) or "-"
+            print(
+                f"  [{time.strftime('%H:%M:%S')}] primary {now[0]} phase={now[1] or '-'} "
+                f"waiting for {waiting} | remote {now[3]} phase={now[4] or '-'}"
+            )
+        if watch_echo:
+            gaps.extend(
+                f"{n}"
+                for n, c in (("primary", stage.primary), ("remote", stage.remote))
+                if not _echo_available(c)
+            )
+        return (
+            primary.get("Status") == "Available"
+            and primary.get("version") == version
+            and remote.get("Status") == "Available"
+            and remote.get("version") == version
+        )
+
+    wait(stage, f"the mesh to be available at {version}", done)
+    return gaps
+
+
+def _show_and_check(stage: Stage, version: str) -> None:
+    for name, client, components in (
+        ("primary", stage.primary, PRIMARY_COMPONENTS),
+        ("remote", stage.remote, REMOTE_COMPONENTS),
+    ):
+        rows = _workloads(client)
+        print(f"\n  {name} cluster, namespace {NAMESPACE}:")
+        print(f"    {'WORKLOAD':34} {'READY':6} IMAGES")
+        for workload, ready, images in rows:
+            print(f"    {workload:34} {ready:6} {', '.join(sorted(images))}")
+        found = {image for _, _, images in rows for image in images}
+        wanted = {f"docker.io/istio/{c}:{version}" for c in components}
+        expect(found == wanted, f"{name}: images {sorted(found)} != {sorted(wanted)}")
+    print()
+
+
+def _objects(client: Client, kind: Any, namespace: str) -> list[dict[str, Any]]:
+    return [dict(obj.to_dict()) for obj in client.list(kind, namespace=namespace)]
+
+
+def _workloads(client: Client) -> list[tuple[str, str, set[str]]]:
+    rows = []
+    for kind in (Deployment, DaemonSet):
+        for obj in _objects(client, kind, NAMESPACE):
+            status = obj.get("status") or {}
+            if kind is Deployment:
+                ready = f"{status.get('readyReplicas', 0)}/{obj['spec'].get('replicas', 0)}"
+            else:
+                ready = f"{status.get('numberReady', 0)}/{status.get('desiredNumberScheduled', 0)}"
+            images = {c["image"] for c in obj["spec"]["template"]["spec"]["containers"]}
+            rows.append((f"{kind.__name__.lower()}/{obj['metadata']['name']}", ready, images))
+    return sorted(rows)
+
+
+def _workload_versions(client: Client) -> dict[str, str]:
+    return {
+        obj["metadata"]["name"]: obj["metadata"]["resourceVersion"]
+        for obj in _objects(client, Deployment, NAMESPACE)
+    }
+
+
+def _proxy_versions(client: Client) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pod in _objects(client, Pod, "echo"):
+        for container in pod["spec"]["containers"]:
+            if container["name"] == "istio-proxy":
+                counts[container["image"]] = counts.get(container["image"], 0) + 1
+    return counts
+
+
+def _echo(client: Client) -> dict[str, Any] | None:
+    try:
+        return dict(client.get(Deployment, "echo", namespace="echo").to_dict())
+    except (ApiError, OSError):
+        return None
+
+
+def _echo_available(client: Client) -> bool:
+    deployment = _echo(client) or {}
+    return int((deployment.get("status") or {}).get("availableReplicas") or 0) >= 2
+
+
+def _echo_generation(client: Client) -> int:
+    return int(((_echo(client) or {}).get("metadata") or {}).get("generation") or 0)
+
+
+def _status(client: Client) -> dict[str, Any]:
+    try:
+        return dict(client.get(Istio, "mesh", namespace=NAMESPACE).get("status") or {})
+    except ApiError:
+        return {}
+
+
+def _remote_status(client: Client) -> dict[str, Any]:
+    try:
+        return dict(client.get(RemoteIstio, REMOTE, namespace=NAMESPACE).get("status") or {})
+    except ApiError:
+        return {}
+
+
+def wait(stage: Stage, what: str, check: Callable[[], Any]) -> Any:
+    def checked() -> Any:
+        if stage.operator is not None and stage.operator.poll() is not None:
+            log = (stage.workdir / "operator.log").read_text(errors="replace")
+            tail = "\n".join(log.splitlines()[-15:])
+            raise ExpectationFailed(f"the operator exited while waiting for {what}:\n{tail}")
+        return check()
+
+    return _poll(checked, stage.timeout, what)
+
+
+def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise ExpectationFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ExpectationFailed(message)
+
+
+def step(number: int, title: str) -> None:
+    print(f"\n== step {number}: {title}", flush=True)
+
+
+def say(message: str) -> None:
+    print(f"   {message}", flush=True)
+
+
+def _client(kubeconfig: Path) -> Client:
+    return Client(KubeConfig.from_file(str(kubeconfig)), field_manager="istio-operator-demo")
