@@ -199,7 +199,8 @@ class RolloutRecorder:
 
 def write_requests(cluster: LocalCluster, since: float) -> list[dict[str, Any]]:
     """Write requests the API server served after `since` (epoch seconds), except those of
-    the cluster's own components (controller-manager, scheduler, kwok)."""
+    the cluster's own components (controller-manager, scheduler, kwok) and Lease renewals
+    (leader election renews its Lease: that is no reconcile write)."""
     events = []
     for line in cluster.audit_log.read_text().splitlines():
         event = json.loads(line)
@@ -210,6 +211,8 @@ def write_requests(cluster: LocalCluster, since: float) -> list[dict[str, Any]]:
         )
         when -= time.timezone
         agent = event.get("userAgent", "")
+        if (event.get("objectRef") or {}).get("resource") == "leases":
+            continue
         if (
             when >= since
             and not agent.startswith(SYSTEM_USER_AGENTS)
