@@ -46,6 +46,7 @@ from istio_operator.reconcile.status import (
     compute_status,
     differs,
 )
+from istio_operator.render.phases import Phase
 
 FINALIZER = f"{GROUP}/finalizer"
 # Owned kinds whose changes are watched; others are repaired by the periodic resync.
@@ -57,6 +58,8 @@ WATCHED_OWNED = (
     ("", "v1", "serviceaccounts"),
     ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
 )
+# The primary's name in logs and rollout reports: never a valid RemoteIstio name.
+PRIMARY = "primary cluster"
 REQUEUE_WHILE_ROLLING_S = 2.0
 REMOTE_WATCH_RETRY_S = 5.0
 RETRY_AFTER_ERROR_S = 5.0
@@ -82,7 +85,7 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         settings.posting.level = logging.CRITICAL + 1
         settings.watching.server_timeout = 300
         register_crds(generate_crds())
-        memo["primary"] = Cluster.from_config("primary", config_from_file(config.kubeconfig))
+        memo["primary"] = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig))
         memo["remotes"] = RemoteClients()
 
     @kopf.on.cleanup(registry=registry)
@@ -245,17 +248,22 @@ class _Worker:
         self.primary, self.remotes, self.config = primary, remotes, config
         self.key, self.logger = key, logger
         self.remote_failures: dict[str, int] = {}
+        self.istio_key = ObjectKey(API_VERSION, "Istio", key[0], key[1])
+        # The body this reconcile started from, and the statuses it has written so far.
+        self._snapshot: dict[str, Any] = {}
+        self._written: dict[ObjectKey, dict[str, Any]] = {}
 
     async def run_once(self, body: kopf.Body, peers: list[Peer]) -> float:
         """One reconcile; returns how long to wait before the next one without a trigger."""
         started = time.monotonic()
         snapshot = _plain(body)
+        self._snapshot, self._written = snapshot, {}
         try:
             outcome = await reconcile_mesh(
                 self.primary,
                 snapshot,
                 peers,
-                Settings(phase_timeout=self.config.phase_timeout),
+                Settings(phase_timeout=self.config.phase_timeout, on_rollout=self._rolling_out),
                 self.remotes,
             )
         except ClusterUnreachableError as error:
@@ -268,8 +276,7 @@ class _Worker:
         metrics.RECONCILES.labels(self.key[0], self.key[1], seen.state).inc()
         if seen.state == FAILED:
             metrics.RECONCILE_ERRORS.labels(seen.reason).inc()
-        istio_key = ObjectKey(API_VERSION, "Istio", self.key[0], self.key[1])
-        await self._report(istio_key, body, snapshot.get("status") or {}, seen)
+        await self._report(self.istio_key, snapshot, seen)
         await self._report_remotes(outcome)
         return self._next_wait(seen, outcome.remotes)
 
@@ -299,16 +306,35 @@ class _Worker:
             if body is None:
                 continue
             key = ObjectKey(API_VERSION, "RemoteIstio", self.key[0], remote.name)
-            await self._report(key, body, body.get("status") or {}, remote.observation)
+            await self._report(key, body, remote.observation)
+
+    async def _rolling_out(self, cluster: str, phase: Phase) -> None:
+        """Shows a rollout in progress, phase by phase, while the reconcile runs."""
+        if cluster == self.primary.name:
+            key, body = self.istio_key, self._snapshot
+        else:
+            key = ObjectKey(API_VERSION, "RemoteIstio", self.key[0], cluster)
+            found = await self.primary.get(key)
+            if found is None:
+                return
+            body = found
+        seen = Observation(
+            generation=_generation(body),
+            state=RECONCILING,
+            reason="RollingOut",
+            message=f"rolling out phase {phase.label}",
+            phase=phase.label,
+        )
+        await self._report(key, body, seen)
 
     async def _report(
         self,
         key: ObjectKey,
         body: Mapping[str, Any],
-        previous: Mapping[str, Any],
         seen: Observation,
     ) -> None:
         """Writes the status when it changed, with an Event when the state did."""
+        previous = self._written.get(key) or dict(body.get("status") or {})
         status = compute_status(previous, seen)
         if not differs(previous, status):
             return
@@ -316,6 +342,7 @@ class _Worker:
             await self.primary.patch_status(key, status)
         except ClusterUnreachableError:
             return
+        self._written[key] = status
         changed = (previous.get("Status"), previous.get("phase"), previous.get("ErrorMessage")) != (
             status["Status"],
             status["phase"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -54,6 +54,10 @@ class ClusterReport:
         return self.waiting_phase is None
 
 
+# Told, while a reconcile runs, that a cluster's phase was just rolled out (cluster, phase).
+RolloutListener = Callable[[str, Phase], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Ownership:
     """How the objects of one owner are found on a cluster."""
@@ -68,16 +72,18 @@ async def reconcile_cluster(
     objects: Sequence[DesiredObject],
     ownership: Ownership,
     phase_timeout: float,
-    on_phase: Any = None,
+    on_rollout: RolloutListener | None = None,
 ) -> ClusterReport:
     report = ClusterReport(cluster=cluster.name)
     register_crds(o.manifest for o in objects if o.manifest["kind"] == CRD_KIND)
     live = await _live_index(cluster, ownership, objects)
     for phase, group in groupby(sorted(objects, key=lambda o: o.phase), key=lambda o: o.phase):
         members = list(group)
-        if on_phase is not None:
-            await on_phase(phase)
-        report.applied += await _apply_changed(cluster, members, live)
+        applied = await _apply_changed(cluster, members, live)
+        report.applied += applied
+        if applied and on_rollout is not None:
+            # Only a phase that changed something is news: an idle pass reports nothing.
+            await on_rollout(cluster.name, phase)
         awaiting = await _wait_for_workloads(cluster, members, phase_timeout, report)
         if awaiting:
             report.waiting_phase, report.awaiting = phase, awaiting

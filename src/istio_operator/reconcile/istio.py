@@ -14,7 +14,12 @@ from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import readiness
 from istio_operator.kube.remotes import RemoteClients
-from istio_operator.reconcile.engine import ClusterReport, Ownership, reconcile_cluster
+from istio_operator.reconcile.engine import (
+    ClusterReport,
+    Ownership,
+    RolloutListener,
+    reconcile_cluster,
+)
 from istio_operator.reconcile.injection import reconcile_injection_labels
 from istio_operator.reconcile.remote import (
     RemoteOutcome,
@@ -33,6 +38,7 @@ from istio_operator.versions import UnsupportedVersionError
 class Settings:
     phase_timeout: float = 60.0
     remote_concurrency: int = 4
+    on_rollout: RolloutListener | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,11 @@ async def reconcile_mesh(
 
     name = istio.metadata.name
     report = await reconcile_cluster(
-        primary, objects, Ownership(owner_selector(name, namespace)), settings.phase_timeout
+        primary,
+        objects,
+        Ownership(owner_selector(name, namespace)),
+        settings.phase_timeout,
+        settings.on_rollout,
     )
     await reconcile_injection_labels(
         primary, name, namespace, istio.spec.autoInjectionNamespaces or []
@@ -111,6 +121,7 @@ async def reconcile_mesh(
             clients,
             settings.phase_timeout,
             settings.remote_concurrency,
+            settings.on_rollout,
         )
     seen = observe(istio, generation, report, gateways)
     if remotes:

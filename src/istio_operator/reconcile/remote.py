@@ -25,6 +25,7 @@ from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.engine import (
     ClusterReport,
     Ownership,
+    RolloutListener,
     delete_owned,
     reconcile_cluster,
 )
@@ -72,13 +73,16 @@ async def reconcile_remotes(
     clients: RemoteClients,
     phase_timeout: float,
     concurrency: int,
+    on_rollout: RolloutListener | None = None,
 ) -> list[RemoteOutcome]:
     state = await read_primary(primary, istio)
     bound = asyncio.Semaphore(concurrency)
 
     async def one(body: Mapping[str, Any]) -> RemoteOutcome:
         async with bound:
-            return await _reconcile_remote(primary, istio, body, state, clients, phase_timeout)
+            return await _reconcile_remote(
+                primary, istio, body, state, clients, phase_timeout, on_rollout
+            )
 
     live = [b for b in bodies if not (b.get("metadata") or {}).get("deletionTimestamp")]
     return list(await asyncio.gather(*(one(body) for body in live)))
@@ -91,6 +95,7 @@ async def _reconcile_remote(
     state: PrimaryState,
     clients: RemoteClients,
     phase_timeout: float,
+    on_rollout: RolloutListener | None,
 ) -> RemoteOutcome:
     name = str(body["metadata"]["name"])
     generation = int(body["metadata"].get("generation") or 0)
@@ -117,6 +122,7 @@ async def _reconcile_remote(
             objects,
             remote_ownership(istio.metadata.name, istio.metadata.namespace or "", name),
             phase_timeout,
+            on_rollout,
         )
         if report.done:
             await _label_secret(primary, secret)
