@@ -227,6 +227,23 @@ def test_a_second_istio_resource_is_refused(primary: Client, operator: OperatorP
     primary.delete(IstioResource, "second", namespace="other-mesh")
 
 
+def test_injection_labels_follow_the_list_including_later_namespaces(
+    primary: Client, operator: OperatorProcess
+) -> None:
+    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    apply_istio(primary, istio_body("1.3.0", autoInjectionNamespaces=["injected", "later"]))
+    primary.apply(Namespace(metadata=ObjectMeta(name="later")))
+
+    def labelled(name: str) -> bool:
+        labels = primary.get(Namespace, name).metadata.labels or {}
+        return labels.get("istio-injection") == "enabled"
+
+    wait_for("a namespace created later is labelled", lambda: labelled("later"), timeout=30)
+    apply_istio(primary, istio_body("1.3.0"))
+    wait_for("the label goes when the namespace leaves the list", lambda: not labelled("later"))
+    assert labelled("injected")
+
+
 def test_delete_removes_everything_but_crds_and_user_config(
     primary: Client, operator: OperatorProcess
 ) -> None:
