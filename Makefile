@@ -64,3 +64,9 @@ helm-lint:
 	$(HELM) lint --strict deploy/charts/istio-operator
 
 .PHONY: deploy helm-lint
+
+# Regenerates docs/configuration.md (the configuration reference) from the models.
+docs: install
+	$(BIN)/istio-operator docs --output docs/configuration.md
+
+.PHONY: docs

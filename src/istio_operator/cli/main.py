@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "render",
     "crds",
+    "docs",
     "status",
     "remote_access",
     "demo",
