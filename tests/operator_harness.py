@@ -197,10 +197,12 @@ class RolloutRecorder:
             time.sleep(0.1)
 
 
-def write_requests(cluster: LocalCluster, since: float) -> list[dict[str, Any]]:
+def write_requests(
+    cluster: LocalCluster, since: float, *, leases: bool = False
+) -> list[dict[str, Any]]:
     """Write requests the API server served after `since` (epoch seconds), except those of
-    the cluster's own components (controller-manager, scheduler, kwok) and Lease renewals
-    (leader election renews its Lease: that is no reconcile write)."""
+    the cluster's own components (controller-manager, scheduler, kwok) and, unless `leases`,
+    Lease renewals (leader election renews its Lease: that is no reconcile write)."""
     events = []
     for line in cluster.audit_log.read_text().splitlines():
         event = json.loads(line)
@@ -211,7 +213,7 @@ def write_requests(cluster: LocalCluster, since: float) -> list[dict[str, Any]]:
         )
         when -= time.timezone
         agent = event.get("userAgent", "")
-        if (event.get("objectRef") or {}).get("resource") == "leases":
+        if not leases and (event.get("objectRef") or {}).get("resource") == "leases":
             continue
         if (
             when >= since

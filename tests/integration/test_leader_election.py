@@ -135,7 +135,9 @@ def test_one_leads_the_standby_takes_over_when_it_dies(
     since = time.time()
     time.sleep(6)
     lease_writes = [
-        w for w in write_requests(primary_cluster, since) if w["requestURI"].startswith(LEASE_URI)
+        w
+        for w in write_requests(primary_cluster, since, leases=True)
+        if w["requestURI"].startswith(LEASE_URI)
     ]
     # Only the leader's renewals: all succeed (a standby's attempt would be refused
     # with 409), at the leader's cadence, and nobody creates the Lease again.
