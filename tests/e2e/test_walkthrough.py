@@ -16,6 +16,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 
+from istio_operator.cli.demo import deploy_echo, remote_istio_body
 from istio_operator.localcluster import LocalCluster, Workspace
 from tests.conftest import client_for
 from tests.operator_harness import (
@@ -77,24 +78,6 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
     print(operator.tail(150))
 
 
-def remote_body() -> dict:
-    return {
-        "apiVersion": "istio.banzaicloud.io/v1beta1",
-        "kind": "RemoteIstio",
-        "metadata": {"name": REMOTE_NAME, "namespace": "istio-system"},
-        "spec": {
-            "autoInjectionNamespaces": ["injected"],
-            "enabledServices": [
-                {"name": "istio-pilot", "labelSelector": "istio=pilot"},
-                {"name": "istio-policy", "labelSelector": "istio-mixer-type=policy"},
-                {"name": "istio-telemetry", "labelSelector": "istio-mixer-type=telemetry"},
-            ],
-            "citadel": {"enabled": True},
-            "sidecarInjector": {"enabled": True, "replicaCount": 1},
-        },
-    }
-
-
 def remote_status(client: Client) -> dict:
     try:
         return dict(
@@ -103,35 +86,6 @@ def remote_status(client: Client) -> dict:
         )
     except ApiError:
         return {}
-
-
-def echo(client: Client) -> None:
-    """An echo app with an explicit 1.2.5 istio-proxy, standing in for injection."""
-    client.apply(Namespace(metadata=ObjectMeta(name="echo")))
-    labels = {"app": "echo"}
-    client.apply(
-        Deployment.from_dict(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "echo", "namespace": "echo"},
-                "spec": {
-                    "replicas": 2,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "containers": [
-                                {"name": "echo", "image": "docker.io/library/echo-server:1"},
-                                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.2.5"},
-                            ]
-                        },
-                    },
-                },
-            }
-        ),
-        force=True,
-    )
 
 
 @dataclass
@@ -182,9 +136,9 @@ def mesh_available_at(mesh: Mesh, version: str) -> bool:
 
 def test_walkthrough_upgrade_reaches_every_cluster(mesh: Mesh) -> None:
     apply_istio(mesh.primary, istio_body("1.2.5", meshExpansion=True))
-    mesh.primary.apply(RemoteIstioResource.from_dict(remote_body()), force=True)
-    echo(mesh.primary)
-    echo(mesh.remote)
+    mesh.primary.apply(RemoteIstioResource.from_dict(remote_istio_body(REMOTE_NAME)), force=True)
+    deploy_echo(mesh.primary, "1.2.5")
+    deploy_echo(mesh.remote, "1.2.5")
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=180)
     secret = mesh.primary.get(Secret, REMOTE_NAME, namespace="istio-system")
     assert secret.metadata.labels.get("istio/multiCluster") == "true"

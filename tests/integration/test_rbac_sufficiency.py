@@ -23,9 +23,9 @@ from lightkube import ApiError, Client, KubeConfig
 from lightkube.codecs import load_all_yaml
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret, ServiceAccount
 
+from istio_operator.cli.demo import deploy_echo, remote_istio_body
 from istio_operator.kube.credentials import Token, endpoint_of, token_kubeconfig
 from istio_operator.localcluster import LocalCluster, Workspace, find_binaries
 from tests.conftest import client_for
@@ -107,52 +107,6 @@ def service_account_kubeconfig(cluster: LocalCluster, client: Client, path: Path
     endpoint = endpoint_of(KubeConfig.from_file(str(cluster.kubeconfig)))
     path.write_text(token_kubeconfig(cluster.name, endpoint, "istio-operator", token))
     return path
-
-
-def echo(client: Client) -> None:
-    client.apply(Namespace(metadata=ObjectMeta(name="echo")))
-    labels = {"app": "echo"}
-    client.apply(
-        Deployment.from_dict(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "echo", "namespace": "echo"},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "containers": [
-                                {"name": "echo", "image": "docker.io/library/echo-server:1"},
-                                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.2.5"},
-                            ]
-                        },
-                    },
-                },
-            }
-        ),
-        force=True,
-    )
-
-
-def remote_body() -> dict[str, Any]:
-    return {
-        "apiVersion": "istio.banzaicloud.io/v1beta1",
-        "kind": "RemoteIstio",
-        "metadata": {"name": REMOTE, "namespace": "istio-system"},
-        "spec": {
-            "autoInjectionNamespaces": ["injected"],
-            "enabledServices": [
-                {"name": "istio-pilot", "labelSelector": "istio=pilot"},
-                {"name": "istio-policy", "labelSelector": "istio-mixer-type=policy"},
-                {"name": "istio-telemetry", "labelSelector": "istio-mixer-type=telemetry"},
-            ],
-            "citadel": {"enabled": True},
-            "sidecarInjector": {"enabled": True, "replicaCount": 1},
-        },
-    }
 
 
 def remote_status(client: Client) -> dict[str, Any]:
@@ -250,10 +204,10 @@ def writers(cluster: LocalCluster, since: float, namespace: str) -> set[str]:
 
 
 def test_the_service_accounts_install_1_2_5_on_the_primary_and_the_remote(mesh: Mesh) -> None:
-    echo(mesh.primary)
-    echo(mesh.remote)
+    deploy_echo(mesh.primary, "1.2.5", replicas=1)
+    deploy_echo(mesh.remote, "1.2.5", replicas=1)
     apply_istio(mesh.primary, istio_body("1.2.5", meshExpansion=True))
-    mesh.primary.apply(RemoteIstioResource.from_dict(remote_body()), force=True)
+    mesh.primary.apply(RemoteIstioResource.from_dict(remote_istio_body(REMOTE)), force=True)
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=240)
     assert istio_status(mesh.primary)["remotes"] == {REMOTE: "Available"}
     assert_nothing_forbidden(mesh)

@@ -20,6 +20,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 
+from istio_operator.cli.demo import deploy_echo
 from istio_operator.localcluster import LocalCluster, Workspace
 from tests.conftest import client_for
 from tests.operator_harness import (
@@ -47,30 +48,6 @@ class Setup:
     operator: OperatorProcess
 
 
-def echo_deployment(version: str) -> Deployment:
-    labels = {"app": "echo"}
-    return Deployment.from_dict(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "echo", "namespace": "echo"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {"name": "echo", "image": "docker.io/library/echo-server:1"},
-                            {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{version}"},
-                        ]
-                    },
-                },
-            },
-        }
-    )
-
-
 def unreachable_kubeconfig() -> str:
     return (
         "apiVersion: v1\nkind: Config\n"
@@ -88,7 +65,7 @@ def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Ite
     apply_crds(client)
     for namespace in ("istio-system", "injected", "echo"):
         client.apply(Namespace(metadata=ObjectMeta(name=namespace)))
-    client.apply(echo_deployment("1.2.5"), force=True)
+    deploy_echo(client, "1.2.5")
     client.apply(
         Secret(
             metadata=ObjectMeta(name=GONE, namespace="istio-system"),

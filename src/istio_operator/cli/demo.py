@@ -149,13 +149,13 @@ def _walkthrough(stage: Stage) -> None:
         client.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
     _apply_remote_access(stage)
     stage.primary.apply(Istio.from_dict(_istio(FROM)), force=True)
-    stage.primary.apply(RemoteIstio.from_dict(_remote_istio()), force=True)
+    stage.primary.apply(RemoteIstio.from_dict(remote_istio_body()), force=True)
     _follow(stage, FROM)
     _show_and_check(stage, FROM)
 
     step(2, f"an echo workload on both clusters, its sidecar at {FROM}")
     for client in (stage.primary, stage.remote):
-        _deploy_echo(client)
+        deploy_echo(client)
     wait(
         stage,
         "echo available on both clusters",
@@ -213,11 +213,12 @@ def _istio(version: str) -> dict[str, Any]:
     }
 
 
-def _remote_istio() -> dict[str, Any]:
+def remote_istio_body(name: str = REMOTE, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A RemoteIstio mirroring the primary's pilot, policy and telemetry."""
     return {
         "apiVersion": "istio.banzaicloud.io/v1beta1",
         "kind": "RemoteIstio",
-        "metadata": {"name": REMOTE, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "enabledServices": [
                 {"name": "istio-pilot", "labelSelector": "istio=pilot"},
@@ -235,31 +236,29 @@ def _apply_remote_access(stage: Stage) -> None:
     )
 
 
-def _deploy_echo(client: Client) -> None:
-    client.apply(Namespace(metadata=ObjectMeta(name="echo")))
+def echo_manifest(proxy_version: str, replicas: int = 2) -> dict[str, Any]:
+    """An echo Deployment with an explicit `istio-proxy` sidecar, standing in for injection."""
     labels = {"app": "echo"}
-    client.apply(
-        from_dict(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "echo", "namespace": "echo"},
-                "spec": {
-                    "replicas": 2,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "containers": [
-                                {"name": "echo", "image": "docker.io/hashicorp/http-echo:1.0"},
-                                {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{FROM}"},
-                            ]
-                        },
-                    },
-                },
-            }
-        )
-    )
+    containers = [
+        {"name": "echo", "image": "docker.io/hashicorp/http-echo:1.0"},
+        {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{proxy_version}"},
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "echo", "namespace": "echo"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }
+
+
+def deploy_echo(client: Client, proxy_version: str = FROM, replicas: int = 2) -> None:
+    client.apply(Namespace(metadata=ObjectMeta(name="echo")))
+    echo: Any = from_dict(echo_manifest(proxy_version, replicas))
+    client.apply(echo, force=True)
 
 
 def _install_crds(client: Client) -> None:
