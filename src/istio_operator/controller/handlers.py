@@ -146,7 +146,7 @@ def _register_istio(registry: kopf.OperatorRegistry, triggers: Triggers, config:
         finally:
             triggers.forget(key)
 
-    @kopf.on.delete(GROUP, "v1beta1", "istios", registry=registry)
+    @kopf.on.delete(GROUP, "v1beta1", "istios", retries=60, backoff=5, registry=registry)
     async def istio_deleted(
         namespace: str | None,
         name: str,
@@ -157,13 +157,7 @@ def _register_istio(registry: kopf.OperatorRegistry, triggers: Triggers, config:
         namespace = namespace or ""
         primary: Cluster = memo["primary"]
         for remote in await list_remotes(primary, namespace):
-            remote_name = remote["metadata"]["name"]
-            try:
-                await remove_remote(primary, memo["remotes"], name, namespace, remote_name)
-            except (ClusterUnreachableError, KubeconfigSecretError) as error:
-                raise kopf.TemporaryError(
-                    f"cannot clean remote {remote_name} yet: {error}", delay=5
-                ) from error
+            await _clean_remote(memo, name, namespace, remote["metadata"]["name"])
         removed = await delete_owned(primary, Ownership(owner_selector(name, namespace)))
         await reconcile_injection_labels(primary, name, namespace, [])
         logger.info(f"deleted {len(removed)} objects; Istio's CRDs and user configuration kept")
@@ -216,16 +210,17 @@ def _register_remotes(registry: kopf.OperatorRegistry, triggers: Triggers) -> No
         namespace = namespace or ""
         peers: kopf.Index[None, Peer] = kwargs["istio_peers"]
         for istio_name in sorted({p.name for p in peers.get(None, []) if p.namespace == namespace}):
-            try:
-                removed = await remove_remote(
-                    memo["primary"], memo["remotes"], istio_name, namespace, name
-                )
-            except (ClusterUnreachableError, KubeconfigSecretError) as error:
-                raise kopf.TemporaryError(
-                    f"cannot clean remote {name} yet: {error}", delay=5
-                ) from error
+            removed = await _clean_remote(memo, istio_name, namespace, name)
             logger.info(f"removed {removed} objects from remote cluster {name}")
         triggers.fire_namespace(namespace)
+
+
+async def _clean_remote(memo: kopf.Memo, istio_name: str, namespace: str, remote: str) -> int:
+    """Removes what the operator created on a remote; retried while it cannot be reached."""
+    try:
+        return await remove_remote(memo["primary"], memo["remotes"], istio_name, namespace, remote)
+    except (ClusterUnreachableError, KubeconfigSecretError) as error:
+        raise kopf.TemporaryError(f"cannot clean remote {remote} yet: {error}", delay=5) from error
 
 
 async def _watch_remote(memo: kopf.Memo, namespace: str, name: str, triggers: Triggers) -> None:
