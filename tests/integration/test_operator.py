@@ -56,6 +56,12 @@ def operator(
     print(process.tail(200))
 
 
+def ensure_installed(client: Client, version: str) -> None:
+    """Each test starts from the control plane at `version`, whatever ran before it."""
+    apply_istio(client, istio_body(version))
+    wait_for(f"Available at {version}", lambda: available_at(client, version), timeout=120)
+
+
 def available_at(client: Client, version: str) -> bool:
     status = istio_status(client)
     return (
@@ -99,7 +105,7 @@ def test_mixerless_telemetry_and_switching_telemetry_off(
 
     apply_istio(primary, istio_body("1.3.0", mixerlessTelemetry={"enabled": True}))
     wait_for("two EnvoyFilters", lambda: len(envoy_filter()) == 2)
-    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available")
+    ensure_installed(primary, "1.3.0")
     assert "istio-telemetry" in workload_images(primary)
 
     body = istio_body("1.3.0", mixerlessTelemetry={"enabled": True}, telemetry={"enabled": False})
@@ -128,7 +134,7 @@ def _envoy_filters(client: Client) -> list[dict]:
 
 
 def test_drift_is_repaired_within_seconds(primary: Client, operator: OperatorProcess) -> None:
-    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available")
+    ensure_installed(primary, "1.3.0")
     primary.delete(Deployment, "istio-galley", namespace="istio-system")
     start = time.monotonic()
     wait_for("galley recreated", lambda: _exists(primary, "istio-galley"), timeout=5)
@@ -164,7 +170,7 @@ def _exists(client: Client, name: str) -> bool:
 def test_no_write_requests_while_idle(
     primary: Client, primary_cluster: LocalCluster, operator: OperatorProcess
 ) -> None:
-    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    ensure_installed(primary, "1.3.0")
     time.sleep(3)  # let the last status write land
     since = time.time()
     time.sleep(60)  # six resyncs of 10 s
@@ -173,7 +179,7 @@ def test_no_write_requests_while_idle(
 
 
 def test_unsupported_version_changes_nothing(primary: Client, operator: OperatorProcess) -> None:
-    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    ensure_installed(primary, "1.3.0")
     before = {
         d.metadata.name: d.metadata.resourceVersion
         for d in primary.list(Deployment, namespace="istio-system")
@@ -202,7 +208,7 @@ def test_unsupported_version_changes_nothing(primary: Client, operator: Operator
 
 
 def test_operator_killed_mid_upgrade_converges(primary: Client, operator: OperatorProcess) -> None:
-    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    ensure_installed(primary, "1.3.0")
     apply_istio(primary, istio_body("1.2.5"))
     wait_for(
         "upgrade under way", lambda: any(":1.2.5" in i for i in all_images(primary)), timeout=60
@@ -230,7 +236,7 @@ def test_a_second_istio_resource_is_refused(primary: Client, operator: OperatorP
 def test_injection_labels_follow_the_list_including_later_namespaces(
     primary: Client, operator: OperatorProcess
 ) -> None:
-    wait_for("Available", lambda: istio_status(primary).get("Status") == "Available", timeout=120)
+    ensure_installed(primary, "1.3.0")
     apply_istio(primary, istio_body("1.3.0", autoInjectionNamespaces=["injected", "later"]))
     primary.apply(Namespace(metadata=ObjectMeta(name="later")))
 

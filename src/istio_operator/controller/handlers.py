@@ -111,14 +111,14 @@ def _register_istio(registry: kopf.OperatorRegistry, triggers: Triggers, config:
         return {None: Peer(namespace or "", name, str(meta.get("creationTimestamp")))}
 
     @kopf.on.event(GROUP, "v1beta1", "istios", registry=registry)
-    def istio_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+    async def istio_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         if body.get("metadata", {}).get("generation") != body.get("status", {}).get(
             "observedGeneration"
         ):
             triggers.fire((namespace or "", name))
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
-    def namespace_changed(type: str | None, **_: Any) -> None:
+    async def namespace_changed(type: str | None, **_: Any) -> None:
         if type == "ADDED":
             triggers.fire_all()
 
@@ -163,22 +163,26 @@ def _register_istio(registry: kopf.OperatorRegistry, triggers: Triggers, config:
         logger.info(f"deleted {len(removed)} objects; Istio's CRDs and user configuration kept")
 
 
+# Handlers that set triggers are coroutines: kopf runs plain functions in a thread pool,
+# and an asyncio.Event set from another thread does not wake the worker waiting on it.
+
+
 def _register_owned(registry: kopf.OperatorRegistry, triggers: Triggers) -> None:
     owned = {MANAGED_BY: MANAGED_BY_VALUE}
     for group, version, plural in WATCHED_OWNED:
 
         @kopf.on.event(group, version, plural, labels=owned, registry=registry)
-        def owned_changed(labels: kopf.Labels, **_: Any) -> None:
+        async def owned_changed(labels: kopf.Labels, **_: Any) -> None:
             triggers.fire_owner_of(labels)
 
 
 def _register_remotes(registry: kopf.OperatorRegistry, triggers: Triggers) -> None:
     @kopf.on.event(GROUP, "v1beta1", "remoteistios", registry=registry)
-    def remote_changed(namespace: str | None, **_: Any) -> None:
+    async def remote_changed(namespace: str | None, **_: Any) -> None:
         triggers.fire_namespace(namespace or "")
 
     @kopf.on.event("", "v1", "secrets", labels={MULTI_CLUSTER_LABEL: "true"}, registry=registry)
-    def kubeconfig_changed(namespace: str | None, **_: Any) -> None:
+    async def kubeconfig_changed(namespace: str | None, **_: Any) -> None:
         triggers.fire_namespace(namespace or "")
 
     @kopf.daemon(GROUP, "v1beta1", "remoteistios", cancellation_timeout=5.0, registry=registry)

@@ -139,16 +139,19 @@ async def _wait_for_workloads(
     while True:
         states = await asyncio.gather(*(cluster.get(key) for key in keys))
         awaiting = []
+        missing = False
         for key, state in zip(keys, states, strict=True):
             if state is None:
+                # Deleted since it was applied: the next reconcile recreates it, so stop here.
                 awaiting.append(f"{key}: not found")
+                missing = True
                 continue
             if key.kind != CRD_KIND:
                 report.live_workloads[key] = state
             verdict = readiness(state)
             if not verdict.ready:
                 awaiting.append(f"{key}: {verdict.reason}")
-        if not awaiting or time.monotonic() >= deadline:
+        if not awaiting or missing or time.monotonic() >= deadline:
             return awaiting
         await asyncio.sleep(POLL_INTERVAL_S)
 
