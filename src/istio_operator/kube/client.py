@@ -74,13 +74,13 @@ class Cluster:
     async def get(self, key: ObjectKey) -> dict[str, Any] | None:
         cls = resource_class(key.api_version, key.kind)
         scope = {"namespace": key.namespace} if key.namespace else {}
-        obj = await self._request(lambda: self._api.get(cls, key.name, **scope), missing=None)
+        obj = await self.call(lambda: self._api.get(cls, key.name, **scope), missing=None)
         return None if obj is None else dict(obj.to_dict())
 
     async def apply(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply, forced: drift in our fields is repaired, others' fields stay."""
         resource = to_resource(manifest)
-        result = await self._request(
+        result = await self.call(
             lambda: self.client.apply(resource, force=True, dry_run=dry_run)
         )
         if not dry_run:
@@ -110,13 +110,13 @@ class Cluster:
         async def listing() -> list[Any]:
             return [o async for o in self._api.list(cls, labels=labels, **scope)]
 
-        items = await self._request(listing, missing=[])
+        items = await self.call(listing, missing=[])
         return [_with_type(dict(o.to_dict()), api_version, kind) for o in items]
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
         """Replaces the status of a custom resource (merge patch on the status subresource)."""
         cls = resource_class(key.api_version, key.kind)
-        await self._request(
+        await self.call(
             lambda: self.client.patch(
                 cls.Status,
                 key.name,
@@ -130,7 +130,7 @@ class Cluster:
     async def delete(self, key: ObjectKey) -> None:
         cls = resource_class(key.api_version, key.kind)
         scope = {"namespace": key.namespace} if key.namespace else {}
-        await self._request(lambda: self._api.delete(cls, key.name, **scope), missing=None)
+        await self.call(lambda: self._api.delete(cls, key.name, **scope), missing=None)
         self.writes.deletes += 1
 
     async def watch_labelled(
@@ -145,7 +145,7 @@ class Cluster:
         except (httpx.TransportError, OSError) as error:
             raise ClusterUnreachableError(f"cluster {self.name} is unreachable: {error}") from error
 
-    async def _request(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
+    async def call(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's
         storage initialising) are retried; a missing object gives `missing` if allowed;
         a server that does not answer raises ClusterUnreachableError."""

@@ -79,7 +79,7 @@ async def request_token(
         metadata=ObjectMeta(name=service_account, namespace=namespace),
         spec=TokenRequestSpec(audiences=[], expirationSeconds=expiration_seconds),
     )
-    answer: Any = await cluster._request(
+    answer: Any = await cluster.call(
         lambda: cluster.client.create(request, service_account, namespace=namespace)
     )
     expires = answer.status.expirationTimestamp
