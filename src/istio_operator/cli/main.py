@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "crds",
     "docs",
     "status",
+    "dataplane",
     "remote_access",
     "demo",
     "localcluster",
