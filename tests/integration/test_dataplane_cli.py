@@ -8,6 +8,7 @@ sidecar injector, the recreated pods get the new proxy."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,14 +19,15 @@ import pytest
 from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Namespace, Pod, Secret
 
-from istio_operator.cli.demo import echo_manifest
+from istio_operator.cli.demo import echo_manifest, remote_istio_body
 from istio_operator.localcluster import LocalCluster, Workspace
 from istio_operator.reconcile.dataplane import DATAPLANE_FIELD_MANAGER, RESTARTED_AT
 from tests.conftest import client_for
 from tests.operator_harness import (
     OperatorProcess,
+    RemoteIstioResource,
     apply_crds,
     apply_istio,
     istio_body,
@@ -222,3 +224,30 @@ def test_the_namespace_filter_and_a_missing_istio_resource(setup: Setup) -> None
     missing = dataplane(setup.cluster, "-n", "nowhere")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: no Istio resource in namespace nowhere"
+
+
+def test_an_unreachable_remote_is_reported_and_the_primary_still_listed(setup: Setup) -> None:
+    ready(setup)
+    kubeconfig = (
+        "apiVersion: v1\nkind: Config\n"
+        "clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: gone, user: {token: none}}]\n"
+        "contexts: [{name: gone, context: {cluster: gone, user: gone}}]\n"
+        "current-context: gone\n"
+    )
+    setup.client.apply(
+        Secret(
+            metadata=ObjectMeta(name="gone", namespace="istio-system"),
+            data={"gone": base64.b64encode(kubeconfig.encode()).decode()},
+        )
+    )
+    remote = remote_istio_body("gone", "istio-system")
+    setup.client.apply(RemoteIstioResource.from_dict(remote), force=True)
+    try:
+        result = dataplane(setup.cluster, "--dry-run", "--all-clusters", "--force")
+        assert result.returncode == 1, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[1].startswith("CLUSTER primary: control plane 1.3.0"), result.stdout
+        assert lines[-1].startswith("CLUSTER gone (remote): cluster gone is unreachable")
+    finally:
+        setup.client.delete(RemoteIstioResource, "gone", namespace="istio-system")
