@@ -80,9 +80,7 @@ class Cluster:
     async def apply(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply, forced: drift in our fields is repaired, others' fields stay."""
         resource = to_resource(manifest)
-        result = await self.call(
-            lambda: self.client.apply(resource, force=True, dry_run=dry_run)
-        )
+        result = await self.call(lambda: self.client.apply(resource, force=True, dry_run=dry_run))
         if not dry_run:
             self.writes.applies += 1
         return dict(result.to_dict())
