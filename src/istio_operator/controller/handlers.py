@@ -257,6 +257,7 @@ class _Worker:
         started = time.monotonic()
         snapshot = _plain(body)
         self._snapshot, self._written = snapshot, {}
+        writes_before = self.primary.writes.total
         try:
             outcome = await reconcile_mesh(
                 self.primary,
@@ -271,10 +272,14 @@ class _Worker:
             self.logger.exception("reconcile failed")
             outcome = MeshOutcome(_failure(snapshot, "Error", f"{type(error).__name__}: {error}"))
         seen = outcome.primary
-        metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
-        metrics.RECONCILES.labels(self.key[0], self.key[1], seen.state).inc()
-        if seen.state == FAILED:
-            metrics.RECONCILE_ERRORS.labels(seen.reason).inc()
+        metrics.record_reconcile(
+            self.key,
+            seen.state,
+            seen.reason,
+            seen.phase,
+            time.monotonic() - started,
+            self.primary.writes.total - writes_before,
+        )
         await self._report(self.istio_key, snapshot, seen)
         await self._report_remotes(outcome)
         return self._next_wait(seen, outcome.remotes)
