@@ -263,7 +263,11 @@ class _Worker:
                 self.primary,
                 snapshot,
                 peers,
-                Settings(phase_timeout=self.config.phase_timeout, on_rollout=self._rolling_out),
+                Settings(
+                    phase_timeout=self.config.phase_timeout,
+                    on_rollout=self._rolling_out,
+                    on_primary=self._primary_available,
+                ),
                 self.remotes,
             )
         except ClusterUnreachableError as error:
@@ -311,6 +315,9 @@ class _Worker:
                 continue
             key = ObjectKey(API_VERSION, "RemoteIstio", self.key[0], remote.name)
             await self._report(key, body, remote.observation)
+
+    async def _primary_available(self, seen: Observation) -> None:
+        await self._report(self.istio_key, self._snapshot, seen)
 
     async def _rolling_out(self, cluster: str, phase: Phase) -> None:
         """Shows a rollout in progress, phase by phase, while the reconcile runs."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,8 @@ class Settings:
     phase_timeout: float = 60.0
     remote_concurrency: int = 4
     on_rollout: RolloutListener | None = None
+    # Told the primary's state once it is available, before the remotes are reconciled.
+    on_primary: Callable[[Observation], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,11 @@ async def reconcile_mesh(
     await reconcile_injection_labels(
         primary, name, namespace, istio.spec.autoInjectionNamespaces or []
     )
+    seen = observe(istio, generation, report, gateways)
     remotes: list[RemoteOutcome] = []
     if report.done:
+        if remote_bodies and settings.on_primary is not None:
+            await settings.on_primary(seen)
         remotes = await reconcile_remotes(
             primary,
             istio,
@@ -123,7 +128,6 @@ async def reconcile_mesh(
             settings.remote_concurrency,
             settings.on_rollout,
         )
-    seen = observe(istio, generation, report, gateways)
     if remotes:
         seen = replace(seen, remotes={r.name: r.observation.state for r in remotes})
     return MeshOutcome(seen, remotes, remote_bodies)
