@@ -58,7 +58,8 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
     primary, remote = client_for(primary_cluster), client_for(remote_cluster)
     apply_crds(primary)
     primary.apply(Namespace(metadata=ObjectMeta(name="istio-system")))
-    primary.apply(Namespace(metadata=ObjectMeta(name="injected")))
+    for client in (primary, remote):
+        client.apply(Namespace(metadata=ObjectMeta(name="injected")))
     primary.apply(
         Secret(
             metadata=ObjectMeta(name=REMOTE_NAME, namespace="istio-system"),
@@ -142,6 +143,8 @@ def test_walkthrough_upgrade_reaches_every_cluster(mesh: Mesh) -> None:
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=180)
     secret = mesh.primary.get(Secret, REMOTE_NAME, namespace="istio-system")
     assert secret.metadata.labels.get("istio/multiCluster") == "true"
+    # The RemoteIstio names no injection namespaces: the primary's list applies there too.
+    assert injection_label(mesh.remote) == "enabled"
     assert istio_status(mesh.primary)["remotes"] == {REMOTE_NAME: "Available"}
 
     with AvailabilityProbe([mesh.primary, mesh.remote]) as probe:
@@ -215,8 +218,14 @@ def test_remote_deleted_while_operator_down_is_cleaned_up(mesh: Mesh) -> None:
     )
     secret = mesh.primary.get(Secret, REMOTE_NAME, namespace="istio-system")
     assert "istio/multiCluster" not in (secret.metadata.labels or {})
+    assert injection_label(mesh.remote) is None
     echo_on_remote = mesh.remote.get(Deployment, "echo", namespace="echo")
     assert echo_on_remote.status.availableReplicas == 2
+
+
+def injection_label(client: Client) -> str | None:
+    labels = client.get(Namespace, "injected").metadata.labels or {}
+    return labels.get("istio-injection")
 
 
 def _gone(client: Client) -> bool:

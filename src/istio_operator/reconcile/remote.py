@@ -29,9 +29,10 @@ from istio_operator.reconcile.engine import (
     delete_owned,
     reconcile_cluster,
 )
+from istio_operator.reconcile.injection import reconcile_injection_labels
 from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
-from istio_operator.versions import UnsupportedVersionError
+from istio_operator.versions import UnsupportedVersionError, remote_istio_spec
 
 log = logging.getLogger(__name__)
 UNREACHABLE = "Unreachable"
@@ -126,6 +127,10 @@ async def _reconcile_remote(
         )
         if report.done:
             await _label_secret(primary, secret)
+            wanted = remote_istio_spec(istio.spec, remote.spec).autoInjectionNamespaces or []
+            await reconcile_injection_labels(
+                cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
+            )
         addresses = await ingress_addresses(cluster, remote.metadata.namespace or "")
         return RemoteOutcome(name, _observe(generation, istio, report, addresses), addresses)
     except (SpecError, KubeconfigSecretError) as error:
@@ -222,6 +227,7 @@ async def remove_remote(
         raise KubeconfigSecretError(f"kubeconfig Secret {namespace}/{remote} not found")
     cluster = await clients.for_secret(remote, secret)
     removed = await delete_owned(cluster, remote_ownership(istio_name, namespace, remote))
+    await reconcile_injection_labels(cluster, istio_name, namespace, [])
     await unlabel_secret(primary, namespace, remote)
     await clients.forget(remote)
     return len(removed)
