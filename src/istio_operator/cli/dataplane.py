@@ -17,13 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import ApiError
-from lightkube.core.exceptions import ConfigError
 
-from istio_operator.api.crd import generate_crds
+from istio_operator.cli.clusters import KubeconfigError, mesh_clients, report
 from istio_operator.cli.status import columns
-from istio_operator.kube.client import Cluster, ClusterUnreachableError, config_from_file
+from istio_operator.kube.client import Cluster, ClusterUnreachableError
 from istio_operator.kube.remotes import RemoteClients
-from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.dataplane import (
     ClusterPlan,
     NotReadyError,
@@ -138,18 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     try:
-        config = config_from_file(args.kubeconfig)
-    except (ConfigError, OSError) as error:
-        print(f"error: kubeconfig: {error}", file=sys.stderr)
-        return 1
-    register_crds(generate_crds())
-    primary = Cluster.from_config("primary", config)
-    clients = RemoteClients()
-    try:
-        return await _upgrade(primary, clients, args)
-    finally:
-        await clients.close()
-        await primary.close()
+        async with mesh_clients(args.kubeconfig) as (primary, clients):
+            return await _upgrade(primary, clients, args)
+    except KubeconfigError as error:
+        return report(error)
 
 
 async def _upgrade(primary: Cluster, clients: RemoteClients, args: argparse.Namespace) -> int:

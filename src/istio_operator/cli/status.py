@@ -18,12 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from lightkube import ApiError
-from lightkube.core.exceptions import ConfigError
 
-from istio_operator.api.crd import generate_crds
-from istio_operator.kube.client import Cluster, ClusterUnreachableError, config_from_file
+from istio_operator.cli.clusters import KubeconfigError, mesh_clients, report
+from istio_operator.kube.client import Cluster, ClusterUnreachableError
 from istio_operator.kube.remotes import RemoteClients
-from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.inventory import (
     ClusterInventory,
     Component,
@@ -285,23 +283,15 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     try:
-        config = config_from_file(args.kubeconfig)
-    except (ConfigError, OSError) as error:
-        print(f"error: kubeconfig: {error}", file=sys.stderr)
-        return 1
-    register_crds(generate_crds())
-    primary = Cluster.from_config("primary", config)
-    clients = RemoteClients()
-    try:
-        while True:
-            started = time.monotonic()
-            code = await _once(primary, clients, args)
-            if not args.watch:
-                return code
-            await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - started)))
-    finally:
-        await clients.close()
-        await primary.close()
+        async with mesh_clients(args.kubeconfig) as (primary, clients):
+            while True:
+                started = time.monotonic()
+                code = await _once(primary, clients, args)
+                if not args.watch:
+                    return code
+                await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+    except KubeconfigError as error:
+        return report(error)
 
 
 async def _once(primary: Cluster, clients: RemoteClients, args: argparse.Namespace) -> int:

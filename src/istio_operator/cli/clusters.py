@@ -1,0 +1,41 @@
+"""Clients for the commands that read a mesh: the primary and its remotes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from lightkube.core.exceptions import ConfigError
+
+from istio_operator.api.crd import generate_crds
+from istio_operator.kube.client import Cluster, config_from_file
+from istio_operator.kube.remotes import RemoteClients
+from istio_operator.kube.resources import register_crds
+
+
+class KubeconfigError(RuntimeError):
+    """The primary's kubeconfig cannot be read."""
+
+
+@asynccontextmanager
+async def mesh_clients(kubeconfig: str | None) -> AsyncIterator[tuple[Cluster, RemoteClients]]:
+    """The primary's client (the operator's own kinds known) and a registry for remotes,
+    both closed afterwards."""
+    try:
+        config = config_from_file(kubeconfig)
+    except (ConfigError, OSError) as error:
+        raise KubeconfigError(f"kubeconfig: {error}") from None
+    register_crds(generate_crds())
+    primary = Cluster.from_config("primary", config)
+    clients = RemoteClients()
+    try:
+        yield primary, clients
+    finally:
+        await clients.close()
+        await primary.close()
+
+
+def report(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
