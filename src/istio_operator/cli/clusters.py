@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,19 @@ from istio_operator.api.crd import generate_crds
 from istio_operator.kube.client import Cluster, config_from_file
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.kube.resources import register_crds
+
+
+def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options naming a mesh: the primary's kubeconfig and the resources' namespace."""
+    parser.add_argument(
+        "--kubeconfig", default=None, help="the primary cluster (default: KUBECONFIG)"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default="istio-system",
+        help="namespace of the Istio and RemoteIstio resources (default istio-system)",
+    )
 
 
 class KubeconfigError(RuntimeError):

@@ -18,7 +18,12 @@ from typing import Any
 
 from lightkube import ApiError
 
-from istio_operator.cli.clusters import KubeconfigError, mesh_clients, report
+from istio_operator.cli.clusters import (
+    KubeconfigError,
+    add_mesh_arguments,
+    mesh_clients,
+    report,
+)
 from istio_operator.cli.status import columns
 from istio_operator.kube.client import Cluster, ClusterUnreachableError
 from istio_operator.kube.remotes import RemoteClients
@@ -46,15 +51,7 @@ def register(subparsers: Any) -> None:
         "the operator's own workloads are never touched. Refuses while the Istio resource is "
         "not Available, unless --force.",
     )
-    parser.add_argument(
-        "--kubeconfig", default=None, help="the primary cluster (default: KUBECONFIG)"
-    )
-    parser.add_argument(
-        "-n",
-        "--namespace",
-        default="istio-system",
-        help="namespace of the Istio and RemoteIstio resources (default istio-system)",
-    )
+    add_mesh_arguments(parser)
     parser.add_argument(
         "--workload-namespace",
         action="extend",

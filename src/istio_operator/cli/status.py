@@ -19,7 +19,12 @@ from typing import Any
 
 from lightkube import ApiError
 
-from istio_operator.cli.clusters import KubeconfigError, mesh_clients, report
+from istio_operator.cli.clusters import (
+    KubeconfigError,
+    add_mesh_arguments,
+    mesh_clients,
+    report,
+)
 from istio_operator.kube.client import Cluster, ClusterUnreachableError
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.inventory import (
@@ -46,15 +51,7 @@ def register(subparsers: Any) -> None:
         "clusters are read through their kubeconfig Secrets; one that cannot be reached is "
         "shown as such. Nothing is changed.",
     )
-    parser.add_argument(
-        "--kubeconfig", default=None, help="the primary cluster (default: KUBECONFIG)"
-    )
-    parser.add_argument(
-        "-n",
-        "--namespace",
-        default="istio-system",
-        help="namespace of the Istio and RemoteIstio resources (default istio-system)",
-    )
+    add_mesh_arguments(parser)
     parser.add_argument(
         "-o", "--output", choices=("table", "json"), default="table", help="default: table"
     )
