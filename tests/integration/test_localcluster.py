@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,18 +14,9 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Service
 
 from istio_operator.localcluster import LocalCluster, Workspace
 from tests.conftest import client_for
+from tests.operator_harness import wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def make_namespace(client: Client, name: str) -> str:
