@@ -11,25 +11,39 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
+from istio_operator.api.crd import generate_crds
 from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.kube.objects import ObjectKey
+from istio_operator.kube.resources import register_crds
+from istio_operator.reconcile import dataplane, inventory
 from istio_operator.reconcile.access import remote_manifests
 from istio_operator.reconcile.kinds import MANAGED_KINDS
 from istio_operator.reconcile.rbac import (
-    OPERATOR_ON_PRIMARY,
     OPERATOR_ON_REMOTE,
     OPTIONAL_COMPONENTS,
+    PRIMARY_USES,
+    RBAC_GROUP,
+    REMOTE_USES,
+    STATUS_ON_EVERY_CLUSTER,
+    Role,
     Rules,
+    held_for_rendered_roles,
     policy_rules,
     primary_rules,
     remote_rules,
+    rendered_primary_variants,
+    rendered_remote_variants,
     required,
+    resource_of,
+    without_covered,
 )
 from istio_operator.render import (
     DesiredObject,
@@ -44,6 +58,7 @@ ROOT = Path(__file__).parent.parent.parent
 DEPLOY = ROOT / "deploy"
 SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 
+RBAC = RBAC_GROUP
 IMAGE_FIELDS = ("pilot", "citadel", "galley", "mixer", "sidecarInjector", "nodeAgent")
 
 
@@ -73,7 +88,7 @@ def all_on_spec(version: str, mtls: bool, mesh_expansion: bool) -> dict[str, Any
         gateways.setdefault(gateway, {})["enabled"] = True
         gateways[gateway]["sds"] = {"enabled": True}
     spec["sidecarInjector"].setdefault("initCNIConfiguration", {})["enabled"] = True
-    return body
+    return dict(body)
 
 
 def remote_sample() -> dict[str, Any]:
@@ -120,25 +135,69 @@ def rendered_remote() -> list[DesiredObject]:
     ]
 
 
-def granted(role: Mapping[str, Any]) -> Rules:
+def granted(role: Mapping[str, Any]) -> Role:
+    """A ClusterRole manifest as the derivation's Role: `resourceNames` only with `bind`."""
     rules: dict[tuple[str, str], set[str]] = {}
+    bindable: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
-        assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected keys in {rule}"
-        for group, resource in itertools.product(rule["apiGroups"], rule["resources"]):
-            rules.setdefault((group, resource), set()).update(rule["verbs"])
-    return {key: frozenset(verbs) for key, verbs in rules.items()}
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule
+        for key in itertools.product(rule["apiGroups"], rule["resources"]):
+            if "resourceNames" in rule:
+                assert rule["verbs"] == ["bind"], f"names only restrict bind: {rule}"
+                bindable.setdefault(key, set()).update(rule["resourceNames"])
+            else:
+                rules.setdefault(key, set()).update(rule["verbs"])
+    return Role(
+        {key: frozenset(verbs) for key, verbs in rules.items()},
+        {key: frozenset(names) for key, names in bindable.items()},
+    )
 
 
-def describe(diff: Rules) -> list[str]:
+def describe(diff: Mapping[tuple[str, str], frozenset[str]]) -> list[str]:
     return [f"{g or 'core'}/{r}: {sorted(v)}" for (g, r), v in sorted(diff.items()) if v]
 
 
-def assert_exactly(role: Mapping[str, Any], expected: Rules) -> None:
-    actual = granted(role)
-    missing = {k: v - actual.get(k, frozenset()) for k, v in expected.items()}
-    extra = {k: v - expected.get(k, frozenset()) for k, v in actual.items()}
-    assert not describe(missing), f"{role['metadata']['name']} lacks {describe(missing)}"
-    assert not describe(extra), f"{role['metadata']['name']} grants more: {describe(extra)}"
+def difference(
+    these: Mapping[tuple[str, str], frozenset[str]], those: Mapping[tuple[str, str], frozenset[str]]
+) -> list[str]:
+    return describe({k: v - those.get(k, frozenset()) for k, v in these.items()})
+
+
+def rules_yaml(rules: list[dict[str, list[str]]]) -> str:
+    """The rules as deploy/'s files write them, to paste when the derivation changes."""
+
+    def flow(items: list[str]) -> str:
+        return "[" + ", ".join(f'"{i}"' if i in ("", "*") else i for i in items) + "]"
+
+    lines = []
+    for rule in rules:
+        lines += [
+            f"  - apiGroups: {flow(rule['apiGroups'])}",
+            f"    resources: {flow(rule['resources'])}",
+            f"    verbs: {flow(rule['verbs'])}",
+        ]
+        if "resourceNames" in rule:
+            lines += ["    resourceNames:", *(f"      - {n}" for n in rule["resourceNames"])]
+    return "\n".join(lines)
+
+
+def assert_exactly(role: Mapping[str, Any], expected: Role) -> None:
+    """The same permissions, and the same rules in the same order: a server-side apply of
+    one copy over another then finds an equal `rules` and takes no field from it."""
+    name, actual = role["metadata"]["name"], granted(role)
+    assert not difference(expected.rules, actual.rules), (
+        f"{name} lacks {difference(expected.rules, actual.rules)}"
+    )
+    assert not difference(actual.rules, expected.rules), (
+        f"{name} grants more: {difference(actual.rules, expected.rules)}"
+    )
+    assert not difference(expected.bindable, actual.bindable), f"{name} cannot bind them"
+    assert not difference(actual.bindable, expected.bindable), (
+        f"{name} may bind more: {difference(actual.bindable, expected.bindable)}"
+    )
+    assert role["rules"] == policy_rules(expected), (
+        f"{name}: rules out of order; expected:\nrules:\n{rules_yaml(policy_rules(expected))}"
+    )
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -171,75 +230,328 @@ def test_every_rendered_kind_is_one_the_operator_prunes(
     assert rendered - managed - unowned == set()
 
 
+def base_cluster_role() -> dict[str, Any]:
+    return cluster_role(DEPLOY / "base/clusterrole.yaml")
+
+
+def remote_cluster_role() -> dict[str, Any]:
+    return cluster_role(DEPLOY / "remote/rbac.yaml")
+
+
+def remote_access_cluster_role() -> dict[str, Any]:
+    _, role, _ = remote_manifests("istio-system")
+    return role
+
+
+def operator_roles() -> list[tuple[dict[str, Any], Role]]:
+    """Every copy of the operator's roles, and the role each must be."""
+    return [
+        (base_cluster_role(), primary_rules()),
+        (chart_cluster_role(), primary_rules()),
+        (remote_cluster_role(), remote_rules()),
+        (remote_access_cluster_role(), remote_rules()),
+    ]
+
+
 def test_base_cluster_role_grants_exactly_what_the_operator_needs() -> None:
-    assert_exactly(cluster_role(DEPLOY / "base/clusterrole.yaml"), primary_rules())
+    assert_exactly(base_cluster_role(), primary_rules())
 
 
 def test_the_derivation_covers_what_the_reference_samples_render(
     primary_objects: list[DesiredObject],
 ) -> None:
-    assert required(primary_objects, OPERATOR_ON_PRIMARY) == primary_rules()
-    assert required(rendered_remote(), OPERATOR_ON_REMOTE) == remote_rules()
+    assert required(primary_objects, *PRIMARY_USES) == primary_rules()
+    assert required(rendered_remote(), *REMOTE_USES) == remote_rules()
 
 
 def test_chart_cluster_role_has_the_base_rules() -> None:
-    assert granted(chart_cluster_role()) == granted(cluster_role(DEPLOY / "base/clusterrole.yaml"))
+    assert_exactly(chart_cluster_role(), primary_rules())
+    assert chart_cluster_role()["rules"] == base_cluster_role()["rules"]
 
 
-def test_remote_cluster_role_grants_exactly_what_reconciling_a_remote_needs() -> None:
-    assert_exactly(cluster_role(DEPLOY / "remote/rbac.yaml"), remote_rules())
+def test_remote_cluster_role_grants_exactly_what_the_operator_needs_on_a_remote() -> None:
+    assert_exactly(remote_cluster_role(), remote_rules())
 
 
-def test_remote_access_applies_exactly_the_remote_rules() -> None:
+def test_remote_access_applies_the_rules_of_deploy_remote_in_the_same_order() -> None:
     _, role, binding = remote_manifests("istio-system")
     assert role["kind"] == "ClusterRole"
+    assert role["metadata"]["name"] == remote_cluster_role()["metadata"]["name"]
     assert_exactly(role, remote_rules())
-    assert granted(role) == granted(cluster_role(DEPLOY / "remote/rbac.yaml"))
+    assert role["rules"] == remote_cluster_role()["rules"]  # one value: no apply conflict
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "istio-operator", "namespace": "istio-system"}
     ]
-    for rule in role["rules"]:
-        assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
 
 
-def test_policy_rules_group_resources_by_group_and_verbs() -> None:
-    rules: Rules = {
-        ("", "pods"): frozenset({"get", "list"}),
-        ("", "services"): frozenset({"list", "get"}),
-        ("apps", "deployments"): frozenset({"get"}),
-        ("", "events"): frozenset(),
-    }
-    assert policy_rules(rules) == [
-        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
-    ]
+def without_rule(role: dict[str, Any], resource: str, verb: str) -> dict[str, Any]:
+    changed = copy.deepcopy(role)
+    for rule in changed["rules"]:
+        if resource in rule["resources"] and verb in rule["verbs"]:
+            rule["verbs"].remove(verb)
+    return changed
+
+
+def with_rule(role: dict[str, Any], rule: dict[str, list[str]]) -> dict[str, Any]:
+    return {**role, "rules": [*role["rules"], rule]}
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("change", "message"),
     [
-        DEPLOY / "base/clusterrole.yaml",
-        DEPLOY / "base/leader-election-role.yaml",
-        DEPLOY / "remote/rbac.yaml",
+        (lambda r: without_rule(r, "statefulsets", "patch"), "lacks"),
+        (lambda r: without_rule(r, "replicasets", "list"), "lacks"),
+        (lambda r: with_rule(r, {**r["rules"][0], "verbs": ["deletecollection"]}), "more"),
+        (
+            lambda r: with_rule(
+                r, {"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["escalate"]}
+            ),
+            "more",
+        ),
+        (
+            lambda r: with_rule(
+                r,
+                {
+                    "apiGroups": [RBAC],
+                    "resources": ["clusterroles"],
+                    "verbs": ["bind"],
+                    "resourceNames": ["cluster-admin"],
+                },
+            ),
+            "may bind more",
+        ),
+        (lambda r: {**r, "rules": list(reversed(r["rules"]))}, "out of order"),
     ],
 )
-def test_no_wildcards(path: Path) -> None:
-    for doc in documents(path):
+@pytest.mark.parametrize("which", ["primary", "remote"])
+def test_a_missing_extra_or_reordered_rule_fails(
+    which: str, change: Callable[[dict[str, Any]], dict[str, Any]], message: str
+) -> None:
+    role, expected = (
+        (base_cluster_role(), primary_rules())
+        if which == "primary"
+        else (remote_cluster_role(), remote_rules())
+    )
+    with pytest.raises(AssertionError, match=message):
+        assert_exactly(change(role), expected)
+
+
+def test_policy_rules_group_resources_by_group_and_verbs_then_bind_by_name() -> None:
+    role = Role(
+        {
+            ("", "pods"): frozenset({"get", "list"}),
+            ("", "services"): frozenset({"list", "get"}),
+            ("apps", "deployments"): frozenset({"get"}),
+            ("", "events"): frozenset(),
+        },
+        {(RBAC, "roles"): frozenset({"b", "a"})},
+    )
+    assert policy_rules(role) == [
+        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+        {
+            "apiGroups": [RBAC],
+            "resources": ["roles"],
+            "verbs": ["bind"],
+            "resourceNames": ["a", "b"],
+        },
+    ]
+
+
+def test_a_wildcard_covers_what_it_stands_for() -> None:
+    rules: Rules = {
+        ("g", "*"): frozenset({"get"}),
+        ("g", "a"): frozenset({"get", "list"}),
+        ("h", "*"): frozenset({"*"}),
+        ("h", "b"): frozenset({"get"}),
+        ("i", "c"): frozenset({"*", "get"}),
+    }
+    assert without_covered(rules) == {
+        ("g", "*"): frozenset({"get"}),
+        ("g", "a"): frozenset({"list"}),
+        ("h", "*"): frozenset({"*"}),
+        ("i", "c"): frozenset({"*"}),
+    }
+
+
+def holds(role: Role, group: str, resource: str, verb: str) -> bool:
+    """Whether the role grants the verb on every object of the resource, as RBAC matches."""
+    return any(role.rules.get((group, r), frozenset()) & {verb, "*"} for r in (resource, "*"))
+
+
+@pytest.mark.parametrize(
+    ("objects", "role"),
+    [(rendered_primary_variants, primary_rules), (rendered_remote_variants, remote_rules)],
+    ids=["primary", "remote"],
+)
+def test_the_operator_holds_every_right_of_the_roles_it_writes(
+    objects: Callable[[], list[DesiredObject]], role: Callable[[], Role]
+) -> None:
+    """So that the API server lets it write them without `escalate`."""
+    for obj in objects():
+        if obj.kind not in ("ClusterRole", "Role"):
+            continue
+        for rule in obj.manifest["rules"]:
+            for group, resource, verb in itertools.product(
+                rule["apiGroups"], rule["resources"], rule["verbs"]
+            ):
+                assert holds(role(), group, resource, verb), (obj.name, group, resource, verb)
+
+
+@pytest.mark.parametrize(
+    ("objects", "role"),
+    [(rendered_primary_variants, primary_rules), (rendered_remote_variants, remote_rules)],
+    ids=["primary", "remote"],
+)
+def test_bind_only_on_the_rendered_roles_by_name(
+    objects: Callable[[], list[DesiredObject]], role: Callable[[], Role]
+) -> None:
+    rendered = {
+        (RBAC, f"{o.kind.lower()}s"): o.name for o in objects() if o.kind in ("ClusterRole", "Role")
+    }
+    assert set(role().bindable) == set(rendered)
+    for key, names in role().bindable.items():
+        assert names == {o.name for o in objects() if (RBAC, f"{o.kind.lower()}s") == key}
+
+
+@pytest.mark.parametrize("index", range(4), ids=["base", "chart", "remote", "remote-access"])
+def test_no_escalate_and_no_unnamed_bind(index: int) -> None:
+    manifest, _ = operator_roles()[index]
+    for rule in manifest["rules"]:
+        assert "escalate" not in rule["verbs"], rule
+        if "bind" in rule["verbs"]:
+            assert rule["verbs"] == ["bind"] and rule.get("resourceNames"), rule
+        if RBAC in rule["apiGroups"] or "*" in rule["apiGroups"]:  # `*` would hold escalate
+            assert "*" not in rule["verbs"] + rule["resources"], rule
+
+
+@pytest.mark.parametrize("index", range(4), ids=["base", "chart", "remote", "remote-access"])
+def test_wildcards_only_where_a_rendered_istio_role_has_them(index: int) -> None:
+    manifest, _ = operator_roles()[index]
+    objects = rendered_primary_variants() if index < 2 else rendered_remote_variants()
+    istio_roles = held_for_rendered_roles(objects)
+    for rule in manifest["rules"]:
+        assert "*" not in rule["apiGroups"], rule
+        for group, resource in itertools.product(rule["apiGroups"], rule["resources"]):
+            if "*" in rule["verbs"] or resource == "*":
+                assert set(rule["verbs"]) <= istio_roles.get((group, resource), set()), rule
+
+
+def test_no_wildcards_in_the_leader_election_role() -> None:
+    for doc in documents(DEPLOY / "base/leader-election-role.yaml"):
         for rule in doc.get("rules", []):
             for field in ("apiGroups", "resources", "verbs"):
-                assert "*" not in rule[field], f"{path.name}: `*` in {field} of {rule}"
-            assert not any(r.endswith("/*") for r in rule["resources"]), rule
+                assert "*" not in rule[field], f"`*` in {field} of {rule}"
 
 
 def test_leader_election_is_limited_to_leases_in_the_operators_namespace() -> None:
     role, binding = documents(DEPLOY / "base/leader-election-role.yaml")
     assert role["kind"] == "Role"
-    assert granted(role) == {
-        ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update", "patch"})
-    }
+    assert granted(role) == Role(
+        {("coordination.k8s.io", "leases"): frozenset({"get", "create", "update", "patch"})}, {}
+    )
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
         "name": role["metadata"]["name"],
     }
+
+
+class RecordingCluster:
+    """Stands in for `kube.client.Cluster` and records each request as (verb, group,
+    resource), answering with the objects it holds."""
+
+    def __init__(self, name: str, objects: Mapping[str, list[dict[str, Any]]]) -> None:
+        self.name = name
+        self.objects = objects
+        self.requests: set[tuple[str, str, str]] = set()
+        self.client = self
+        self.writes = SimpleNamespace(applies=0)
+
+    def record(self, verb: str, api_version: str, kind: str) -> None:
+        self.requests.add((verb, *resource_of(api_version, kind)))
+
+    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        self.record("list", api_version, kind)
+        return self.objects.get(kind, [])
+
+    async def list_labelled(
+        self, api_version: str, kind: str, selector: str
+    ) -> list[dict[str, Any]]:
+        self.record("list", api_version, kind)
+        return []
+
+    async def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        self.record("get", key.api_version, key.kind)
+        return {"metadata": {"name": key.name}, "data": {}}
+
+    async def patch(self, cls: Any, name: str, body: Any, **options: Any) -> Any:
+        info = cls._api_info
+        self.requests.add(("patch", str(info.resource.group), str(info.plural)))
+        return SimpleNamespace(to_dict=lambda: body)
+
+    async def call(self, call: Callable[[], Awaitable[Any]], **_: Any) -> Any:
+        return await call()
+
+
+class OneRemote:
+    def __init__(self, remote: RecordingCluster) -> None:
+        self.remote = remote
+
+    async def for_secret(self, name: str, secret: Mapping[str, Any]) -> RecordingCluster:
+        return self.remote
+
+
+def mesh_resource(kind: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "istio-system"},
+        "spec": {"version": "1.3.0"},
+        "status": {"Status": "Available", "version": "1.3.0"},
+    }
+
+
+async def run_the_commands(primary: RecordingCluster, remote: RecordingCluster) -> None:
+    """What `status` and `dataplane-upgrade --all-clusters` do: the inventory, the plan,
+    and a restart of each kind of workload on each cluster."""
+    clients: Any = OneRemote(remote)
+    await inventory.gather(primary, "istio-system", clients)  # type: ignore[arg-type]
+    plans = await dataplane.plan(
+        primary,  # type: ignore[arg-type]
+        "istio-system",
+        clients,
+        all_clusters=True,
+        force=True,
+    )
+    assert [p.error for p in plans] == ["", ""]
+    for cluster in (primary, remote):
+        for kind in dataplane.RESTARTABLE_KINDS:
+            workload = dataplane.Restart(kind, "app", "echo", ("1.2.5",), "1.3.0", 1)
+            await dataplane.restart(cluster, workload, "now")  # type: ignore[arg-type]
+
+
+async def test_status_and_dataplane_upgrade_need_only_what_the_roles_grant() -> None:
+    register_crds(generate_crds())
+    primary = RecordingCluster(
+        "primary",
+        {
+            "Istio": [mesh_resource("Istio", "istio")],
+            "RemoteIstio": [mesh_resource("RemoteIstio", "r")],
+        },
+    )
+    remote = RecordingCluster("r", {})
+    await run_the_commands(primary, remote)
+    assert ("patch", "apps", "statefulsets") in remote.requests  # the restarts were recorded
+    assert ("list", "apps", "replicasets") in remote.requests
+    for cluster, role in ((primary, primary_rules()), (remote, remote_rules())):
+        forbidden = {r for r in cluster.requests if not holds(role, r[1], r[2], r[0])}
+        assert not forbidden, f"{cluster.name}: the role does not grant {sorted(forbidden)}"
+
+
+def test_a_role_without_the_dataplane_rights_is_caught() -> None:
+    """The check above can fail: without `DATAPLANE_ON_EVERY_CLUSTER`, it would."""
+    without = required(rendered_remote_variants(), OPERATOR_ON_REMOTE, STATUS_ON_EVERY_CLUSTER)
+    assert not holds(without, "apps", "statefulsets", "patch")
+    assert not holds(without, "apps", "replicasets", "list")

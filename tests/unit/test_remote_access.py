@@ -27,6 +27,7 @@ from istio_operator.reconcile.access import (
     kubeconfig_secret,
     remote_manifests,
 )
+from istio_operator.reconcile.rbac import policy_rules, remote_rules
 
 SECRET_TOKEN = "s3cr3t-token-value"
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -94,12 +95,41 @@ def test_remote_manifests() -> None:
     assert service_account["metadata"]["namespace"] == "mesh"
     assert role["metadata"]["name"] == "istio-operator-remote"
     assert binding["metadata"]["name"] == "istio-operator-remote-mesh"
-    assert {"bind", "escalate"} <= {
-        verb
+    assert role["rules"] == policy_rules(remote_rules())
+
+
+def role_verbs(role: dict[str, Any], resource: str) -> dict[str, list[str]]:
+    """verb -> the names it is restricted to ([] for all) on a resource of the role."""
+    verbs: dict[str, list[str]] = {}
+    for rule in role["rules"]:
+        if resource in rule["resources"] and "rbac.authorization.k8s.io" in rule["apiGroups"]:
+            for verb in rule["verbs"]:
+                verbs.setdefault(verb, []).extend(rule.get("resourceNames", []))
+    return verbs
+
+
+def test_the_remote_role_cannot_escalate_and_binds_only_istio_roles() -> None:
+    _, role, _ = remote_manifests("mesh")
+    for resource in ("clusterroles", "roles"):
+        verbs = role_verbs(role, resource)
+        assert "escalate" not in verbs and "*" not in verbs, verbs
+        assert verbs["bind"], f"bind on every {resource}"
+        assert all(name.startswith("istio") for name in verbs["bind"]), verbs["bind"]
+    assert "cluster-admin" not in role_verbs(role, "clusterroles")["bind"]
+
+
+def test_the_remote_role_lets_status_and_dataplane_upgrade_read_and_restart() -> None:
+    _, role, _ = remote_manifests("mesh")
+    granted = {
+        (resource, verb)
         for rule in role["rules"]
-        if "clusterroles" in rule["resources"]
+        if "apps" in rule["apiGroups"]
+        for resource in rule["resources"]
         for verb in rule["verbs"]
     }
+    for kind in ("deployments", "statefulsets", "daemonsets"):
+        assert {(kind, "list"), (kind, "patch")} <= granted
+    assert ("replicasets", "list") in granted
 
 
 class FakeCluster:

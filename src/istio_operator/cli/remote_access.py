@@ -1,10 +1,10 @@
 """`istio-operator remote-access`: let the operator reach a remote cluster.
 
 With an admin kubeconfig of the remote, creates there the operator's identity
-(ServiceAccount, ClusterRole with only what reconciling a remote needs, binding),
-asks the TokenRequest API for a token of it, and writes on the primary the
-kubeconfig Secret a RemoteIstio of that name uses. The token and the kubeconfig
-are never printed.
+(ServiceAccount, ClusterRole with only what the operator and its commands need there,
+binding), asks the TokenRequest API for a token of it, and writes on the primary the
+kubeconfig Secret a RemoteIstio of that name uses. The token and the kubeconfig are
+never printed.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def register(subparsers: Any) -> None:
             "On the remote cluster (--remote-kubeconfig, an identity allowed to create RBAC "
             f"objects): server-side apply the ServiceAccount {SERVICE_ACCOUNT} in --namespace, "
             f"the ClusterRole {CLUSTER_ROLE} with exactly the rights the operator needs there "
-            "(the kinds it renders for a remote; `escalate` and `bind` on roles, because "
-            "Istio's roles hold rights the operator does not) and a ClusterRoleBinding; then "
+            "(reconciling the kinds it renders for a remote, `status` and `dataplane-upgrade`, "
+            "the rights of the Istio roles it writes; no `escalate`, `bind` only on those "
+            "roles by name: the same rules as deploy/remote) and a ClusterRoleBinding; then "
             "request a token for the ServiceAccount with the TokenRequest API, valid for "
             "--token-expiration seconds (default one year; the API server may grant less). "
             "On the primary cluster (--kubeconfig, else KUBECONFIG): write the Secret NAME in "

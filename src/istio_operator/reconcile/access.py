@@ -1,7 +1,8 @@
 """Giving the operator access to a remote cluster.
 
-On the remote: a ServiceAccount, a ClusterRole with exactly the rules reconciling a
-remote needs (`rbac.remote_rules`) and its binding. On the primary: the kubeconfig
+On the remote: a ServiceAccount, a ClusterRole with exactly the rules the operator needs
+there (`rbac.remote_rules`, the same as deploy/remote's, in the same order, so that a
+server-side apply of either over the other does not conflict) and its binding. On the primary: the kubeconfig
 Secret a `RemoteIstio` names (its name and namespace, one key of that name), holding
 the remote's server and CA and a token of that ServiceAccount from the TokenRequest
 API. Everything is server-side applied with a field manager of its own, so running

@@ -1,15 +1,43 @@
-"""The RBAC rules the operator needs, derived from what it renders.
+"""The RBAC rules the operator needs, derived from what it does on a cluster.
 
-Every kind the renderer can produce (every optional component on, both Istio
-families, with and without mTLS and mesh expansion) gets get/list/watch (live
-state, owned objects found by label), create+patch (server-side apply) and
-delete (pruning), except the kinds that are never pruned. The other kinds the
-operator may own (`MANAGED_KINDS`) are only read: every reconcile lists them
-for objects to prune. Writing and binding Istio's (Cluster)Roles, which hold
-permissions the operator does not, needs `escalate` and `bind` on them.
+One derivation per kind of cluster, each the sum of four declared parts:
 
-`remote_rules()` is what `istio-operator remote-access` grants on a remote
-cluster; deploy/base and deploy/remote are checked against the same functions.
+- applying, pruning and reading what the renderer can produce (every optional component
+  on, both Istio families, with and without mTLS and mesh expansion): get/list/watch
+  (live state, owned objects found by label), create+patch (server-side apply) and
+  delete (pruning), except for the kinds never pruned; the other kinds the operator may
+  own (`MANAGED_KINDS`) are only read, since every reconcile lists them to prune;
+- what the operator does beyond that (`OPERATOR_ON_PRIMARY`, `OPERATOR_ON_REMOTE`);
+- what `istio-operator status` and `dataplane-upgrade` read and patch on each cluster
+  (`STATUS_*`, `DATAPLANE_*`, built from the kinds `reconcile.inventory` and
+  `reconcile.dataplane` list and restart, so that a kind added there is granted here);
+- every permission the rendered (Cluster)Roles grant, and `bind` on those roles by name.
+
+`primary_rules()` is deploy/base's ClusterRole (and the chart's); `remote_rules()` is
+deploy/remote's and the one `istio-operator remote-access` applies, rule for rule in the
+same order, so that a server-side apply of one over the other finds the same value and
+does not conflict. tests/unit/test_deploy_rbac.py checks every copy.
+
+No privilege escalation. The API server lets a subject write a (Cluster)Role only with
+rules the subject holds itself, unless it has `escalate` on that role, and bind a role
+only if it holds the role's rules, unless it has `bind` on it. The operator holds no
+`escalate`, not even on the rendered roles by name:
+
+- `escalate` is authorized against the request's object name (pkg/registry/rbac,
+  `RoleEscalationAuthorized`: `Name: requestInfo.Name`). A POST create has no name, so
+  `resourceNames` cannot cover a plain create; it would cover server-side apply, a PATCH
+  to the object's name even when it creates.
+- Covered or not, it would leave the escalation open: with `escalate` and `bind` on a
+  rendered role, the operator can write `*/*/*` into that role and bind it to itself.
+
+Instead the operator holds every permission its rendered roles grant, so writing them
+escalates nothing. That adds no reach it did not have: it runs Istio's pods with the
+ServiceAccounts those roles are bound to. Any role it can write is then at most what it
+holds. `bind` stays, by name, on the rendered roles only: the API server checks a
+binding without `bind` against the live rules of the role it names, so a binding applied
+(or dry-run) before its role exists would be refused; binding a role whose rules the
+operator holds grants nothing more (`bind` is checked against the roleRef's name, so
+`resourceNames` do work there, for create too).
 """
 
 from __future__ import annotations
@@ -17,11 +45,14 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from istio_operator.api.labels import API_VERSION
+from istio_operator.api.labels import API_VERSION, GROUP
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.kube.resources import register_crds, resource_class
+from istio_operator.reconcile.dataplane import RESTARTABLE_KINDS
+from istio_operator.reconcile.inventory import WORKLOAD_KINDS
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
 from istio_operator.render import (
     DesiredObject,
@@ -32,17 +63,19 @@ from istio_operator.render import (
     render_remote,
 )
 
-Rules = Mapping[tuple[str, str], frozenset[str]]  # (apiGroup, resource) -> verbs
+Resource = tuple[str, str]  # (apiGroup, plural, or plural/subresource)
+Rules = Mapping[Resource, frozenset[str]]  # resource -> verbs, on every object of it
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLE_KINDS = ("ClusterRole", "Role")
+ALL = "*"
+GET = frozenset({"get"})
+LIST = frozenset({"list"})
+PATCH = frozenset({"patch"})
 READ = frozenset({"get", "list", "watch"})
 APPLY = READ | {"create", "patch"}  # server-side apply may create
 OWN = APPLY | {"delete"}  # pruned when no longer desired
-# (Cluster)Roles that hold more than the operator does can be written only with
-# `escalate` and bound only with `bind`.
-PRIVILEGED_ROLES = frozenset({"bind", "escalate"})
-ROLE_KINDS = frozenset(
-    {("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "clusterroles")}
-)
+BIND = frozenset({"bind"})
 # Istio's CRDs (users' configuration lives in them) and a remote's control-plane namespace.
 NEVER_PRUNED = frozenset(
     {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
@@ -51,27 +84,71 @@ NEVER_PRUNED = frozenset(
 # What the operator does on the primary beyond applying what it renders.
 OPERATOR_ON_PRIMARY: Rules = {
     # kopf watches its resources and patches finalizers and annotations onto them.
-    ("istio.banzaicloud.io", "istios"): frozenset({"get", "list", "watch", "patch"}),
-    ("istio.banzaicloud.io", "remoteistios"): frozenset({"get", "list", "watch", "patch"}),
-    ("istio.banzaicloud.io", "istios/status"): frozenset({"get", "patch"}),
-    ("istio.banzaicloud.io", "remoteistios/status"): frozenset({"get", "patch"}),
+    (GROUP, "istios"): READ | PATCH,
+    (GROUP, "remoteistios"): READ | PATCH,
+    (GROUP, "istios/status"): GET | PATCH,
+    (GROUP, "remoteistios/status"): GET | PATCH,
     # ownerReferences with blockOwnerDeletion need `update` on the owner's finalizers.
-    ("istio.banzaicloud.io", "istios/finalizers"): frozenset({"update"}),
-    ("istio.banzaicloud.io", "remoteistios/finalizers"): frozenset({"update"}),
+    (GROUP, "istios/finalizers"): frozenset({"update"}),
+    (GROUP, "remoteistios/finalizers"): frozenset({"update"}),
     # The istio-injection label of the auto-injection namespaces.
-    ("", "namespaces"): frozenset({"get", "list", "watch", "patch"}),
+    ("", "namespaces"): READ | PATCH,
     # Remote kubeconfigs and the primary's CA; the istio/multiCluster label.
-    ("", "secrets"): frozenset({"get", "list", "watch", "patch"}),
+    ("", "secrets"): READ | PATCH,
     # Pod IPs behind the primary's services (flat-network remotes), sidecar versions.
     ("", "pods"): READ,
+    # Events on Istio and RemoteIstio resources, in whatever namespace they live.
     ("", "events"): frozenset({"create", "patch"}),
 }
-# On a remote the operator applies, prunes and labels namespaces; `istio-operator status`
-# reads the sidecar versions of the remote's pods with the same identity.
+# On a remote the operator applies, prunes and labels namespaces, and reads the
+# kube-system Namespace, whose uid identifies the cluster (one RemoteIstio per cluster).
 OPERATOR_ON_REMOTE: Rules = {
-    ("", "namespaces"): frozenset({"get", "list", "watch", "patch"}),
+    ("", "namespaces"): READ | PATCH,
     ("", "pods"): READ,
 }
+
+
+def resource_of(api_version: str, kind: str) -> Resource:
+    """(apiGroup, plural) from lightkube's models and the rendered Istio CRDs."""
+    info = resource_class(api_version, kind)._api_info
+    return str(info.resource.group), str(info.plural)
+
+
+def _kinds(api_version: str, kinds: Iterable[str], verbs: frozenset[str]) -> Rules:
+    return {resource_of(api_version, kind): verbs for kind in kinds}
+
+
+# `status` and `dataplane-upgrade` find the mesh on the primary: its Istio and RemoteIstio
+# resources, and each remote's kubeconfig Secret by name.
+MESH_ON_PRIMARY: Rules = {
+    (GROUP, "istios"): LIST,
+    (GROUP, "remoteistios"): LIST,
+    ("", "secrets"): GET,
+}
+# `status` (reconcile.inventory) on every cluster: the control-plane workloads, by label,
+# and every pod for its sidecar's version.
+STATUS_ON_EVERY_CLUSTER: Rules = {
+    **_kinds("apps/v1", WORKLOAD_KINDS, LIST),
+    ("", "pods"): LIST,
+}
+# `dataplane-upgrade` (reconcile.dataplane) on every cluster it restarts: pods, their
+# ReplicaSets and workloads, listed; a restart is a server-side apply (PATCH) of the pod
+# template's annotation. No create: a workload deleted meanwhile is not recreated.
+DATAPLANE_ON_EVERY_CLUSTER: Rules = {
+    ("", "pods"): LIST,
+    **_kinds("apps/v1", ("ReplicaSet",), LIST),
+    **_kinds("apps/v1", RESTARTABLE_KINDS, LIST | PATCH),
+}
+
+
+@dataclass(frozen=True)
+class Role:
+    """A ClusterRole's rules: verbs on every object of a resource, and the (Cluster)Roles
+    that may be bound, by name."""
+
+    rules: Rules
+    bindable: Mapping[Resource, frozenset[str]]  # roles/clusterroles -> names
+
 
 OPTIONAL_COMPONENTS = (
     "pilot",
@@ -172,59 +249,122 @@ def rendered_remote_variants() -> list[DesiredObject]:
     ]
 
 
-def resource_of(api_version: str, kind: str) -> tuple[str, str]:
-    """(apiGroup, plural) from lightkube's models and the rendered Istio CRDs."""
-    info = resource_class(api_version, kind)._api_info
-    return str(info.resource.group), str(info.plural)
-
-
-def merge(*parts: Mapping[tuple[str, str], Iterable[str]]) -> dict[tuple[str, str], frozenset[str]]:
-    merged: dict[tuple[str, str], set[str]] = {}
+def merge(*parts: Mapping[Resource, Iterable[str]]) -> dict[Resource, frozenset[str]]:
+    merged: dict[Resource, set[str]] = {}
     for part in parts:
         for key, verbs in part.items():
             merged.setdefault(key, set()).update(verbs)
     return {key: frozenset(verbs) for key, verbs in merged.items()}
 
 
-def required(
-    objects: Sequence[DesiredObject], operator: Rules
-) -> dict[tuple[str, str], frozenset[str]]:
-    """What applying, pruning and reading `objects` needs, plus the operator's own rules."""
+def written_and_pruned(objects: Sequence[DesiredObject]) -> Rules:
+    """Applying, pruning and reading `objects`; reading every other kind the operator owns."""
     _register_istio_kinds()
     register_crds(o.manifest for o in objects if o.kind == CRD_KIND)
     written = {resource_of(o.api_version, o.kind) for o in objects}
     owned = {resource_of(api_version, kind) for api_version, kind in MANAGED_KINDS}
-    rules: dict[tuple[str, str], Iterable[str]] = dict.fromkeys(owned, READ)  # pruning lists
+    rules: dict[Resource, frozenset[str]] = dict.fromkeys(owned, READ)  # pruning lists
     for key in written:
         rules[key] = APPLY if key in NEVER_PRUNED else OWN
-    for key in written & ROLE_KINDS:
-        rules[key] = set(rules[key]) | PRIVILEGED_ROLES
-    return merge(rules, operator)
+    return rules
 
 
-@functools.cache
-def primary_rules() -> Rules:
-    """What the operator needs on the primary cluster (deploy/base's ClusterRole)."""
-    return required(rendered_primary_variants(), OPERATOR_ON_PRIMARY)
+class UnsupportedRoleRuleError(ValueError):
+    """A rendered role rule this derivation cannot hold exactly (resourceNames, URLs)."""
 
 
-@functools.cache
-def remote_rules() -> Rules:
-    """What the operator needs on a remote cluster (deploy/remote, `remote-access`)."""
-    return required(rendered_remote_variants(), OPERATOR_ON_REMOTE)
+def held_for_rendered_roles(objects: Sequence[DesiredObject]) -> Rules:
+    """Every permission the rendered (Cluster)Roles grant: held, so that writing them
+    needs no `escalate`."""
+    held: dict[Resource, set[str]] = {}
+    for obj in objects:
+        if obj.kind not in ROLE_KINDS:
+            continue
+        for rule in obj.manifest.get("rules") or []:
+            if set(rule) != {"apiGroups", "resources", "verbs"}:
+                raise UnsupportedRoleRuleError(f"{obj.kind} {obj.name}: {rule}")
+            for key in itertools.product(rule["apiGroups"], rule["resources"]):
+                held.setdefault(key, set()).update(rule["verbs"])
+    return merge(held)
 
 
-def policy_rules(rules: Rules) -> list[dict[str, list[str]]]:
-    """The rules as a ClusterRole's `rules`: resources with the same group and verbs
-    together, sorted, so that the same rules always give the same manifest."""
-    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+def bindable_roles(objects: Sequence[DesiredObject]) -> dict[Resource, frozenset[str]]:
+    """The rendered (Cluster)Roles by name: the only ones the operator may bind."""
+    names: dict[Resource, set[str]] = {}
+    for obj in objects:
+        if obj.kind in ROLE_KINDS:
+            names.setdefault((RBAC_GROUP, f"{obj.kind.lower()}s"), set()).add(obj.name)
+    return {key: frozenset(found) for key, found in names.items()}
+
+
+def without_covered(rules: Rules) -> dict[Resource, frozenset[str]]:
+    """The same permissions, each granted once: a `*` verb stands for every verb, and a
+    `*` resource of a group for each of the group's resources."""
+    simplified: dict[Resource, frozenset[str]] = {}
     for (group, resource), verbs in rules.items():
+        remaining = frozenset({ALL}) if ALL in verbs else verbs
+        if resource != ALL:
+            group_wide = rules.get((group, ALL), frozenset())
+            remaining = frozenset() if ALL in group_wide else remaining - group_wide
+        if remaining:
+            simplified[(group, resource)] = remaining
+    return simplified
+
+
+def required(objects: Sequence[DesiredObject], *uses: Rules) -> Role:
+    """What reconciling `objects` needs, plus the declared `uses` (the operator's own, the
+    commands')."""
+    rules = merge(written_and_pruned(objects), held_for_rendered_roles(objects), *uses)
+    return Role(without_covered(rules), bindable_roles(objects))
+
+
+PRIMARY_USES: tuple[Rules, ...] = (
+    OPERATOR_ON_PRIMARY,
+    MESH_ON_PRIMARY,
+    STATUS_ON_EVERY_CLUSTER,
+    DATAPLANE_ON_EVERY_CLUSTER,
+)
+REMOTE_USES: tuple[Rules, ...] = (
+    OPERATOR_ON_REMOTE,
+    STATUS_ON_EVERY_CLUSTER,
+    DATAPLANE_ON_EVERY_CLUSTER,
+)
+
+
+@functools.cache
+def primary_rules() -> Role:
+    """What the operator needs on the primary cluster (deploy/base's ClusterRole)."""
+    return required(rendered_primary_variants(), *PRIMARY_USES)
+
+
+@functools.cache
+def remote_rules() -> Role:
+    """What the operator needs on a remote cluster (deploy/remote, `remote-access`)."""
+    return required(rendered_remote_variants(), *REMOTE_USES)
+
+
+def policy_rules(role: Role) -> list[dict[str, list[str]]]:
+    """The role as a ClusterRole's `rules`: resources with the same group and verbs
+    together, sorted, then `bind` by name; the same role always gives the same list."""
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (group, resource), verbs in role.rules.items():
         if verbs:
             grouped.setdefault((group, tuple(sorted(verbs))), []).append(resource)
-    return [
+    rules = [
         {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
         for (group, verbs), resources in sorted(grouped.items())
     ]
+    rules += [
+        {
+            "apiGroups": [group],
+            "resources": [resource],
+            "verbs": sorted(BIND),
+            "resourceNames": sorted(names),
+        }
+        for (group, resource), names in sorted(role.bindable.items())
+        if names
+    ]
+    return rules
 
 
 def _register_istio_kinds() -> None:
