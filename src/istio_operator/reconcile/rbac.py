@@ -23,21 +23,23 @@ rules the subject holds itself, unless it has `escalate` on that role, and bind 
 only if it holds the role's rules, unless it has `bind` on it. The operator holds no
 `escalate`, not even on the rendered roles by name:
 
-- `escalate` is authorized against the request's object name (pkg/registry/rbac,
-  `RoleEscalationAuthorized`: `Name: requestInfo.Name`). A POST create has no name, so
-  `resourceNames` cannot cover a plain create; it would cover server-side apply, a PATCH
-  to the object's name even when it creates.
+- `escalate` is authorized against the request's object name (Kubernetes 1.36,
+  pkg/registry/rbac/escalation_check.go, `RoleEscalationAuthorized`: `Name:
+  requestInfo.Name`, checked by clusterrole/policybased/storage.go's Create and Update).
+  A POST create has no name, so `resourceNames` cannot cover a plain create; they would
+  cover server-side apply, a PATCH to the object's name that goes through Update even
+  when it creates.
 - Covered or not, it would leave the escalation open: with `escalate` and `bind` on a
   rendered role, the operator can write `*/*/*` into that role and bind it to itself.
 
 Instead the operator holds every permission its rendered roles grant, so writing them
 escalates nothing. That adds no reach it did not have: it runs Istio's pods with the
 ServiceAccounts those roles are bound to. Any role it can write is then at most what it
-holds. `bind` stays, by name, on the rendered roles only: the API server checks a
-binding without `bind` against the live rules of the role it names, so a binding applied
-(or dry-run) before its role exists would be refused; binding a role whose rules the
-operator holds grants nothing more (`bind` is checked against the roleRef's name, so
-`resourceNames` do work there, for create too).
+holds. `bind` stays, by name, on the rendered roles only: without it, the API server
+checks a binding against the live rules of the role it names (clusterrolebinding/policybased), so
+a binding applied (or dry-run) before its role exists would be refused; binding a role
+whose rules the operator holds grants it nothing more. `bind` is checked against the
+roleRef's name (`BindingAuthorized`), so `resourceNames` do restrict it, on create too.
 """
 
 from __future__ import annotations
