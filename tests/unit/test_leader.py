@@ -18,11 +18,14 @@ from lightkube.resources.coordination_v1 import Lease
 
 from istio_operator.controller.leader import (
     LeaderElector,
+    LeaseHeldError,
+    LeaseUnavailableError,
     Timings,
     claimed,
     election_identity,
     election_namespace,
     format_micro_time,
+    held_message,
     holder_of,
     is_expired,
     may_acquire,
@@ -169,6 +172,16 @@ def test_a_released_lease_has_no_holder_and_is_free_for_anyone_at_once() -> None
     assert may_acquire(body, "standby", NOW)
 
 
+def test_the_refusal_names_the_holder_its_expiry_and_what_to_do() -> None:
+    message = held_message(lease(holder="laptop_4242", renewed=NOW - timedelta(seconds=3)), NOW)
+    assert message == (
+        "another operator is active: Lease ops/istio-operator-leader is held by laptop_4242, "
+        "expires in 7 s unless renewed; stop it first, or run with --leader-election to "
+        "stand by until it stops"
+    )
+    assert "\n" not in message
+
+
 # --- when the leader must stop -----------------------------------------------------------
 
 
@@ -202,6 +215,7 @@ class LeaseStore:
         self.version = 0
         self.writes: list[str] = []
         self.down = False
+        self.forbidden = False
         self.lock = threading.Lock()
 
     def get(self, _kind: type[Lease], _name: str, *, namespace: str) -> Lease:
@@ -233,6 +247,8 @@ class LeaseStore:
     def _check(self) -> None:
         if self.down:
             raise api_error(503)
+        if self.forbidden:
+            raise api_error(403)
 
     def _store(self, obj: Lease) -> Lease:
         self.version += 1
@@ -329,3 +345,66 @@ def test_the_leader_gives_up_at_once_when_someone_else_holds_the_lease() -> None
     assert lost == ["the Lease is now held by intruder"]
     leader.release()
     assert holder_of(store.body) == "intruder"
+
+
+# --- without election: take the Lease at once, or refuse -----------------------------------
+
+
+def test_without_election_a_free_lease_is_taken_at_once_and_electors_stand_by() -> None:
+    store = LeaseStore()
+    alone, candidate = elector(store, "alone"), elector(store, "candidate")
+    alone.take_or_refuse()
+    assert alone.leading
+    assert holder_of(store.body) == "alone"
+    assert not candidate.try_acquire()
+    assert store.writes == ["alone"]
+
+
+def test_without_election_a_live_lease_of_another_is_refused_without_a_write() -> None:
+    store = LeaseStore()
+    leader = elector(store, "leader")
+    leader.acquire()
+    with pytest.raises(LeaseHeldError, match=r"held by leader.*--leader-election"):
+        elector(store, "second").take_or_refuse()
+    assert store.writes == ["leader"]
+
+
+def test_without_election_an_expired_lease_is_taken() -> None:
+    store = LeaseStore()
+    store.body = lease(holder="crashed", renewed=datetime.now(UTC) - timedelta(minutes=1))
+    store.body["metadata"]["resourceVersion"] = "0"
+    elector(store, "alone").take_or_refuse()
+    assert holder_of(store.body) == "alone"
+
+
+def test_without_election_a_lost_race_is_refused_as_the_winner_holds_it() -> None:
+    store = LeaseStore()
+    winner, loser = elector(store, "winner"), elector(store, "loser")
+    real_read = loser._read
+    stale: list[dict[str, Any] | None] = [None]
+
+    def read() -> dict[str, Any] | None:
+        if not stale:
+            return real_read()
+        winner.try_acquire()  # creates the Lease just after the loser found none
+        return stale.pop()
+
+    loser._read = read  # type: ignore[method-assign]
+    with pytest.raises(LeaseHeldError, match="held by winner"):
+        loser.take_or_refuse()
+    assert store.writes == ["winner"]
+
+
+def test_without_election_no_permission_is_a_clear_refusal() -> None:
+    store = LeaseStore()
+    store.forbidden = True
+    with pytest.raises(LeaseUnavailableError, match=r"403.*get, create and update on leases"):
+        elector(store, "alone").take_or_refuse()
+
+
+def test_without_election_an_api_server_starting_is_waited_for() -> None:
+    store = LeaseStore()
+    store.down = True
+    threading.Timer(0.3, lambda: setattr(store, "down", False)).start()
+    elector(store, "alone").take_or_refuse()
+    assert holder_of(store.body) == "alone"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,11 +19,18 @@ import kopf
 from prometheus_client import start_http_server
 
 from istio_operator.controller.handlers import RunConfig, build_registry
-from istio_operator.controller.leader import LeaderElector, election_namespace
+from istio_operator.controller.leader import (
+    LeaderElector,
+    LeaseHeldError,
+    LeaseUnavailableError,
+    election_namespace,
+)
 from istio_operator.kube.client import config_from_file
 
 # Exit status when leadership is lost: the pod restarts and comes back as a standby.
 LOST_LEADERSHIP_EXIT_CODE = 3
+# Exit status when the operator refuses to start (a port in use, another operator active).
+REFUSED_EXIT_CODE = 1
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +70,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--leader-election",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="reconcile only while holding the Lease istio-operator-leader, so that "
-        "replicas can stand by (default: on)",
+        help="reconcile only while holding the Lease istio-operator-leader, waiting for it "
+        "as a standby (default: on); with --no-leader-election the Lease is still held, but "
+        "taken at once or refused: the operator exits if another one holds it",
     )
     parser.add_argument(
         "--leader-election-namespace",
@@ -72,6 +82,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--verbose", action="store_true", help="log every reconcile step")
     parser.set_defaults(handler=run)
+
+
+class PortError(RuntimeError):
+    """A port the operator serves on cannot be listened on (often: another local `run`)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     # One line per HTTP request is noise; the operator logs what it changes.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    if args.metrics_port:
-        start_http_server(args.metrics_port)
+    try:
+        # Before the Lease: a process that cannot serve must not take it from others.
+        _check_port_free("--health-port", args.health_port)
+        _serve_metrics(args.metrics_port)
+    except PortError as error:
+        return _refuse(error)
     registry = build_registry(
         RunConfig(
             kubeconfig=args.kubeconfig,
@@ -95,16 +113,13 @@ def run(args: argparse.Namespace) -> int:
     )
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until kopf installs its own
-    elector: LeaderElector | None = None
+    elector = LeaderElector.from_config(
+        config_from_file(args.kubeconfig),
+        namespace=election_namespace(args.leader_election_namespace, os.environ),
+    )
     try:
-        if args.leader_election:
-            elector = LeaderElector.from_config(
-                config_from_file(args.kubeconfig),
-                namespace=election_namespace(args.leader_election_namespace, os.environ),
-            )
-            with _standby_liveness(args.health_port):
-                elector.acquire()
-            elector.start_renewing(on_lost=_stop_at_once)
+        _hold_the_lease(elector, wait=args.leader_election, health_port=args.health_port)
+        elector.start_renewing(on_lost=_stop_at_once)
         with contextlib.suppress(KeyboardInterrupt):
             kopf.run(
                 registry=registry,
@@ -114,13 +129,58 @@ def run(args: argparse.Namespace) -> int:
                 liveness_endpoint=liveness,
             )
         logger.info("operator stopped")
+    except (LeaseHeldError, LeaseUnavailableError, PortError) as error:
+        return _refuse(error)
     except KeyboardInterrupt:
         logger.info("stopped while waiting for leadership")
     finally:
-        if elector is not None:
-            elector.release()
-            elector.close()
+        elector.release()
+        elector.close()
     return 0
+
+
+def _hold_the_lease(elector: LeaderElector, *, wait: bool, health_port: int) -> None:
+    """Leader election waits for the Lease as a standby; without it the Lease is taken
+    at once or refused, so that there is one writer either way."""
+    if not wait:
+        elector.take_or_refuse()
+        return
+    with _standby_liveness(health_port):
+        elector.acquire()
+
+
+def _refuse(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    return REFUSED_EXIT_CODE
+
+
+def _port_error(flag: str, port: int, error: OSError) -> PortError:
+    reason = error.strerror or str(error)
+    if error.errno == errno.EADDRINUSE:
+        reason += ", perhaps by another istio-operator run"
+    return PortError(f"{flag} {port}: {reason}; choose another port, or {flag} 0 to disable it")
+
+
+def _check_port_free(flag: str, port: int) -> None:
+    """Binds and releases the port as the servers will (all addresses, SO_REUSEADDR), so
+    that only a listening socket makes it fail."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as error:
+            raise _port_error(flag, port, error) from None
+
+
+def _serve_metrics(port: int) -> None:
+    if not port:
+        return
+    try:
+        start_http_server(port)
+    except OSError as error:
+        raise _port_error("--metrics-port", port, error) from None
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -161,7 +221,10 @@ def _standby_liveness(port: int) -> Iterator[None]:
     if not port:
         yield
         return
-    server = ThreadingHTTPServer(("0.0.0.0", port), _StandbyHealth)
+    try:
+        server = ThreadingHTTPServer(("0.0.0.0", port), _StandbyHealth)
+    except OSError as error:
+        raise _port_error("--health-port", port, error) from None
     thread = threading.Thread(target=server.serve_forever, name="standby-health", daemon=True)
     thread.start()
     try:

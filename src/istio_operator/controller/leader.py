@@ -33,6 +33,13 @@ gets 409 Conflict and stays a standby. On a graceful stop the leader releases th
 Lease (empty holder, one-second duration) so that a standby takes over at its next
 retry.
 
+One writer, with or without election. `--no-leader-election` does not skip the Lease:
+it holds it like a leader (same renewals, same stop when renewal fails), but never waits
+for it. It takes the Lease if it is free, expired or its own, and refuses to start
+(`LeaseHeldError`, naming the holder) while another operator renews it. So a second
+operator is either a standby (it elects) or refused (it does not), and an electing
+operator stands by while a non-electing one runs: one writer in every combination.
+
 The decision logic is in small pure functions over the Lease as a dict; the
 `LeaderElector` only moves Leases between them and the API server. Only the verbs the
 deployed Role grants are used: get, create, update.
@@ -57,6 +64,8 @@ from lightkube.resources.coordination_v1 import Lease
 LEASE_NAME = "istio-operator-leader"
 DEFAULT_NAMESPACE = "default"
 REQUEST_TIMEOUT_S = 3.0
+# Refusals worth another look (an API server starting or overloaded); any other is final.
+TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 
 logger = logging.getLogger(__name__)
 
@@ -186,12 +195,32 @@ def released(lease: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return body
 
 
+def held_message(lease: Mapping[str, Any], now: datetime, default_duration: int = 10) -> str:
+    """Why `--no-leader-election` refuses to start: who holds the Lease, and what to do."""
+    metadata = lease.get("metadata") or {}
+    where = f"{metadata.get('namespace', '')}/{metadata.get('name', LEASE_NAME)}"
+    end = expires_at(lease, default_duration)
+    expiry = f", expires in {(end - now).total_seconds():.0f} s unless renewed" if end else ""
+    return (
+        f"another operator is active: Lease {where} is held by {holder_of(lease)}{expiry}; "
+        "stop it first, or run with --leader-election to stand by until it stops"
+    )
+
+
 def renewal_overdue(last_renewed: float, now: float, renew_deadline: float) -> bool:
     """Monotonic seconds: has the leader gone without a renewal for the renew deadline?"""
     return now - last_renewed > renew_deadline
 
 
 # --- talking to the API server -------------------------------------------------------
+
+
+class LeaseHeldError(RuntimeError):
+    """Another operator renews the Lease: a non-electing operator must not start."""
+
+
+class LeaseUnavailableError(RuntimeError):
+    """The Lease cannot be read or written (no permission, no such namespace)."""
 
 
 def _to_lease(body: Mapping[str, Any]) -> Lease:
@@ -223,7 +252,7 @@ class LeaderElector:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._leading = False
-        self.observed_holder = ""  # who held the Lease at the last attempt
+        self.observed_lease: dict[str, Any] | None = None  # as read at the last attempt
 
     @classmethod
     def from_config(
@@ -237,6 +266,15 @@ class LeaderElector:
     @property
     def leading(self) -> bool:
         return self._leading
+
+    @property
+    def observed_holder(self) -> str:
+        """Who held the Lease at the last attempt."""
+        return holder_of(self.observed_lease)
+
+    @property
+    def where(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -253,7 +291,7 @@ class LeaderElector:
         sent = time.monotonic()
         now = utc_now()
         lease = self._read()
-        self.observed_holder = holder_of(lease)
+        self.observed_lease = lease
         if not may_acquire(lease, self.identity, now, self.timings.lease_duration):
             return False
         return self._claim(lease, sent, now)
@@ -317,6 +355,44 @@ class LeaderElector:
                     )
                     last_holder = holder
             time.sleep(self.timings.retry_period)
+
+    def take_or_refuse(self) -> None:
+        """`--no-leader-election`: hold the Lease without waiting for it. Takes it when it
+        is free, expired or ours; raises LeaseHeldError while another holder renews it.
+        A lost write race (409) is looked at again: the winner then holds it, so this
+        refuses too. Unreachable API servers are retried, as `acquire` does; a refusal
+        such as 403 is final (LeaseUnavailableError)."""
+        while True:
+            try:
+                if self.try_acquire():
+                    self._leading = True
+                    logger.info(
+                        f"holding the Lease {self.where} as {self.identity} without election "
+                        "(--no-leader-election): other operators stand by or are refused"
+                    )
+                    return
+            except ApiError as error:
+                if error.status.code not in TRANSIENT_CODES:
+                    raise LeaseUnavailableError(self._unavailable(error)) from None
+                logger.warning(f"leader election: could not read or write the Lease: {error}")
+            except (httpx.HTTPError, OSError) as error:
+                logger.warning(f"leader election: could not read or write the Lease: {error}")
+            else:
+                lease, now = self.observed_lease, utc_now()
+                if lease is not None and not may_acquire(
+                    lease, self.identity, now, self.timings.lease_duration
+                ):
+                    raise LeaseHeldError(held_message(lease, now, self.timings.lease_duration))
+                continue  # lost a write race: read the winner's Lease at once
+            time.sleep(self.timings.retry_period)
+
+    def _unavailable(self, error: ApiError) -> str:
+        return (
+            f"cannot take the Lease {self.where} (API error {error.status.code}: "
+            f"{error.status.message}); even with --no-leader-election the operator holds "
+            "it, so that two operators never write at once: it needs get, create and "
+            "update on leases in that namespace"
+        )
 
     def start_renewing(self, on_lost: Callable[[str], None]) -> None:
         """Renews in a background thread; calls `on_lost` (which must stop everything
