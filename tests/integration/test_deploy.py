@@ -41,18 +41,22 @@ def run(*args: str | Path) -> str:
     return done.stdout
 
 
-def helm_template(*values: str) -> str:
+def helm_template_command(*values: str) -> list[str]:
     flags = [f for value in values for f in ("--set", value)]
-    return run(
-        tool("helm"),
+    return [
+        str(tool("helm")),
         "template",
         "operator",
-        CHART,
+        str(CHART),
         "--namespace",
         HELM_NAMESPACE,
         "--include-crds",
         *flags,
-    )
+    ]
+
+
+def helm_template(*values: str) -> str:
+    return run(*helm_template_command(*values))
 
 
 def kustomize(directory: Path) -> str:
@@ -112,6 +116,8 @@ def test_chart_values_shape_the_command_line() -> None:
         "logFormat=text",
         "image.tag=1.2.3",
         "replicas=1",
+        "phaseTimeout=30",
+        "verbose=true",
     )
     objects = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(stream) if d}
     deployment = objects["Deployment", "operator-istio-operator"]
@@ -120,11 +126,32 @@ def test_chart_values_shape_the_command_line() -> None:
     assert container["args"] == [
         "--log-format=text",
         "--resync-period=300",
+        "--phase-timeout=30",
         "--metrics-port=0",
         "--health-port=8081",
         "--no-leader-election",
         "--namespace=istio-system",
         "--namespace=mesh",
+        "--verbose",
     ]
+    # A new pod without election is refused while the old one holds the Lease.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     kinds = {kind for kind, _ in objects}
-    assert not kinds & {"Role", "RoleBinding", "Service", "PodDisruptionBudget"}
+    assert not kinds & {"Service", "PodDisruptionBudget"}
+
+
+def test_chart_refuses_replicas_without_leader_election() -> None:
+    done = subprocess.run(
+        helm_template_command("leaderElection.enabled=false", "replicas=2"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout
+    assert "replicas=2 needs leaderElection.enabled=true" in done.stderr, done.stderr
+
+
+def test_chart_rolls_an_elected_deployment_by_rolling_update() -> None:
+    stream = helm_template("replicas=1")
+    (deployment,) = [d for d in yaml.safe_load_all(stream) if d and d["kind"] == "Deployment"]
+    assert "strategy" not in deployment["spec"]  # the standby takes over: no downtime
