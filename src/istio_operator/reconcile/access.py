@@ -2,11 +2,11 @@
 
 On the remote: a ServiceAccount, a ClusterRole with exactly the rules the operator needs
 there (`rbac.remote_rules`, the same as deploy/remote's, in the same order, so that a
-server-side apply of either over the other does not conflict) and its binding. On the primary: the kubeconfig
-Secret a `RemoteIstio` names (its name and namespace, one key of that name), holding
-the remote's server and CA and a token of that ServiceAccount from the TokenRequest
-API. Everything is server-side applied with a field manager of its own, so running
-it again renews the token and changes nothing the operator owns.
+server-side apply of either over the other does not conflict) and its binding. On the
+primary: the kubeconfig Secret a `RemoteIstio` names (its name and namespace, one key of
+that name), holding the remote's server and CA and a token of that ServiceAccount from
+the TokenRequest API. Everything is server-side applied with a field manager of its own,
+so running it again renews the token and changes nothing the operator owns.
 """
 
 from __future__ import annotations
