@@ -62,3 +62,33 @@ def test_waiting_phase_and_awaited_objects_are_reported() -> None:
     assert status["phase"] == "pilot"
     assert status["waitingFor"] == ["Deployment istio-system/istio-pilot: 0/1 available"]
     assert status["ErrorMessage"] == ""
+
+
+def test_merge_patch_removes_what_is_gone() -> None:
+    from istio_operator.reconcile.status import merge_patch
+
+    previous = {"Status": "Available", "remotes": {"a": "Available", "b": "Available"}, "x": 1}
+    new = {"Status": "Available", "remotes": {"a": "Available"}}
+    assert merge_patch(previous, new) == {
+        "Status": "Available",
+        "remotes": {"a": "Available", "b": None},
+        "x": None,
+    }
+
+
+def test_unreachable_carries_its_message_and_is_not_ready() -> None:
+    from istio_operator.reconcile.status import UNREACHABLE
+
+    available = compute_status({}, Observation(1, AVAILABLE, "Available", version="1", ready=True))
+    seen = Observation(1, UNREACHABLE, UNREACHABLE, "cluster a is unreachable at x", ready=False)
+    status = compute_status(available, seen)
+    assert status["ErrorMessage"] == "cluster a is unreachable at x"
+    assert conditions(status)["Ready"] == "False"
+
+
+def test_remote_identity_and_istio_generation_are_kept_until_seen_again() -> None:
+    first = compute_status(
+        {}, Observation(1, AVAILABLE, "Available", ready=True, istio_generation=4, cluster_id="u")
+    )
+    rolling = compute_status(first, Observation(1, RECONCILING, "RollingOut"))
+    assert (rolling["istioObservedGeneration"], rolling["clusterID"]) == (4, "u")

@@ -1,17 +1,17 @@
-"""kopf handlers: thin. They map events to reconcile requests and run one worker per
-`Istio` resource that calls `reconcile_istio` and writes status and Events."""
+"""kopf handlers: thin. They map events to reconcile requests and run the workers:
+one per `Istio` resource (its primary control plane) and one per `RemoteIstio` (its
+cluster), plus a watch of each remote cluster and the cleanups on deletion."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import kopf
+from lightkube import ApiError
 
 from istio_operator.api.crd import generate_crds
 from istio_operator.api.labels import (
@@ -19,34 +19,37 @@ from istio_operator.api.labels import (
     GROUP,
     MANAGED_BY,
     MANAGED_BY_VALUE,
+    OWNER_NAMESPACE,
     REMOTE,
     owner_selector,
 )
-from istio_operator.controller import metrics
+from istio_operator.controller.exclusive import Exclusive
+from istio_operator.controller.reporting import StatusWriter, generation_of, plain
 from istio_operator.controller.triggers import Key, Triggers
+from istio_operator.controller.workers import (
+    IstioWorker,
+    Logger,
+    RemoteWorker,
+    RunConfig,
+    Shared,
+)
 from istio_operator.kube.client import Cluster, ClusterUnreachableError, config_from_file
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.engine import Ownership, delete_owned
 from istio_operator.reconcile.injection import reconcile_injection_labels
-from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
+from istio_operator.reconcile.istio import Peer
+from istio_operator.reconcile.kinds import register_managed_kinds
 from istio_operator.reconcile.remote import (
+    ABANDON_CLEANUP,
     MULTI_CLUSTER_LABEL,
-    RemoteOutcome,
     list_remotes,
     remove_remote,
 )
-from istio_operator.reconcile.status import (
-    AVAILABLE,
-    FAILED,
-    RECONCILING,
-    WARNING_STATES,
-    Observation,
-    compute_status,
-    differs,
-)
-from istio_operator.render.phases import Phase
+from istio_operator.reconcile.status import FAILED, Observation
+
+__all__ = ["RunConfig", "build_registry"]
 
 FINALIZER = f"{GROUP}/finalizer"
 # Owned kinds whose changes are watched; others are repaired by the periodic resync.
@@ -60,21 +63,15 @@ WATCHED_OWNED = (
 )
 # The primary's name in logs and rollout reports: never a valid RemoteIstio name.
 PRIMARY = "primary cluster"
-REQUEUE_WHILE_ROLLING_S = 2.0
 REMOTE_WATCH_RETRY_S = 5.0
-RETRY_AFTER_ERROR_S = 5.0
+CLEANUP_MAX_DELAY_S = 60.0
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    kubeconfig: str | None = None
-    resync_period: float = 300.0
-    phase_timeout: float = 60.0
+Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 
 def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    triggers = Triggers()
+    istio_triggers, remote_triggers = Triggers(), Triggers()
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -85,308 +82,258 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         settings.posting.level = logging.CRITICAL + 1
         settings.watching.server_timeout = 300
         register_crds(generate_crds())
-        memo["primary"] = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig))
-        memo["remotes"] = RemoteClients()
+        register_managed_kinds()
+        primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig))
+        memo["shared"] = Shared(
+            primary, RemoteClients(), Exclusive(), istio_triggers, remote_triggers, config
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        await memo["remotes"].close()
-        await memo["primary"].close()
+        shared: Shared = memo["shared"]
+        await shared.remotes.close()
+        await shared.primary.close()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
-    _register_istio(registry, triggers, config)
-    _register_owned(registry, triggers)
-    _register_remotes(registry, triggers)
+    _register_istio(registry, istio_triggers, remote_triggers)
+    _register_owned(registry, istio_triggers, remote_triggers)
+    _register_remotes(registry, istio_triggers, remote_triggers)
     return registry
 
 
-def _register_istio(registry: kopf.OperatorRegistry, triggers: Triggers, config: RunConfig) -> None:
+def _register_istio(
+    registry: kopf.OperatorRegistry, istio_triggers: Triggers, remote_triggers: Triggers
+) -> None:
     @kopf.index(GROUP, "v1beta1", "istios", id="istio_peers", registry=registry)
     def istio_peers(
         namespace: str | None, name: str, meta: kopf.Meta, **_: Any
     ) -> dict[None, Peer]:
         return {None: Peer(namespace or "", name, str(meta.get("creationTimestamp")))}
 
-    @kopf.on.event(GROUP, "v1beta1", "istios", registry=registry)
-    async def istio_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        if body.get("metadata", {}).get("generation") != body.get("status", {}).get(
-            "observedGeneration"
-        ):
-            triggers.fire((namespace or "", name))
+    @kopf.on.event(GROUP, "v1beta1", "istios", id="istio-changed", registry=registry)
+    async def istio_changed(
+        type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> None:
+        namespace = namespace or ""
+        if type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
+            remote_triggers.fire_namespace(namespace)  # its remotes now belong to no mesh
+        elif generation_of(body) != body.get("status", {}).get("observedGeneration"):
+            istio_triggers.fire((namespace, name))
 
-    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    @kopf.on.event("", "v1", "namespaces", id="namespace-added", registry=registry)
     async def namespace_changed(type: str | None, **_: Any) -> None:
         if type == "ADDED":
-            triggers.fire_all()
+            istio_triggers.fire_all()
 
-    @kopf.daemon(GROUP, "v1beta1", "istios", cancellation_timeout=5.0, registry=registry)
+    @kopf.daemon(
+        GROUP, "v1beta1", "istios", id="istio-worker", cancellation_timeout=5.0, registry=registry
+    )
     async def istio_worker(
         namespace: str | None,
         name: str,
         body: kopf.Body,
         memo: kopf.Memo,
         stopped: kopf.DaemonStopped,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
+        logger: Logger,
         **kwargs: Any,
     ) -> None:
         key: Key = (namespace or "", name)
-        istio_peers: kopf.Index[None, Peer] = kwargs["istio_peers"]
-        trigger = triggers.event_for(key)
-        worker = _Worker(memo["primary"], memo["remotes"], config, key, logger)
-        try:
-            while not stopped:
-                trigger.clear()
-                peers = [p for p in istio_peers.get(None, []) if (p.namespace, p.name) != key]
-                wait = await worker.run_once(body, peers)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(trigger.wait(), timeout=wait)
-        finally:
-            triggers.forget(key)
+        peers_index: kopf.Index[None, Peer] = kwargs["istio_peers"]
+        worker = IstioWorker(memo["shared"], key, logger)
+        await _serve(
+            istio_triggers, key, stopped, lambda: worker.run_once(body, _peers(peers_index, key))
+        )
 
-    @kopf.on.delete(GROUP, "v1beta1", "istios", retries=60, backoff=5, registry=registry)
+    @kopf.on.delete(GROUP, "v1beta1", "istios", id="istio-cleanup", retries=None, registry=registry)
     async def istio_deleted(
-        namespace: str | None,
-        name: str,
-        memo: kopf.Memo,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
-        **_: Any,
+        namespace: str | None, name: str, memo: kopf.Memo, logger: Logger, retry: int, **_: Any
     ) -> None:
+        shared: Shared = memo["shared"]
         namespace = namespace or ""
-        primary: Cluster = memo["primary"]
-        for remote in await list_remotes(primary, namespace):
-            await _clean_remote(memo, name, namespace, remote["metadata"]["name"])
-        removed = await delete_owned(primary, Ownership(owner_selector(name, namespace)))
-        await reconcile_injection_labels(primary, name, namespace, [])
+        for remote in await list_remotes(shared.primary, namespace):
+            await _clean_remote(shared, name, remote, logger, retry)
+        removed = await delete_owned(shared.primary, Ownership(owner_selector(name, namespace)))
+        await reconcile_injection_labels(shared.primary, name, namespace, [])
         logger.info(f"deleted {len(removed)} objects; Istio's CRDs and user configuration kept")
+
+
+def _peers(index: kopf.Index[None, Peer], key: Key) -> list[Peer]:
+    return [p for p in index.get(None, []) if (p.namespace, p.name) != key]
+
+
+async def _serve(
+    triggers: Triggers,
+    key: Key,
+    stopped: kopf.DaemonStopped,
+    run_once: Callable[[], Coroutine[Any, Any, float]],
+) -> None:
+    """A worker's loop: one pass, then wait for a trigger or the pass's own deadline.
+    The trigger is cleared before each pass, so requests during a pass cause one more."""
+    trigger = triggers.event_for(key)
+    try:
+        while not stopped:
+            trigger.clear()
+            wait = await run_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(trigger.wait(), timeout=wait)
+    finally:
+        triggers.forget(key)
 
 
 # Handlers that set triggers are coroutines: kopf runs plain functions in a thread pool,
 # and an asyncio.Event set from another thread does not wake the worker waiting on it.
 
 
-def _register_owned(registry: kopf.OperatorRegistry, triggers: Triggers) -> None:
+def _register_owned(
+    registry: kopf.OperatorRegistry, istio_triggers: Triggers, remote_triggers: Triggers
+) -> None:
     owned = {MANAGED_BY: MANAGED_BY_VALUE}
     for group, version, plural in WATCHED_OWNED:
 
-        @kopf.on.event(group, version, plural, labels=owned, registry=registry)
+        @kopf.on.event(
+            group, version, plural, id=f"owned-{plural}", labels=owned, registry=registry
+        )
         async def owned_changed(labels: kopf.Labels, **_: Any) -> None:
-            triggers.fire_owner_of(labels)
+            istio_triggers.fire_owner_of(labels)
 
 
-def _register_remotes(registry: kopf.OperatorRegistry, triggers: Triggers) -> None:
-    @kopf.on.event(GROUP, "v1beta1", "remoteistios", registry=registry)
-    async def remote_changed(namespace: str | None, **_: Any) -> None:
-        triggers.fire_namespace(namespace or "")
+def _register_remotes(
+    registry: kopf.OperatorRegistry, istio_triggers: Triggers, remote_triggers: Triggers
+) -> None:
+    @kopf.on.event(GROUP, "v1beta1", "remoteistios", id="remote-changed", registry=registry)
+    async def remote_changed(
+        type: str | None, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> None:
+        namespace = namespace or ""
+        if type in ("ADDED", "DELETED") or body.get("metadata", {}).get("deletionTimestamp"):
+            istio_triggers.fire_namespace(namespace)  # the mesh's set of remotes changed
+        if generation_of(body) != body.get("status", {}).get("observedGeneration"):
+            remote_triggers.fire((namespace, name))
 
-    @kopf.on.event("", "v1", "secrets", labels={MULTI_CLUSTER_LABEL: "true"}, registry=registry)
-    async def kubeconfig_changed(namespace: str | None, **_: Any) -> None:
-        triggers.fire_namespace(namespace or "")
+    @kopf.on.event(
+        "",
+        "v1",
+        "secrets",
+        id="kubeconfig-changed",
+        labels={MULTI_CLUSTER_LABEL: "true"},
+        registry=registry,
+    )
+    async def kubeconfig_changed(namespace: str | None, name: str, **_: Any) -> None:
+        remote_triggers.fire((namespace or "", name))
 
-    @kopf.daemon(GROUP, "v1beta1", "remoteistios", cancellation_timeout=5.0, registry=registry)
+    @kopf.daemon(
+        GROUP,
+        "v1beta1",
+        "remoteistios",
+        id="remote-worker",
+        cancellation_timeout=5.0,
+        registry=registry,
+    )
+    async def remote_worker(
+        namespace: str | None,
+        name: str,
+        body: kopf.Body,
+        memo: kopf.Memo,
+        stopped: kopf.DaemonStopped,
+        logger: Logger,
+        **kwargs: Any,
+    ) -> None:
+        key: Key = (namespace or "", name)
+        peers_index: kopf.Index[None, Peer] = kwargs["istio_peers"]
+        worker = RemoteWorker(memo["shared"], key, body, logger)
+        await _serve(
+            remote_triggers, key, stopped, lambda: worker.run_once(_istio_of(peers_index, key[0]))
+        )
+
+    @kopf.daemon(
+        GROUP,
+        "v1beta1",
+        "remoteistios",
+        id="remote-watcher",
+        cancellation_timeout=5.0,
+        registry=registry,
+    )
     async def remote_watcher(
         namespace: str | None,
         name: str,
         memo: kopf.Memo,
         stopped: kopf.DaemonStopped,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
+        logger: Logger,
         **_: Any,
     ) -> None:
         """Watches the remote cluster's workloads so that drift there is repaired at once."""
-        namespace = namespace or ""
+        key: Key = (namespace or "", name)
         while not stopped:
             try:
-                await _watch_remote(memo, namespace, name, triggers)
-            except (ClusterUnreachableError, KubeconfigSecretError) as error:
+                await _watch_remote(memo["shared"], key, remote_triggers)
+            except (ClusterUnreachableError, KubeconfigSecretError, ApiError) as error:
                 logger.debug(f"remote watch of {name} paused: {error}")
             await stopped.wait(REMOTE_WATCH_RETRY_S)
 
-    @kopf.on.delete(GROUP, "v1beta1", "remoteistios", retries=60, backoff=5, registry=registry)
+    @kopf.on.delete(
+        GROUP, "v1beta1", "remoteistios", id="remote-cleanup", retries=None, registry=registry
+    )
     async def remote_deleted(
         namespace: str | None,
         name: str,
+        body: kopf.Body,
         memo: kopf.Memo,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
+        logger: Logger,
+        retry: int,
         **kwargs: Any,
     ) -> None:
         namespace = namespace or ""
-        peers: kopf.Index[None, Peer] = kwargs["istio_peers"]
-        for istio_name in sorted({p.name for p in peers.get(None, []) if p.namespace == namespace}):
-            removed = await _clean_remote(memo, istio_name, namespace, name)
-            logger.info(f"removed {removed} objects from remote cluster {name}")
-        triggers.fire_namespace(namespace)
+        peers_index: kopf.Index[None, Peer] = kwargs["istio_peers"]
+        shared: Shared = memo["shared"]
+        await _clean_remote(shared, _istio_of(peers_index, namespace), plain(body), logger, retry)
+        istio_triggers.fire_namespace(namespace)
 
 
-async def _clean_remote(memo: kopf.Memo, istio_name: str, namespace: str, remote: str) -> int:
-    """Removes what the operator created on a remote; retried while it cannot be reached."""
+def _istio_of(index: kopf.Index[None, Peer], namespace: str) -> str | None:
+    """The Istio resource whose mesh a namespace's RemoteIstios join: the oldest there."""
+    peers = sorted((p.created, p.name) for p in index.get(None, []) if p.namespace == namespace)
+    return peers[0][1] if peers else None
+
+
+async def _clean_remote(
+    shared: Shared, istio_name: str | None, body: dict[str, Any], logger: Logger, retry: int
+) -> None:
+    """Removes what the operator created for one RemoteIstio, after its reconcile in flight
+    was stopped; retried with backoff, the reason in its status, while it cannot be done."""
+    key: Key = (str(body["metadata"].get("namespace") or ""), str(body["metadata"]["name"]))
     try:
-        return await remove_remote(memo["primary"], memo["remotes"], istio_name, namespace, remote)
-    except (ClusterUnreachableError, KubeconfigSecretError) as error:
-        raise kopf.TemporaryError(f"cannot clean remote {remote} yet: {error}", delay=5) from error
+        removed = await shared.exclusive.take_over(
+            key, lambda: remove_remote(shared.primary, shared.remotes, istio_name, body)
+        )
+    except (ClusterUnreachableError, KubeconfigSecretError, ApiError) as error:
+        delay = min(5.0 * 2**retry, CLEANUP_MAX_DELAY_S)
+        message = (
+            f"cannot remove the operator's objects from remote cluster {key[1]} yet "
+            f"(retrying in {delay:.0f} s): {_reason(error)}; if that cluster is gone for good, "
+            f'annotate the RemoteIstio with {ABANDON_CLEANUP}="true" to leave it as it is'
+        )
+        seen = Observation(generation_of(body), FAILED, "CleanupPending", message, ready=False)
+        remote_key = ObjectKey(API_VERSION, "RemoteIstio", key[0], key[1])
+        await StatusWriter(shared.primary, logger).report(remote_key, body, seen)
+        raise kopf.TemporaryError(message, delay=delay) from error
+    logger.info(f"removed {removed} objects from remote cluster {key[1]}")
 
 
-async def _watch_remote(memo: kopf.Memo, namespace: str, name: str, triggers: Triggers) -> None:
-    primary: Cluster = memo["primary"]
-    secret = await primary.get(ObjectKey("v1", "Secret", namespace, name))
+def _reason(error: Exception) -> str:
+    if isinstance(error, ApiError):
+        return f"refused ({error.status.code}): {error.status.message}"
+    return str(error)
+
+
+async def _watch_remote(shared: Shared, key: Key, triggers: Triggers) -> None:
+    secret = await shared.primary.get(ObjectKey("v1", "Secret", key[0], key[1]))
     if secret is None:
-        raise KubeconfigSecretError(f"kubeconfig Secret {namespace}/{name} not found")
-    cluster = await memo["remotes"].for_secret(name, secret)
-    selector = f"{MANAGED_BY}={MANAGED_BY_VALUE},{REMOTE}={name}"
+        raise KubeconfigSecretError(f"kubeconfig Secret {key[0]}/{key[1]} not found")
+    cluster = await shared.remotes.for_secret(key[1], secret)
+    selector = f"{MANAGED_BY}={MANAGED_BY_VALUE},{REMOTE}={key[1]}"
     async for _, obj in cluster.watch_labelled("apps/v1", "Deployment", selector):
-        triggers.fire_owner_of((obj.get("metadata") or {}).get("labels") or {})
-
-
-class _Worker:
-    """Runs reconciles for one Istio resource and reports them (status, Events, metrics)."""
-
-    def __init__(
-        self, primary: Cluster, remotes: RemoteClients, config: RunConfig, key: Key, logger: Any
-    ) -> None:
-        self.primary, self.remotes, self.config = primary, remotes, config
-        self.key, self.logger = key, logger
-        self.remote_failures: dict[str, int] = {}
-        self.istio_key = ObjectKey(API_VERSION, "Istio", key[0], key[1])
-        # The body this reconcile started from, and the statuses it has written so far.
-        self._snapshot: dict[str, Any] = {}
-        self._written: dict[ObjectKey, dict[str, Any]] = {}
-
-    async def run_once(self, body: kopf.Body, peers: list[Peer]) -> float:
-        """One reconcile; returns how long to wait before the next one without a trigger."""
-        started = time.monotonic()
-        snapshot = _plain(body)
-        self._snapshot, self._written = snapshot, {}
-        writes_before = self.primary.writes.total
-        try:
-            outcome = await reconcile_mesh(
-                self.primary,
-                snapshot,
-                peers,
-                Settings(
-                    phase_timeout=self.config.phase_timeout,
-                    on_rollout=self._rolling_out,
-                    on_primary=self._primary_available,
-                ),
-                self.remotes,
-            )
-        except ClusterUnreachableError as error:
-            outcome = MeshOutcome(_failure(snapshot, "Unreachable", str(error)))
-        except Exception as error:  # a reconcile must never kill the worker
-            self.logger.exception("reconcile failed")
-            outcome = MeshOutcome(_failure(snapshot, "Error", f"{type(error).__name__}: {error}"))
-        seen = outcome.primary
-        metrics.record_reconcile(
-            self.key,
-            seen.state,
-            seen.reason,
-            seen.phase,
-            time.monotonic() - started,
-            self.primary.writes.total - writes_before,
-        )
-        await self._report(self.istio_key, snapshot, seen)
-        await self._report_remotes(outcome)
-        return self._next_wait(seen, outcome.remotes)
-
-    def _next_wait(self, seen: Observation, remotes: list[RemoteOutcome]) -> float:
-        waits = [self.config.resync_period]
-        if seen.state == RECONCILING:
-            waits.append(REQUEUE_WHILE_ROLLING_S)
-        if seen.reason in ("Unreachable", "Error"):
-            waits.append(RETRY_AFTER_ERROR_S)
-        for remote in remotes:
-            state = remote.observation.state
-            if state == RECONCILING:
-                waits.append(REQUEUE_WHILE_ROLLING_S)
-            elif state != AVAILABLE:
-                # Each failing remote backs off on its own: 5 s, 10 s, ... up to 2 min.
-                failures = self.remote_failures.get(remote.name, 0) + 1
-                self.remote_failures[remote.name] = failures
-                waits.append(min(RETRY_AFTER_ERROR_S * 2 ** (failures - 1), 120.0))
-            if state == AVAILABLE:
-                self.remote_failures.pop(remote.name, None)
-        return min(waits)
-
-    async def _report_remotes(self, outcome: MeshOutcome) -> None:
-        bodies = {b["metadata"]["name"]: b for b in outcome.remote_bodies}
-        for remote in outcome.remotes:
-            body = bodies.get(remote.name)
-            if body is None:
-                continue
-            key = ObjectKey(API_VERSION, "RemoteIstio", self.key[0], remote.name)
-            await self._report(key, body, remote.observation)
-
-    async def _primary_available(self, seen: Observation) -> None:
-        await self._report(self.istio_key, self._snapshot, seen)
-
-    async def _rolling_out(self, cluster: str, phase: Phase) -> None:
-        """Shows a rollout in progress, phase by phase, while the reconcile runs."""
-        if cluster == self.primary.name:
-            key, body = self.istio_key, self._snapshot
-        else:
-            key = ObjectKey(API_VERSION, "RemoteIstio", self.key[0], cluster)
-            found = await self.primary.get(key)
-            if found is None:
-                return
-            body = found
-        seen = Observation(
-            generation=_generation(body),
-            state=RECONCILING,
-            reason="RollingOut",
-            message=f"rolling out phase {phase.label}",
-            phase=phase.label,
-        )
-        await self._report(key, body, seen)
-
-    async def _report(
-        self,
-        key: ObjectKey,
-        body: Mapping[str, Any],
-        seen: Observation,
-    ) -> None:
-        """Writes the status when it changed, with an Event when the state did."""
-        previous = self._written.get(key) or dict(body.get("status") or {})
-        status = compute_status(previous, seen)
-        if not differs(previous, status):
-            return
-        try:
-            await self.primary.patch_status(key, status)
-        except ClusterUnreachableError:
-            return
-        self._written[key] = status
-        changed = (previous.get("Status"), previous.get("phase"), previous.get("ErrorMessage")) != (
-            status["Status"],
-            status["phase"],
-            status["ErrorMessage"],
-        )
-        if changed:
-            kind = "Warning" if seen.state in WARNING_STATES else "Normal"
-            message = seen.message or seen.state + (f" at {seen.version}" if seen.version else "")
-            kopf.event(cast(kopf.Body, body), type=kind, reason=seen.reason, message=message[:1000])
-            self.logger.info(f"{key}: {seen.state} ({seen.reason}) {seen.message}".strip())
-
-
-def _failure(body: Mapping[str, Any], reason: str, message: str) -> Observation:
-    return Observation(generation=_generation(body), state=FAILED, reason=reason, message=message)
-
-
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": dict(body.get("metadata") or {}),
-        "spec": _deep(body.get("spec") or {}),
-        "status": _deep(body.get("status") or {}),
-    }
-
-
-def _deep(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _deep(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep(v) for v in value]
-    return value
-
-
-def _generation(body: Mapping[str, Any]) -> int:
-    return int((body.get("metadata") or {}).get("generation") or 0)
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        triggers.fire((labels.get(OWNER_NAMESPACE, key[0]), labels.get(REMOTE, key[1])))

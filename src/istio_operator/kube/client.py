@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,6 @@ from lightkube.types import PatchType
 from istio_operator.api.labels import FIELD_MANAGER
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import (
-    UnknownKindError,
     is_namespaced,
     resource_class,
     to_resource,
@@ -27,6 +27,11 @@ TRANSIENT_RETRIES = 5
 
 class ClusterUnreachableError(ConnectionError):
     """The cluster's API server did not answer (down, wrong address, timed out)."""
+
+
+class ClusterTrustError(ClusterUnreachableError):
+    """The API server answered with a certificate the kubeconfig does not trust: a
+    configuration error (a wrong CA), not an outage."""
 
 
 def config_from_file(path: str | None = None) -> KubeConfig:
@@ -55,13 +60,16 @@ class Cluster:
     name: str
     client: AsyncClient
     writes: WriteCounter = field(default_factory=WriteCounter)
+    server: str = ""  # the API server's URL, for messages
 
     @classmethod
     def from_config(cls, name: str, config: KubeConfig) -> Cluster:
         client = AsyncClient(
             config, field_manager=FIELD_MANAGER, timeout=httpx.Timeout(REQUEST_TIMEOUT_S)
         )
-        return cls(name=name, client=client)
+        current = config.get()
+        server = current.cluster.server if current is not None else ""
+        return cls(name=name, client=client, server=server or "")
 
     @property
     def _api(self) -> Any:
@@ -89,7 +97,8 @@ class Cluster:
         self, api_version: str, kind: str, selector: str
     ) -> list[dict[str, Any]]:
         """Every object of a kind carrying the labels, in all namespaces; none if the kind
-        is not served (yet)."""
+        is not served (yet). A kind this client has no type for raises UnknownKindError:
+        skipping it silently would hide owned objects from pruning and deletion."""
         labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
         return await self._list(api_version, kind, labels)
 
@@ -99,10 +108,7 @@ class Cluster:
     async def _list(
         self, api_version: str, kind: str, labels: dict[str, Any] | None
     ) -> list[dict[str, Any]]:
-        try:
-            cls = resource_class(api_version, kind)
-        except UnknownKindError:
-            return []
+        cls = resource_class(api_version, kind)
         scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
 
         async def listing() -> list[Any]:
@@ -112,7 +118,8 @@ class Cluster:
         return [_with_type(dict(o.to_dict()), api_version, kind) for o in items]
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
-        """Replaces the status of a custom resource (merge patch on the status subresource)."""
+        """Merge-patches the status subresource of a custom resource (a None value removes
+        its key: see `merge_patch`)."""
         cls = resource_class(key.api_version, key.kind)
         await self.call(
             lambda: self.client.patch(
@@ -141,7 +148,7 @@ class Cluster:
             async for event, obj in self._api.watch(cls, namespace=ALL_NS, labels=labels):
                 yield event, dict(obj.to_dict())
         except (httpx.TransportError, OSError) as error:
-            raise ClusterUnreachableError(f"cluster {self.name} is unreachable: {error}") from error
+            raise self._unreachable(error) from error
 
     async def call(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's
@@ -158,10 +165,29 @@ class Cluster:
                     raise
                 await asyncio.sleep(min(0.25 * 2**attempt, 2.0))
             except (httpx.TransportError, OSError) as error:
-                raise ClusterUnreachableError(
-                    f"cluster {self.name} is unreachable: {error}"
-                ) from error
+                raise self._unreachable(error) from error
         raise AssertionError("unreachable")
+
+    def _unreachable(self, error: BaseException) -> ClusterUnreachableError:
+        at = f" at {self.server}" if self.server else ""
+        if _caused_by(error, ssl.SSLCertVerificationError):
+            return ClusterTrustError(
+                f"cluster {self.name}: the API server{at} presents a certificate that the "
+                f"kubeconfig's certificate authority does not trust ({error})"
+            )
+        detail = str(error) or type(error).__name__
+        return ClusterUnreachableError(f"cluster {self.name} is unreachable{at}: {detail}")
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    for _ in range(10):  # exception chains are short; a cycle must not hang us
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _status_code(error: ApiError | httpx.HTTPStatusError) -> int:

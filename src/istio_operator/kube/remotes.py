@@ -65,6 +65,11 @@ class RemoteClients:
         self._clients[remote] = (version, cluster)
         return cluster
 
+    def known(self, remote: str) -> Cluster | None:
+        """The client last built for the remote, if it is still open."""
+        known = self._clients.get(remote)
+        return None if known is None else known[1]
+
     async def forget(self, remote: str) -> None:
         known = self._clients.pop(remote, None)
         if known is not None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE
+from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import (
     ObjectKey,
@@ -28,12 +28,16 @@ from istio_operator.kube.objects import (
     with_desired_hash,
 )
 from istio_operator.kube.resources import register_crds
-from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
+from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds
 from istio_operator.render import DesiredObject
 from istio_operator.render.phases import Phase
 
 log = logging.getLogger(__name__)
 GATED_KINDS = frozenset({"Deployment", "DaemonSet", "CustomResourceDefinition"})
+MANAGED_BY_SELECTOR = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
+# Deleted first, so that nothing calls a webhook whose Service is already gone (a
+# failurePolicy Fail webhook without its Service refuses every pod of the cluster).
+DELETE_FIRST = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 POLL_INTERVAL_S = 0.5
 
 
@@ -66,6 +70,12 @@ class Ownership:
     # Kinds that may exist from earlier renders even if the current one lacks them.
     kinds: Sequence[tuple[str, str]] = MANAGED_KINDS
 
+    def owns(self, obj: Mapping[str, Any]) -> bool:
+        """Whether the live object carries every label of the selector."""
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        pairs = (part.split("=", 1) for part in self.selector.split(","))
+        return all(labels.get(key) == value for key, value in pairs)
+
 
 async def reconcile_cluster(
     cluster: Cluster,
@@ -89,25 +99,30 @@ async def reconcile_cluster(
             report.waiting_phase, report.awaiting = phase, awaiting
             return report
         report.completed.append(phase)
-    report.pruned = await _prune(cluster, live, {key_of(o.manifest) for o in objects})
+    report.pruned = await _prune(cluster, ownership, live, {key_of(o.manifest) for o in objects})
     return report
 
 
 async def _live_index(
     cluster: Cluster, ownership: Ownership, objects: Sequence[DesiredObject]
 ) -> dict[ObjectKey, dict[str, Any]]:
-    """Every object we may own, by key: one LIST per kind, not one GET per object."""
+    """Every object we may own, by key: one LIST per kind, not one GET per object.
+
+    Objects that outlive their owner (Istio's CRDs, a remote's namespace) carry only the
+    managed-by label, so their kinds are listed by that label as well.
+    """
+    register_managed_kinds()
     kinds = set(ownership.kinds) | {(o.manifest["apiVersion"], o.manifest["kind"]) for o in objects}
-    crd_selector = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
-    listings = await asyncio.gather(
-        *(
-            cluster.list_labelled(
-                api_version, kind, crd_selector if kind == CRD_KIND else ownership.selector
-            )
-            for api_version, kind in sorted(kinds)
-        )
-    )
+    unowned = {(o.manifest["apiVersion"], o.manifest["kind"]) for o in objects if not _owned(o)}
+    unowned.add(("apiextensions.k8s.io/v1", CRD_KIND))
+    queries = [(api_version, kind, ownership.selector) for api_version, kind in sorted(kinds)]
+    queries += [(api_version, kind, MANAGED_BY_SELECTOR) for api_version, kind in sorted(unowned)]
+    listings = await asyncio.gather(*(cluster.list_labelled(*query) for query in queries))
     return {key_of(obj): obj for listing in listings for obj in listing}
+
+
+def _owned(obj: DesiredObject) -> bool:
+    return OWNER_NAME in obj.labels
 
 
 async def _apply_changed(
@@ -157,15 +172,22 @@ async def _wait_for_workloads(
 
 
 async def _prune(
-    cluster: Cluster, live: dict[ObjectKey, dict[str, Any]], desired: set[ObjectKey]
+    cluster: Cluster,
+    ownership: Ownership,
+    live: dict[ObjectKey, dict[str, Any]],
+    desired: set[ObjectKey],
 ) -> list[ObjectKey]:
-    # Istio's CRDs are never pruned: users' Istio configuration lives in them. Objects that
-    # merely inherited our labels (Endpoints copy their Service's) were never applied by us.
+    """Deletes what this owner applied and no longer desires: webhooks first.
+
+    Objects without the owner's labels (Istio's CRDs, where users' configuration lives; a
+    remote's namespace) are never pruned, nor those that merely inherited our labels
+    (Endpoints copy their Service's) without ever being applied by us.
+    """
     stale = sorted(
-        k
-        for k, obj in live.items()
-        if k not in desired and k.kind != CRD_KIND and applied_by_us(obj)
+        (k for k, obj in live.items() if k not in desired and ownership.owns(obj)),
+        key=lambda k: (k.kind not in DELETE_FIRST, k),
     )
+    stale = [k for k in stale if applied_by_us(live[k])]
     for key in stale:
         log.info("%s: deleting %s (no longer desired)", cluster.name, key)
         await cluster.delete(key)
@@ -175,4 +197,4 @@ async def _prune(
 async def delete_owned(cluster: Cluster, ownership: Ownership) -> list[ObjectKey]:
     """Deletes every object the owner created on the cluster (its CRDs excepted)."""
     live = await _live_index(cluster, ownership, ())
-    return await _prune(cluster, live, set())
+    return await _prune(cluster, ownership, live, set())

@@ -1,9 +1,13 @@
-"""One reconcile of an `Istio` resource on the primary cluster."""
+"""One reconcile of an `Istio` resource on the primary cluster.
+
+The remotes are reconciled by their own workers (see `reconcile.remote`); here their
+statuses only decide whether the mesh as a whole is Ready.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,7 +17,6 @@ from istio_operator.api.labels import PHASE, owner_selector
 from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import readiness
-from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.engine import (
     ClusterReport,
     Ownership,
@@ -22,11 +25,10 @@ from istio_operator.reconcile.engine import (
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
 from istio_operator.reconcile.remote import (
-    RemoteOutcome,
     ingress_addresses,
     list_remotes,
-    reconcile_remotes,
     remote_networks,
+    remote_ready,
 )
 from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
 from istio_operator.render import render_primary
@@ -37,18 +39,14 @@ from istio_operator.versions import UnsupportedVersionError
 @dataclass(frozen=True)
 class Settings:
     phase_timeout: float = 60.0
-    remote_concurrency: int = 4
     on_rollout: RolloutListener | None = None
-    # Told the primary's state once it is available, before the remotes are reconciled.
-    on_primary: Callable[[Observation], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
 class MeshOutcome:
-    """What one reconcile of a mesh found: the primary's and each remote's state."""
+    """What one reconcile of the primary found, and the remotes of its mesh."""
 
     primary: Observation
-    remotes: list[RemoteOutcome] = field(default_factory=list)
     remote_bodies: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -83,12 +81,15 @@ async def reconcile_mesh(
     body: Mapping[str, Any],
     peers: Sequence[Peer],
     settings: Settings,
-    clients: RemoteClients,
 ) -> MeshOutcome:
-    """The primary first; once it is available, every remote of the mesh."""
+    """The primary's control plane; the mesh is Ready when every remote is as well."""
     generation = int((body.get("metadata") or {}).get("generation") or 0)
     namespace = str((body.get("metadata") or {}).get("namespace") or "")
-    remote_bodies = await list_remotes(primary, namespace)
+    remote_bodies = [
+        b
+        for b in await list_remotes(primary, namespace)
+        if not (b.get("metadata") or {}).get("deletionTimestamp")
+    ]
     gateways = await ingress_addresses(primary, namespace)
     try:
         istio = load_istio(body).resource
@@ -115,22 +116,30 @@ async def reconcile_mesh(
         primary, name, namespace, istio.spec.autoInjectionNamespaces or []
     )
     seen = observe(istio, generation, report, gateways)
-    remotes: list[RemoteOutcome] = []
-    if report.done:
-        if remote_bodies and settings.on_primary is not None:
-            await settings.on_primary(seen)
-        remotes = await reconcile_remotes(
-            primary,
-            istio,
-            remote_bodies,
-            clients,
-            settings.phase_timeout,
-            settings.remote_concurrency,
-            settings.on_rollout,
-        )
-    if remotes:
-        seen = replace(seen, remotes={r.name: r.observation.state for r in remotes})
-    return MeshOutcome(seen, remotes, remote_bodies)
+    return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
+
+
+def with_remotes(
+    seen: Observation, istio: Istio, generation: int, remote_bodies: Sequence[Mapping[str, Any]]
+) -> Observation:
+    """The primary's observation with each remote's state, and Ready only when the whole
+    mesh is: the primary and every remote available at this generation and version."""
+    states = {
+        str(b["metadata"]["name"]): str((b.get("status") or {}).get("Status") or "Pending")
+        for b in remote_bodies
+    }
+    lagging = sorted(
+        str(b["metadata"]["name"])
+        for b in remote_bodies
+        if not remote_ready(b, generation, istio.spec.version)
+    )
+    seen = replace(seen, remotes=states)
+    if not seen.ready or not lagging:
+        return seen
+    waiting = ", ".join(f"{name} ({states[name]})" for name in lagging)
+    return replace(
+        seen, ready=False, not_ready=("RemotesNotReady", f"waiting for remote clusters: {waiting}")
+    )
 
 
 def observe(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
+from istio_operator.kube.resources import register_crds
+from istio_operator.render.crds import ISTIO_CRDS, crd_manifest
+
 CRD_KIND = "CustomResourceDefinition"
 
 MANAGED_KINDS: tuple[tuple[str, str], ...] = (
@@ -33,3 +38,13 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("config.istio.io/v1alpha2", "instance"),
     ("config.istio.io/v1alpha2", "rule"),
 )
+
+
+@functools.cache
+def register_managed_kinds() -> None:
+    """Makes Istio's own kinds known to the client from the CRDs the families render.
+
+    Done before any listing, not when a reconcile happens to render them: an operator
+    that starts and at once deletes an `Istio` must find its MeshPolicy and mixer rules.
+    """
+    register_crds(crd_manifest(crd) for crd in ISTIO_CRDS)

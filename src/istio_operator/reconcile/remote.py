@@ -1,25 +1,34 @@
-"""Reconciling the remote clusters of one mesh.
+"""Reconciling one remote cluster of a mesh.
 
-After the primary is available, every `RemoteIstio` of the `Istio` resource's
-namespace is reconciled, concurrently with a bound, each through the same
-`reconcile_cluster` as the primary. One remote failing (unreachable, a bad
-kubeconfig) never stops the others; each gets its own status.
+Each `RemoteIstio` is reconciled on its own (its own worker, status and backoff),
+through the same `reconcile_cluster` as the primary, once the primary's control
+plane is available at the `Istio` resource's generation. Whatever goes wrong on one
+remote (unreachable, refused, a bad kubeconfig, a bug) becomes that remote's state:
+it never stops the primary or another remote.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lightkube import ApiError
+
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
-from istio_operator.api.labels import API_VERSION, REMOTE, owner_selector
-from istio_operator.api.parse import load_remote_istio
+from istio_operator.api.labels import (
+    API_VERSION,
+    MANAGED_BY,
+    MANAGED_BY_VALUE,
+    OWNER_NAMESPACE,
+    REMOTE,
+    owner_selector,
+)
+from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.client import Cluster, ClusterTrustError, ClusterUnreachableError
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.engine import (
@@ -30,26 +39,41 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
-from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
+from istio_operator.reconcile.status import (
+    AVAILABLE,
+    FAILED,
+    RECONCILING,
+    UNREACHABLE,
+    Observation,
+)
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
 from istio_operator.versions import UnsupportedVersionError, remote_istio_spec
 
 log = logging.getLogger(__name__)
-UNREACHABLE = "Unreachable"
 MULTI_CLUSTER_LABEL = "istio/multiCluster"
 DEFAULT_CA_SECRET = "istio-ca-secret"
 INGRESS_GATEWAY = "istio-ingressgateway"
+# Set on a RemoteIstio to give up removing the operator's objects from a cluster that is
+# gone for good: its deletion then completes without reaching that cluster.
+ABANDON_CLEANUP = "istio.banzaicloud.io/abandon-cleanup"
 
 
 @dataclass(frozen=True)
 class RemoteOutcome:
     name: str
     observation: Observation
-    gateway_addresses: tuple[str, ...] = ()
 
 
 def remote_ownership(istio_name: str, namespace: str, remote: str) -> Ownership:
     return Ownership(f"{owner_selector(istio_name, namespace)},{REMOTE}={remote}")
+
+
+def remote_cleanup_ownership(namespace: str, remote: str) -> Ownership:
+    """Everything the operator created for a RemoteIstio, whichever Istio resource it was
+    rendered for (that one may be gone already)."""
+    return Ownership(
+        f"{MANAGED_BY}={MANAGED_BY_VALUE},{OWNER_NAMESPACE}={namespace},{REMOTE}={remote}"
+    )
 
 
 def remote_networks(bodies: Sequence[Mapping[str, Any]]) -> list[RemoteNetwork]:
@@ -67,80 +91,174 @@ async def list_remotes(primary: Cluster, namespace: str) -> list[dict[str, Any]]
     return [b for b in bodies if (b.get("metadata") or {}).get("namespace") == namespace]
 
 
-async def reconcile_remotes(
+def remote_ready(body: Mapping[str, Any], istio_generation: int, version: str) -> bool:
+    """Whether a remote is available with what the Istio resource asks for now."""
+    status = body.get("status") or {}
+    meta = body.get("metadata") or {}
+    return (
+        status.get("Status") == AVAILABLE
+        and status.get("observedGeneration") == meta.get("generation")
+        and status.get("istioObservedGeneration") == istio_generation
+        and status.get("version") == version
+    )
+
+
+def primary_settled(istio_body: Mapping[str, Any]) -> bool:
+    """Whether the primary's control plane is available at the resource's generation:
+    remotes follow the primary, never lead it."""
+    status = istio_body.get("status") or {}
+    generation = (istio_body.get("metadata") or {}).get("generation")
+    return status.get("Status") == AVAILABLE and status.get("observedGeneration") == generation
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    phase_timeout: float = 60.0
+    on_rollout: RolloutListener | None = None
+
+
+async def reconcile_remote(
     primary: Cluster,
-    istio: Istio,
-    bodies: Sequence[Mapping[str, Any]],
     clients: RemoteClients,
-    phase_timeout: float,
-    concurrency: int,
-    on_rollout: RolloutListener | None = None,
-) -> list[RemoteOutcome]:
-    state = await read_primary(primary, istio)
-    bound = asyncio.Semaphore(concurrency)
-
-    async def one(body: Mapping[str, Any]) -> RemoteOutcome:
-        async with bound:
-            return await _reconcile_remote(
-                primary, istio, body, state, clients, phase_timeout, on_rollout
-            )
-
-    live = [b for b in bodies if not (b.get("metadata") or {}).get("deletionTimestamp")]
-    return list(await asyncio.gather(*(one(body) for body in live)))
-
-
-async def _reconcile_remote(
-    primary: Cluster,
-    istio: Istio,
+    istio_body: Mapping[str, Any] | None,
     body: Mapping[str, Any],
-    state: PrimaryState,
-    clients: RemoteClients,
-    phase_timeout: float,
-    on_rollout: RolloutListener | None,
-) -> RemoteOutcome:
+    settings: RemoteSettings,
+) -> RemoteOutcome | None:
+    """One reconcile of one remote; None while the primary is not yet where remotes can
+    follow (its status then tells why, and the remote's status stays as it is)."""
     name = str(body["metadata"]["name"])
     generation = int(body["metadata"].get("generation") or 0)
+    if istio_body is None:
+        namespace = body["metadata"].get("namespace") or ""
+        return RemoteOutcome(name, _no_istio(generation, namespace))
+    if (istio_body.get("metadata") or {}).get("deletionTimestamp") or not primary_settled(
+        istio_body
+    ):
+        return None
     try:
-        remote = load_remote_istio(body).resource
-        if istio.spec.meshExpansion and not state.facts.ingress_gateway_addresses:
-            return RemoteOutcome(
-                name,
-                Observation(
-                    generation,
-                    RECONCILING,
-                    "GatewayAddressPending",
-                    message="waiting for the primary ingress gateway's load-balancer address",
-                    phase="base",
-                    waiting_for=("primary ingress gateway address",),
-                    ready=False,
-                ),
-            )
-        objects = render_remote(istio, remote, state.facts_for(remote))
-        secret = await _kubeconfig_secret(primary, remote)
-        cluster = await clients.for_secret(name, secret)
-        report = await reconcile_cluster(
-            cluster,
-            objects,
-            remote_ownership(istio.metadata.name, istio.metadata.namespace or "", name),
-            phase_timeout,
-            on_rollout,
+        seen = await _reconcile(primary, clients, istio_body, body, settings)
+    except Exception as error:  # one remote's failure is its own state, never the mesh's
+        seen = _failure_of(generation, name, error)
+    return RemoteOutcome(name, seen)
+
+
+def _no_istio(generation: int, namespace: str) -> Observation:
+    return Observation(
+        generation,
+        FAILED,
+        "NoIstio",
+        f"no Istio resource in namespace {namespace}: a RemoteIstio joins the mesh of the "
+        "Istio resource in its own namespace",
+        ready=False,
+    )
+
+
+def _failure_of(generation: int, name: str, error: Exception) -> Observation:
+    """The remote's state for what went wrong; a traceback only for what is our bug."""
+    reason, message = _classify(error)
+    if reason == "Error":
+        log.exception("reconcile of remote %s failed", name)
+    state = UNREACHABLE if reason == UNREACHABLE else FAILED
+    return Observation(generation, state, reason, message, ready=False)
+
+
+def _classify(error: Exception) -> tuple[str, str]:
+    if isinstance(error, ClusterTrustError):
+        return "UntrustedServer", str(error)
+    if isinstance(error, ClusterUnreachableError):
+        return UNREACHABLE, str(error)
+    if isinstance(error, KubeconfigSecretError):
+        return "InvalidKubeconfig", str(error)
+    if isinstance(error, SpecError):
+        return "InvalidSpec", f"invalid spec: {error}"
+    if isinstance(error, UnsupportedVersionError):
+        return "UnsupportedVersion", str(error)
+    if isinstance(error, ApiError):
+        code = int(error.status.code or 0)
+        reason = {401: "Unauthorized", 403: "Forbidden"}.get(code, "ApiError")
+        return reason, f"the remote cluster refused a request ({code}): {error.status.message}"
+    return "Error", f"{type(error).__name__}: {error}"
+
+
+async def _reconcile(
+    primary: Cluster,
+    clients: RemoteClients,
+    istio_body: Mapping[str, Any],
+    body: Mapping[str, Any],
+    settings: RemoteSettings,
+) -> Observation:
+    istio = load_istio(istio_body).resource
+    remote = load_remote_istio(body).resource
+    generation = int(body["metadata"].get("generation") or 0)
+    istio_generation = int(istio_body["metadata"].get("generation") or 0)
+    secret = await _kubeconfig_secret(primary, remote)
+    cluster = await clients.for_secret(remote.metadata.name, secret)
+    cluster_id = await cluster_identity(cluster)
+    claim = await _claimed_elsewhere(primary, body, cluster_id)
+    if claim:
+        return Observation(
+            generation, FAILED, "ClusterClaimed", claim, ready=False, cluster_id=cluster_id
         )
-        if report.done:
-            await _label_secret(primary, secret)
-            wanted = remote_istio_spec(istio.spec, remote.spec).autoInjectionNamespaces or []
-            await reconcile_injection_labels(
-                cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
-            )
-        addresses = await ingress_addresses(cluster, remote.metadata.namespace or "")
-        return RemoteOutcome(name, _observe(generation, istio, report, addresses), addresses)
-    except (SpecError, KubeconfigSecretError) as error:
-        return RemoteOutcome(name, Observation(generation, FAILED, "InvalidSpec", str(error)))
-    except UnsupportedVersionError as error:
-        return RemoteOutcome(
-            name, Observation(generation, FAILED, "UnsupportedVersion", str(error))
+    state = await read_primary(primary, istio)
+    if istio.spec.meshExpansion and not state.facts.ingress_gateway_addresses:
+        return Observation(
+            generation,
+            RECONCILING,
+            "GatewayAddressPending",
+            message="waiting for the primary ingress gateway's load-balancer address",
+            phase="base",
+            waiting_for=("primary ingress gateway address",),
+            ready=False,
+            cluster_id=cluster_id,
         )
-    except ClusterUnreachableError as error:
-        return RemoteOutcome(name, Observation(generation, UNREACHABLE, UNREACHABLE, str(error)))
+    objects = render_remote(istio, remote, state.facts_for(remote))
+    report = await reconcile_cluster(
+        cluster,
+        objects,
+        remote_ownership(istio.metadata.name, istio.metadata.namespace or "", remote.metadata.name),
+        settings.phase_timeout,
+        settings.on_rollout,
+    )
+    if report.done:
+        await _label_secret(primary, secret)
+        wanted = remote_istio_spec(istio.spec, remote.spec).autoInjectionNamespaces or []
+        await reconcile_injection_labels(
+            cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
+        )
+    addresses = await ingress_addresses(cluster, remote.metadata.namespace or "")
+    seen = _observe(generation, istio, report, addresses)
+    return replace(seen, istio_generation=istio_generation, cluster_id=cluster_id)
+
+
+async def cluster_identity(cluster: Cluster) -> str:
+    """A cluster's identity whatever its address: the uid of its kube-system namespace."""
+    found = await cluster.get(ObjectKey("v1", "Namespace", "", "kube-system"))
+    return str(((found or {}).get("metadata") or {}).get("uid") or "")
+
+
+async def _claimed_elsewhere(
+    primary: Cluster, body: Mapping[str, Any], cluster_id: str
+) -> str | None:
+    """Why this RemoteIstio may not manage its cluster, if it may not: the cluster is the
+    primary itself, or an older RemoteIstio already manages it."""
+    if not cluster_id:
+        return None
+    if cluster_id == await cluster_identity(primary):
+        return "the kubeconfig Secret points at the primary cluster itself, not a remote"
+    me = _age(body)
+    for other in await primary.list_all(API_VERSION, "RemoteIstio"):
+        if (other.get("status") or {}).get("clusterID") == cluster_id and _age(other) < me:
+            meta = other["metadata"]
+            return (
+                f"this cluster is already joined to the mesh as RemoteIstio "
+                f"{meta.get('namespace')}/{meta['name']}: one RemoteIstio per cluster"
+            )
+    return None
+
+
+def _age(body: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("creationTimestamp")), str(meta.get("namespace")), str(meta["name"]))
 
 
 def _observe(
@@ -219,18 +337,48 @@ async def unlabel_secret(primary: Cluster, namespace: str, name: str) -> None:
 
 
 async def remove_remote(
-    primary: Cluster, clients: RemoteClients, istio_name: str, namespace: str, remote: str
+    primary: Cluster,
+    clients: RemoteClients,
+    istio_name: str | None,
+    body: Mapping[str, Any],
 ) -> int:
-    """Deletes everything the operator created on one remote cluster, found by label."""
-    secret = await primary.get(ObjectKey("v1", "Secret", namespace, remote))
-    if secret is None:
-        raise KubeconfigSecretError(f"kubeconfig Secret {namespace}/{remote} not found")
-    cluster = await clients.for_secret(remote, secret)
-    removed = await delete_owned(cluster, remote_ownership(istio_name, namespace, remote))
-    await reconcile_injection_labels(cluster, istio_name, namespace, [])
+    """Deletes everything the operator created on one remote cluster, found by label, and
+    unlabels its kubeconfig Secret; idempotent. With the abandon annotation the remote
+    cluster is not contacted. Returns how many objects were deleted there."""
+    namespace, remote = str(body["metadata"].get("namespace") or ""), str(body["metadata"]["name"])
+    removed = 0
+    if not abandoned(body):
+        cluster = await _client_for_cleanup(primary, clients, namespace, remote)
+        deleted = await delete_owned(cluster, remote_cleanup_ownership(namespace, remote))
+        if istio_name is not None:
+            await reconcile_injection_labels(cluster, istio_name, namespace, [])
+        removed = len(deleted)
     await unlabel_secret(primary, namespace, remote)
     await clients.forget(remote)
-    return len(removed)
+    return removed
+
+
+def abandoned(body: Mapping[str, Any]) -> bool:
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(ABANDON_CLEANUP, "")).lower() == "true"
+
+
+async def _client_for_cleanup(
+    primary: Cluster, clients: RemoteClients, namespace: str, remote: str
+) -> Cluster:
+    """The remote's client from its Secret, or the one already open if the Secret went
+    first (deleted together with the RemoteIstio)."""
+    secret = await primary.get(ObjectKey("v1", "Secret", namespace, remote))
+    if secret is not None:
+        return await clients.for_secret(remote, secret)
+    known = clients.known(remote)
+    if known is None:
+        raise KubeconfigSecretError(
+            f"kubeconfig Secret {namespace}/{remote} not found, so remote cluster {remote} "
+            f"cannot be cleaned: restore the Secret, or set the annotation {ABANDON_CLEANUP}="
+            '"true" on the RemoteIstio to leave that cluster as it is'
+        )
+    return known
 
 
 # -- facts read from the primary ---------------------------------------------------------------

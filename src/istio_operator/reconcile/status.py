@@ -16,8 +16,9 @@ from typing import Any
 AVAILABLE = "Available"
 RECONCILING = "Reconciling"
 FAILED = "ReconcileFailed"
-# Status values whose reason is a problem worth a Warning event.
-WARNING_STATES = frozenset({FAILED})
+UNREACHABLE = "Unreachable"
+# Status values whose reason is a problem worth a Warning event (and an ErrorMessage).
+WARNING_STATES = frozenset({FAILED, UNREACHABLE})
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ class Observation:
     ready: bool | None = None
     # The state of each remote cluster of the mesh, by RemoteIstio name.
     remotes: Mapping[str, str] | None = None
+    # Why the mesh is not ready when the reason is elsewhere than in `reason`/`message`
+    # (the primary is available, a remote is not).
+    not_ready: tuple[str, str] | None = None
+    # For a remote: the generation of the Istio resource it was reconciled against, and
+    # the identity of its cluster (the uid of its kube-system namespace).
+    istio_generation: int | None = None
+    cluster_id: str | None = None
 
 
 def now() -> str:
@@ -68,8 +76,10 @@ def _ready_condition(previous: Mapping[str, Any], seen: Observation) -> dict[str
         if kept is not None:
             return dict(kept)
         return _condition(previous, "Ready", False, "Unknown", "not yet observed", seen.generation)
-    message = "every control-plane workload is available" if seen.ready else seen.message
-    reason = "Available" if seen.ready else seen.reason
+    if seen.ready:
+        reason, message = "Available", "every control-plane workload is available"
+    else:
+        reason, message = seen.not_ready or (seen.reason, seen.message)
     return _condition(previous, "Ready", seen.ready, reason, message, seen.generation)
 
 
@@ -77,7 +87,7 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
     """The new status; equal to `previous` (so not written) when nothing changed."""
     status: dict[str, Any] = {
         "Status": seen.state,
-        "ErrorMessage": seen.message if seen.state == FAILED else "",
+        "ErrorMessage": seen.message if seen.state in WARNING_STATES else "",
         "GatewayAddress": list(seen.gateway_addresses or previous.get("GatewayAddress") or []),
         "observedGeneration": seen.generation,
         "phase": seen.phase,
@@ -102,7 +112,24 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
     version = seen.version or previous.get("version")
     if version:
         status["version"] = version
+    kept = {"istioObservedGeneration": seen.istio_generation, "clusterID": seen.cluster_id}
+    for key, value in kept.items():
+        effective = previous.get(key) if value is None else value
+        if effective is not None:
+            status[key] = effective
     return status
+
+
+def merge_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch from `previous` to `new`: keys that are gone become null, so a
+    deleted remote leaves `status.remotes` instead of staying there forever."""
+    patch: dict[str, Any] = dict(new)
+    for key, old in previous.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(old, Mapping) and isinstance(new[key], Mapping):
+            patch[key] = merge_patch(old, new[key])
+    return patch
 
 
 def differs(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -1,0 +1,171 @@
+"""The workers: one per `Istio` resource (the primary) and one per `RemoteIstio` (its
+cluster). Each runs one reconcile per trigger, reports it, and says how long to wait
+before the next one without a trigger. They never share a pass, so a slow or hung
+remote delays neither the primary nor another remote."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from istio_operator.api.labels import API_VERSION
+from istio_operator.controller import metrics
+from istio_operator.controller.exclusive import Exclusive, Interrupted
+from istio_operator.controller.reporting import StatusWriter, generation_of, plain
+from istio_operator.controller.triggers import Key, Triggers
+from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.objects import ObjectKey
+from istio_operator.kube.remotes import RemoteClients
+from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
+from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote
+from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
+from istio_operator.render.phases import Phase
+
+REQUEUE_WHILE_ROLLING_S = 2.0
+RETRY_AFTER_ERROR_S = 5.0
+MAX_BACKOFF_S = 120.0
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    kubeconfig: str | None = None
+    resync_period: float = 300.0
+    phase_timeout: float = 60.0
+
+
+@dataclass
+class Shared:
+    """What every worker of the process uses."""
+
+    primary: Cluster
+    remotes: RemoteClients
+    exclusive: Exclusive
+    istio_triggers: Triggers
+    remote_triggers: Triggers
+    config: RunConfig
+
+
+class Backoff:
+    """Exponential backoff of one worker: 5 s, 10 s, ... up to 2 min while it fails."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def after(self, seen: Observation, resync: float) -> float:
+        if seen.state == AVAILABLE:
+            self.failures = 0
+            return resync
+        if seen.state == RECONCILING:
+            self.failures = 0
+            return min(resync, REQUEUE_WHILE_ROLLING_S)
+        self.failures += 1
+        return min(resync, RETRY_AFTER_ERROR_S * 2.0 ** (self.failures - 1), MAX_BACKOFF_S)
+
+
+class IstioWorker:
+    """Reconciles the primary's control plane of one Istio resource."""
+
+    def __init__(self, shared: Shared, key: Key, logger: Logger) -> None:
+        self.shared, self.key, self.logger = shared, key, logger
+        self.istio_key = ObjectKey(API_VERSION, "Istio", key[0], key[1])
+        self.status = StatusWriter(shared.primary, logger)
+        self.backoff = Backoff()
+        self._snapshot: dict[str, Any] = {}
+
+    async def run_once(self, body: Mapping[str, Any], peers: list[Peer]) -> float:
+        started = time.monotonic()
+        primary = self.shared.primary
+        self._snapshot = plain(body)
+        self.status.new_pass()
+        writes_before = primary.writes.total
+        settings = Settings(self.shared.config.phase_timeout, on_rollout=self._rolling_out)
+        try:
+            outcome = await reconcile_mesh(primary, self._snapshot, peers, settings)
+        except ClusterUnreachableError as error:
+            outcome = MeshOutcome(_failure(self._snapshot, "Unreachable", str(error)))
+        except Exception as error:  # a reconcile must never kill the worker
+            self.logger.exception("reconcile failed")
+            message = f"{type(error).__name__}: {error}"
+            outcome = MeshOutcome(_failure(self._snapshot, "Error", message))
+        seen = outcome.primary
+        metrics.record_reconcile(
+            self.key,
+            seen.state,
+            seen.reason,
+            seen.phase,
+            time.monotonic() - started,
+            primary.writes.total - writes_before,
+        )
+        await self.status.report(self.istio_key, self._snapshot, seen)
+        if seen.state == AVAILABLE:
+            # Remotes follow the primary: they read its facts afresh now that it is settled.
+            self.shared.remote_triggers.fire_namespace(self.key[0])
+        return self.backoff.after(seen, self.shared.config.resync_period)
+
+    async def _rolling_out(self, cluster: str, phase: Phase) -> None:
+        """Shows the primary's rollout phase by phase while the reconcile runs."""
+        await self.status.report(self.istio_key, self._snapshot, _rolling(self._snapshot, phase))
+
+
+class RemoteWorker:
+    """Reconciles one remote cluster, alone: under `Exclusive`, so that its cleanup can
+    interrupt it and nothing is applied once the cleanup began."""
+
+    def __init__(self, shared: Shared, key: Key, body: Mapping[str, Any], logger: Logger):
+        self.shared, self.key, self.body, self.logger = shared, key, body, logger
+        self.remote_key = ObjectKey(API_VERSION, "RemoteIstio", key[0], key[1])
+        self.status = StatusWriter(shared.primary, logger)
+        self.backoff = Backoff()
+        self._snapshot: dict[str, Any] = {}
+
+    async def run_once(self, istio_name: str | None) -> float:
+        resync = self.shared.config.resync_period
+        try:
+            return await self.shared.exclusive.run(self.key, lambda: self._locked(istio_name))
+        except Interrupted:
+            return resync
+
+    async def _locked(self, istio_name: str | None) -> float:
+        resync = self.shared.config.resync_period
+        if (self.body.get("metadata") or {}).get("deletionTimestamp"):
+            return resync  # its cleanup runs (or ran) in the deletion handler
+        self._snapshot = plain(self.body)
+        self.status.new_pass()
+        primary = self.shared.primary
+        istio = None
+        if istio_name is not None:
+            istio = await primary.get(ObjectKey(API_VERSION, "Istio", self.key[0], istio_name))
+        settings = RemoteSettings(self.shared.config.phase_timeout, self._rolling_out)
+        outcome = await reconcile_remote(
+            primary, self.shared.remotes, istio, self._snapshot, settings
+        )
+        if outcome is None:
+            return resync
+        seen = outcome.observation
+        if await self.status.report(self.remote_key, self._snapshot, seen) and istio_name:
+            # The mesh's readiness and the primary's meshNetworks depend on this status.
+            self.shared.istio_triggers.fire((self.key[0], istio_name))
+        return self.backoff.after(seen, resync)
+
+    async def _rolling_out(self, cluster: str, phase: Phase) -> None:
+        seen = _rolling(self._snapshot, phase)
+        await self.status.report(self.remote_key, self._snapshot, seen)
+
+
+def _rolling(body: Mapping[str, Any], phase: Phase) -> Observation:
+    return Observation(
+        generation=generation_of(body),
+        state=RECONCILING,
+        reason="RollingOut",
+        message=f"rolling out phase {phase.label}",
+        phase=phase.label,
+    )
+
+
+def _failure(body: Mapping[str, Any], reason: str, message: str) -> Observation:
+    return Observation(generation=generation_of(body), state=FAILED, reason=reason, message=message)

@@ -1,0 +1,92 @@
+"""The mesh is Ready only when the primary and every remote are available at the
+resource's generation and version; a remote's failure is its own state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkube import ApiError
+
+from istio_operator.api.parse import load_istio
+from istio_operator.kube.client import ClusterTrustError, ClusterUnreachableError
+from istio_operator.reconcile.istio import with_remotes
+from istio_operator.reconcile.remote import _classify, primary_settled, remote_ready
+from istio_operator.reconcile.status import AVAILABLE, Observation
+from tests.operator_harness import istio_body
+
+
+def remote(name: str, state: str, generation: int = 1, istio_generation: int = 3) -> dict:
+    return {
+        "metadata": {"name": name, "generation": generation},
+        "status": {
+            "Status": state,
+            "observedGeneration": 1,
+            "istioObservedGeneration": istio_generation,
+            "version": "1.3.0",
+        },
+    }
+
+
+def primary_available() -> Observation:
+    return Observation(3, AVAILABLE, "Available", version="1.3.0", ready=True)
+
+
+def istio() -> Any:
+    return load_istio(istio_body("1.3.0")).resource
+
+
+def test_ready_when_every_remote_is_available_at_this_generation() -> None:
+    seen = with_remotes(primary_available(), istio(), 3, [remote("a", AVAILABLE)])
+    assert seen.ready is True
+    assert seen.remotes == {"a": AVAILABLE}
+
+
+def test_not_ready_while_a_remote_lags_and_the_message_names_it() -> None:
+    bodies = [remote("a", AVAILABLE), remote("b", AVAILABLE, istio_generation=2)]
+    seen = with_remotes(primary_available(), istio(), 3, bodies)
+    assert seen.ready is False
+    assert seen.not_ready == ("RemotesNotReady", "waiting for remote clusters: b (Available)")
+    assert seen.state == AVAILABLE  # the primary's own state stays as the reference has it
+
+
+def test_a_remote_at_another_version_or_its_own_older_generation_is_not_ready() -> None:
+    older_version = remote("a", AVAILABLE)
+    older_version["status"]["version"] = "1.2.5"
+    assert not remote_ready(older_version, 3, "1.3.0")
+    assert not remote_ready(remote("a", AVAILABLE, generation=2), 3, "1.3.0")
+    assert not remote_ready(remote("a", "Reconciling"), 3, "1.3.0")
+    assert remote_ready(remote("a", AVAILABLE), 3, "1.3.0")
+
+
+def test_remotes_hold_exactly_the_current_remotes() -> None:
+    seen = with_remotes(primary_available(), istio(), 3, [])
+    assert seen.remotes == {}
+    assert seen.ready is True
+
+
+def test_remotes_follow_only_a_settled_primary() -> None:
+    body = {"metadata": {"generation": 4}, "status": {"Status": AVAILABLE, "observedGeneration": 3}}
+    assert not primary_settled(body)
+    body["status"]["observedGeneration"] = 4
+    assert primary_settled(body)
+    body["status"]["Status"] = "ReconcileFailed"
+    assert not primary_settled(body)
+
+
+def api_error(code: int, message: str) -> ApiError:
+    class Response:
+        status_code = code
+
+        def json(self) -> dict:
+            return {"kind": "Status", "code": code, "message": message}
+
+    return ApiError(response=Response())  # type: ignore[arg-type]
+
+
+def test_each_failure_of_a_remote_has_its_reason() -> None:
+    forbidden = _classify(api_error(403, 'replicasets.apps is forbidden: User "x"'))
+    assert forbidden[0] == "Forbidden"
+    assert "403" in forbidden[1] and "replicasets" in forbidden[1]
+    assert _classify(ClusterUnreachableError("cluster a is unreachable"))[0] == "Unreachable"
+    assert _classify(ClusterTrustError("untrusted"))[0] == "UntrustedServer"
+    assert _classify(RuntimeError("boom")) == ("Error", "RuntimeError: boom")
