@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, NoReturn
 
 from lightkube import ApiError
 
@@ -38,6 +41,9 @@ from istio_operator.reconcile.inventory import (
 )
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+# After Ctrl-C, how long the command may take to close its clients before it leaves
+# whatever is still in flight behind: it ends within a second in any case.
+INTERRUPT_GRACE_S = 0.5
 
 
 def register(subparsers: Any) -> None:
@@ -273,9 +279,60 @@ def render(inventory: Inventory, output: str, watching: bool = False) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_run(args))
-    except KeyboardInterrupt:
+        return run_until_interrupted(_run(args))
+    except KeyboardInterrupt:  # before the event loop took SIGINT over
         return 0
+
+
+def run_until_interrupted(main: Coroutine[Any, Any, int]) -> int:
+    """Runs `main` to its end, or until SIGINT (Ctrl-C), which ends the process, with
+    status 0, within INTERRUPT_GRACE_S.
+
+    Cancelling `main` is not enough: a cancellation can be lost (on Python 3.11,
+    `asyncio.wait_for` swallows one that arrives as its inner task completes, and the
+    watch loop goes on), and `asyncio.run` waits for whatever is still in flight (a call
+    that ignores cancellation, a DNS lookup in a worker thread), as the interpreter does
+    at exit. So the signal only sets an event that a supervisor waits on beside `main`:
+    then `main` is cancelled and given the grace to close its clients, and the process
+    ends. Nothing is written anywhere, so nothing is left half done."""
+    loop = asyncio.new_event_loop()
+    try:
+        code = loop.run_until_complete(_until_interrupted(main))
+        if code is None:
+            _end_now()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        return code
+    finally:
+        loop.close()
+
+
+async def _until_interrupted(main: Coroutine[Any, Any, int]) -> int | None:
+    """`main`'s result, or None once SIGINT has come and `main` had its grace."""
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    work = asyncio.ensure_future(main)
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        await asyncio.wait((stop,))
+    if not interrupted.is_set():
+        loop.remove_signal_handler(signal.SIGINT)  # Ctrl-C is KeyboardInterrupt again
+        return work.result()
+    work.cancel()  # a second Ctrl-C during the grace changes nothing
+    await asyncio.wait((work,), timeout=INTERRUPT_GRACE_S)
+    return None
+
+
+def _end_now() -> NoReturn:
+    """Exits at once, without waiting for calls still in flight."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
 
 
 async def _run(args: argparse.Namespace) -> int:
