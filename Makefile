@@ -46,6 +46,7 @@ check: lint typecheck layers
 
 crds: install
 	$(BIN)/istio-operator crds --output-dir deploy/crds
+	cp deploy/crds/istio.banzaicloud.io_*.yaml deploy/charts/istio-operator/crds/
 
 snapshots: install
 	$(BIN)/pytest tests/unit --snapshot-update

@@ -124,10 +124,20 @@ def remote_images(client: Client) -> set[str]:
     return all_images(client)
 
 
+def mesh_ready(status: dict) -> bool:
+    """The Istio's Ready condition: the primary and every remote at the spec."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
 def mesh_available_at(mesh: Mesh, version: str) -> bool:
+    status = istio_status(mesh.primary)
     return (
-        istio_status(mesh.primary).get("version") == version
-        and istio_status(mesh.primary).get("Status") == "Available"
+        status.get("version") == version
+        and status.get("Status") == "Available"
+        and mesh_ready(status)
         and remote_status(mesh.primary).get("Status") == "Available"
         and remote_status(mesh.primary).get("version") == version
         and all_images(mesh.primary) == images(PRIMARY, version)

@@ -118,6 +118,12 @@ STATUS_SCHEMA: Final[dict[str, Any]] = {
 
 PRINTER_COLUMNS: Final[list[dict[str, Any]]] = [
     {"name": "Status", "type": "string", "jsonPath": ".status.Status"},
+    # The whole mesh: the primary and, for an Istio, every remote at the spec.
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+    },
     {"name": "Error", "type": "string", "jsonPath": ".status.ErrorMessage"},
     {"name": "Gateways", "type": "string", "jsonPath": ".status.GatewayAddress"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
