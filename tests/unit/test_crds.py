@@ -68,6 +68,7 @@ def test_both_kinds_are_generated_with_the_reference_names() -> None:
         columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
         assert columns == {
             "Status": ".status.Status",
+            "Ready": '.status.conditions[?(@.type=="Ready")].status',
             "Error": ".status.ErrorMessage",
             "Gateways": ".status.GatewayAddress",
             "Age": ".metadata.creationTimestamp",
