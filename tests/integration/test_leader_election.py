@@ -1,5 +1,7 @@
 """Two `istio-operator run` processes against one real API server: one leads, the other
-stands by without starting kopf, and takes over when the leader dies or stops."""
+stands by without starting kopf, and takes over when the leader dies or stops. Without
+election an operator holds the Lease too: it is refused while another holds it, and
+electing operators stand by while it runs. A port in use is a one-line refusal."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,10 +75,12 @@ def assert_stood_by(operator: OperatorProcess) -> None:
         assert marker not in log, operator.tail()
 
 
+Spawn = Callable[..., OperatorProcess]
+
+
 @pytest.fixture
-def operators(
-    primary: Client, primary_cluster: LocalCluster, tmp_path: Path
-) -> Iterator[tuple[OperatorProcess, OperatorProcess, OperatorProcess]]:
+def spawn(primary: Client, primary_cluster: LocalCluster, tmp_path: Path) -> Iterator[Spawn]:
+    """Makes operators (not started) with a health port each; stops them all afterwards."""
     apply_crds(primary)
     # A Lease left by an earlier operator in this session must be free before we start.
     wait_for(
@@ -88,8 +92,10 @@ def operators(
         ),
         timeout=30,
     )
-    made = tuple(
-        OperatorProcess(
+    made: list[OperatorProcess] = []
+
+    def make(name: str, *args: str) -> OperatorProcess:
+        operator = OperatorProcess(
             primary_cluster.kubeconfig,
             tmp_path / f"operator-{name}.log",
             args=(
@@ -99,18 +105,25 @@ def operators(
                 LEASE_NAMESPACE,
                 "--health-port",
                 str(free_port()),
+                *args,
             ),
         )
-        for name in ("a", "b", "c")
-    )
+        made.append(operator)
+        return operator
+
     try:
-        yield made  # type: ignore[misc]
+        yield make
     finally:
         for operator in made:
             if operator.process is None:
                 continue
             operator.stop()
             print(f"--- {operator.log.name}\n{operator.tail(40)}")
+
+
+@pytest.fixture
+def operators(spawn: Spawn) -> tuple[OperatorProcess, OperatorProcess, OperatorProcess]:
+    return spawn("a"), spawn("b"), spawn("c")
 
 
 def health_port(operator: OperatorProcess) -> int:
@@ -203,3 +216,114 @@ def test_a_leader_that_loses_the_lease_exits_at_once(
     assert free.spec is not None
     free.spec.holderIdentity = ""
     primary.replace(free)
+
+
+# --- one writer without election -----------------------------------------------------------
+
+
+def exit_code(operator: OperatorProcess) -> int:
+    """Waits for the operator to end by itself."""
+    process = operator.process
+    assert process is not None
+    wait_for(f"{operator.log.name} to exit", lambda: process.poll() is not None, timeout=60)
+    return int(process.returncode)
+
+
+def refusal(operator: OperatorProcess) -> str:
+    """The operator's only error line; nothing else went wrong on the way out."""
+    log = log_of(operator)
+    assert "Traceback" not in log, log
+    (line,) = [line for line in log.splitlines() if line.startswith("error:")]
+    return line
+
+
+def renewals(client: Client, count: int) -> Callable[[], bool]:
+    """A check that holds once the Lease has been renewed `count` times since it was made."""
+    seen: set[str] = set()
+
+    def renewed() -> bool:
+        spec = (read_lease(client) or {}).get("spec")
+        seen.add(str(spec.get("renewTime") if isinstance(spec, dict) else None))
+        return len(seen) > count
+
+    return renewed
+
+
+def test_without_election_an_operator_is_refused_while_a_leader_renews(
+    primary: Client, spawn: Spawn
+) -> None:
+    leader, second = spawn("leader"), spawn("second", "--no-leader-election")
+    leader.start()
+    wait_for("the leader", lambda: lease_holder(primary) == identity_of(leader))
+    second.start()
+    assert exit_code(second) != 0
+    line = refusal(second)
+    assert f"is held by {identity_of(leader)}" in line, line
+    assert "--leader-election" in line, line
+    for marker in KOPF_STARTED:
+        assert marker not in log_of(second)
+    assert lease_holder(primary) == identity_of(leader)
+    leader.assert_running()
+
+
+def test_without_election_an_operator_holds_the_lease_and_no_other_writes(
+    primary: Client, spawn: Spawn
+) -> None:
+    alone = spawn("alone", "--no-leader-election")
+    elector, other = spawn("elector"), spawn("other", "--no-leader-election")
+    alone.start()
+    wait_for("the Lease taken", lambda: lease_holder(primary) == identity_of(alone))
+    assert "holding the Lease" in log_of(alone)
+
+    # An electing operator stands by while the Lease is renewed, never starting kopf.
+    elector.start()
+    wait_for(
+        "the elector to wait for the non-electing holder",
+        lambda: f"is held by {identity_of(alone)}" in log_of(elector),
+    )
+    wait_for("three renewals meanwhile", renewals(primary, 3), every=0.5)
+    assert_stood_by(elector)
+    assert healthz(health_port(elector)) == {"leader": False}
+
+    # Another non-electing one is refused.
+    other.start()
+    assert exit_code(other) != 0
+    assert f"is held by {identity_of(alone)}" in refusal(other)
+
+    # Once the holder stops, the elector leads.
+    alone.stop()
+    wait_for(
+        "the elector to lead",
+        lambda: lease_holder(primary) == identity_of(elector),
+        timeout=TAKEOVER_LIMIT_S,
+    )
+    alone_process = alone.process
+    assert alone_process is not None and alone_process.returncode == 0, alone.tail()
+
+
+def test_an_occupied_port_is_a_one_line_refusal(primary: Client, spawn: Spawn) -> None:
+    metrics = free_port()
+    first = spawn("first", "--metrics-port", str(metrics))
+    first.start()
+    wait_for("the first to lead", lambda: lease_holder(primary) == identity_of(first))
+    wait_for("its metrics", lambda: port_answers(metrics))
+    same_metrics = spawn("same-metrics", "--metrics-port", str(metrics))
+    same_health = spawn("same-health", "--health-port", str(health_port(first)))
+    for operator, flag, port in (
+        (same_metrics, "--metrics-port", metrics),
+        (same_health, "--health-port", health_port(first)),
+    ):
+        operator.start()
+        assert exit_code(operator) == 1
+        line = refusal(operator)
+        assert line.startswith(f"error: {flag} {port}: Address already in use"), line
+    assert lease_holder(primary) == identity_of(first)
+    first.assert_running()
+
+
+def port_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
