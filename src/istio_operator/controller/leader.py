@@ -387,11 +387,16 @@ class LeaderElector:
             time.sleep(self.timings.retry_period)
 
     def _unavailable(self, error: ApiError) -> str:
-        return (
+        message = (
             f"cannot take the Lease {self.where} (API error {error.status.code}: "
-            f"{error.status.message}); even with --no-leader-election the operator holds "
-            "it, so that two operators never write at once: it needs get, create and "
-            "update on leases in that namespace"
+            f"{error.status.message})"
+        )
+        if error.status.code != 403:
+            return message
+        return (
+            f"{message}; even with --no-leader-election the operator holds it, so that two "
+            "operators never write at once: it needs get, create and update on leases in "
+            "that namespace"
         )
 
     def start_renewing(self, on_lost: Callable[[str], None]) -> None:
