@@ -33,7 +33,12 @@ from istio_operator.controller.workers import (
     RunConfig,
     Shared,
 )
-from istio_operator.kube.client import Cluster, ClusterUnreachableError, config_from_file
+from istio_operator.kube.client import (
+    Cluster,
+    ClusterRefusedError,
+    ClusterUnreachableError,
+    config_from_file,
+)
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.kube.resources import register_crds
@@ -269,7 +274,13 @@ def _register_remotes(
         while not stopped:
             try:
                 await _watch_remote(memo["shared"], key, remote_triggers)
-            except (ClusterUnreachableError, KubeconfigSecretError, ApiError) as error:
+            except (
+                ClusterUnreachableError,
+                ClusterRefusedError,
+                KubeconfigSecretError,
+                ApiError,
+            ) as error:
+                # The remote's worker reports why in the RemoteIstio's status.
                 logger.debug(f"remote watch of {name} paused: {error}")
             await stopped.wait(REMOTE_WATCH_RETRY_S)
 

@@ -29,6 +29,10 @@ class ClusterUnreachableError(ConnectionError):
     """The cluster's API server did not answer (down, wrong address, timed out)."""
 
 
+class ClusterRefusedError(Exception):
+    """The API server refused a long-lived request (a watch), e.g. 401 or 403."""
+
+
 class ClusterTrustError(ClusterUnreachableError):
     """The API server answered with a certificate the kubeconfig does not trust: a
     configuration error (a wrong CA), not an outage."""
@@ -147,6 +151,11 @@ class Cluster:
         try:
             async for event, obj in self._api.watch(cls, namespace=ALL_NS, labels=labels):
                 yield event, dict(obj.to_dict())
+        except httpx.HTTPStatusError as error:
+            code = error.response.status_code
+            raise ClusterRefusedError(
+                f"cluster {self.name} refused to watch {kind} objects ({code})"
+            ) from error
         except (httpx.TransportError, OSError) as error:
             raise self._unreachable(error) from error
 
