@@ -138,6 +138,8 @@ def test_chart_values_shape_the_command_line() -> None:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     kinds = {kind for kind, _ in objects}
     assert not kinds & {"Service", "PodDisruptionBudget"}
+    # Without election the operator still holds the Lease, so it needs the Role for it.
+    assert ("Role", "operator-istio-operator-leader-election") in objects
 
 
 def test_chart_refuses_replicas_without_leader_election() -> None:
