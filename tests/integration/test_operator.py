@@ -1,5 +1,5 @@
 """The operator, as a process, against a real local cluster: install, upgrade, rollback,
-drift, idle, crash, unsupported versions and deletion."""
+drift, idle, crash, unsupported versions and deletion (also by a freshly started operator)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from lightkube import ApiError, Client
+from lightkube import ALL_NS, ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Namespace
 
+from istio_operator.api.labels import ownership_labels
+from istio_operator.kube.resources import is_namespaced, resource_class
 from istio_operator.localcluster import LocalCluster
+from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
 from tests.operator_harness import (
     IstioResource,
     OperatorProcess,
@@ -287,3 +290,45 @@ def _istio_exists(client: Client) -> bool:
     except ApiError:
         return False
     return True
+
+
+def test_delete_by_a_freshly_started_operator_leaves_nothing(
+    primary: Client, operator: OperatorProcess
+) -> None:
+    """The operator is started only once the deletion is issued: the first thing it does
+    for the resource is to remove its objects, Istio's own kinds included, which no
+    reconcile of this process has rendered."""
+    ensure_installed(primary, "1.3.0")
+    istio_kinds = {"MeshPolicy", "DestinationRule", "attributemanifest", "handler", "instance"}
+    assert istio_kinds | {"rule"} <= {kind for kind, _ in _owned_objects(primary)}
+    operator.stop()
+
+    primary.delete(IstioResource, "istio", namespace="istio-system")
+    held = primary.get(IstioResource, "istio", namespace="istio-system")
+    assert held.metadata.deletionTimestamp, "the finalizer should hold the resource"
+    operator.start()
+
+    wait_for("resource gone", lambda: not _istio_exists(primary), timeout=60)
+    left: list[tuple[str, str]] = []
+
+    def nothing_left() -> bool:
+        left[:] = _owned_objects(primary)
+        return not left
+
+    try:
+        wait_for("no owned object left", nothing_left, timeout=30)
+    except AssertionError:
+        pytest.fail(f"{len(left)} objects of the deleted Istio left: {left}")
+    operator.assert_running()
+
+
+def _owned_objects(client: Client) -> list[tuple[str, str]]:
+    """(kind, namespace/name) of every object of a managed kind with the owner's labels."""
+    register_managed_kinds()
+    labels = ownership_labels("istio", "istio-system")
+    found = []
+    for api_version, kind in MANAGED_KINDS:
+        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+        for obj in client.list(resource_class(api_version, kind), labels=labels, **scope):
+            found.append((kind, f"{obj.metadata.namespace or ''}/{obj.metadata.name}"))
+    return found
