@@ -190,7 +190,7 @@ def test_one_leads_the_standby_takes_over_when_it_dies(
     wait_for(
         "the Lease handed over",
         lambda: lease_holder(primary) == identity_of(c),
-        timeout=5,
+        timeout=15,
         every=0.1,
     )
     print(f"takeover after SIGTERM of the leader: {time.monotonic() - stopped:.1f} s")
