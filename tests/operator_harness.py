@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lightkube import ApiError, Client
+from lightkube import ALL_NS, ApiError, Client
 from lightkube.codecs import load_all_yaml
+from lightkube.core.resource import NamespacedResource
+from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import Container, PodSpec
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import DaemonSet, Deployment
+from lightkube.resources.core_v1 import Namespace, Pod
 
+from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, REMOTE
 from istio_operator.localcluster import LocalCluster
+from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "fixtures" / "samples"
@@ -226,3 +233,36 @@ def write_requests(
 
 def iter_lines(path: Path) -> Iterator[str]:
     yield from path.read_text().splitlines()
+
+
+def owned_objects(client: Client, remote: str | None = None) -> list[str]:
+    """Every object on the cluster carrying the operator's labels (for `remote`, if given)."""
+    register_managed_kinds()
+    labels = {MANAGED_BY: MANAGED_BY_VALUE} | ({REMOTE: remote} if remote else {})
+    found = []
+    for api_version, kind in MANAGED_KINDS:
+        resource = resource_registry.load(api_version, kind)
+        try:
+            scope = {"namespace": ALL_NS} if issubclass(resource, NamespacedResource) else {}
+            items = list(client.list(resource, labels=labels, **scope))
+        except ApiError as error:
+            if error.status.code == 404:
+                continue  # the kind is not served on this cluster
+            raise
+        found += [f"{kind} {item.metadata.namespace or ''}/{item.metadata.name}" for item in items]
+    return found
+
+
+def pods_can_be_created_in_an_injection_namespace(client: Client) -> bool:
+    """With no injector webhook left behind, a pod in a labelled namespace is admitted."""
+    client.apply(
+        Namespace(metadata=ObjectMeta(name="labelled", labels={"istio-injection": "enabled"}))
+    )
+    name = f"probe-{int(time.monotonic() * 1000)}"
+    pod = Pod(
+        metadata=ObjectMeta(name=name, namespace="labelled"),
+        spec=PodSpec(containers=[Container(name="app", image="example/app:1")]),
+    )
+    client.create(pod)
+    client.delete(Pod, name, namespace="labelled")
+    return True

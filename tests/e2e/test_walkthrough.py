@@ -27,6 +27,8 @@ from tests.operator_harness import (
     apply_istio,
     istio_body,
     istio_status,
+    owned_objects,
+    pods_can_be_created_in_an_injection_namespace,
     wait_for,
 )
 
@@ -226,6 +228,8 @@ def test_remote_deleted_while_operator_down_is_cleaned_up(mesh: Mesh) -> None:
         lambda: not list(mesh.remote.list(Deployment, namespace="istio-system")),
         timeout=60,
     )
+    assert owned_objects(mesh.remote, REMOTE_NAME) == []
+    assert pods_can_be_created_in_an_injection_namespace(mesh.remote)
     secret = mesh.primary.get(Secret, REMOTE_NAME, namespace="istio-system")
     assert "istio/multiCluster" not in (secret.metadata.labels or {})
     assert injection_label(mesh.remote) is None

@@ -24,11 +24,9 @@ class StatusWriter:
 
     def __init__(self, primary: Cluster, logger: logging.Logger | logging.LoggerAdapter[Any]):
         self.primary, self.logger = primary, logger
-        # The statuses written during the current pass: the body read at its start is older.
+        # The statuses this writer wrote last: newer than a body read since, until the watch
+        # delivers them (a pass that starts sooner must not write the same status again).
         self._written: dict[ObjectKey, dict[str, Any]] = {}
-
-    def new_pass(self) -> None:
-        self._written = {}
 
     async def report(self, key: ObjectKey, body: Mapping[str, Any], seen: Observation) -> bool:
         """Returns whether the status was written."""

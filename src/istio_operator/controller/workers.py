@@ -81,7 +81,6 @@ class IstioWorker:
         started = time.monotonic()
         primary = self.shared.primary
         self._snapshot = plain(body)
-        self.status.new_pass()
         writes_before = primary.writes.total
         settings = Settings(self.shared.config.phase_timeout, on_rollout=self._rolling_out)
         try:
@@ -135,7 +134,6 @@ class RemoteWorker:
         if (self.body.get("metadata") or {}).get("deletionTimestamp"):
             return resync  # its cleanup runs (or ran) in the deletion handler
         self._snapshot = plain(self.body)
-        self.status.new_pass()
         primary = self.shared.primary
         istio = None
         if istio_name is not None:
