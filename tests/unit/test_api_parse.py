@@ -103,7 +103,11 @@ def test_unknown_fields_are_dropped_with_their_full_path() -> None:
 
 
 def test_pass_through_kubernetes_objects_keep_every_field() -> None:
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"x": [1]}}}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [], "x": [1]}
+        }
+    }
     tolerations = [{"key": "dedicated", "operator": "Exists", "whatever": "kept"}]
     resources = {"requests": {"cpu": "1", "nvidia.com/gpu": "1"}, "claims": [{"name": "c"}]}
     body = minimal(pilot={"affinity": affinity, "tolerations": tolerations, "resources": resources})
@@ -165,7 +169,7 @@ def test_status_and_unread_metadata_are_ignored_silently() -> None:
             "",
         ),
         ({"pilot": {"traceSampling": 101.0}}, "spec.pilot.traceSampling", "less than"),
-        ({"version": ""}, "spec.version", "at least 1"),
+        ({"version": ""}, "spec.version", "must not be empty"),
     ],
 )
 def test_invalid_fields_raise_spec_error_with_their_path(

@@ -104,11 +104,12 @@ def test_spec_schema_details() -> None:
     assert sorted(spec["required"]) == ["mtls", "version"]
     assert props["pilot"]["properties"]["replicaCount"]["type"] == "integer"
     assert props["pilot"]["nullable"] is True
-    assert props["pilot"]["properties"]["resources"] == {
-        "x-kubernetes-preserve-unknown-fields": True,
-        "type": "object",
-        "nullable": True,
-    }
+    resources = props["pilot"]["properties"]["resources"]
+    assert resources["x-kubernetes-preserve-unknown-fields"] is True
+    assert resources["type"] == "object"
+    quantity = resources["properties"]["limits"]["additionalProperties"]
+    assert quantity["x-kubernetes-int-or-string"] is True
+    assert quantity["pattern"].startswith("^(([0-9]+")
     tolerations = props["pilot"]["properties"]["tolerations"]
     assert tolerations["items"]["x-kubernetes-preserve-unknown-fields"] is True
     ingress = props["gateways"]["properties"]["ingress"]["properties"]

@@ -6,21 +6,50 @@ Every optional field is `None` when the resource leaves it unset; defaults are
 applied explicitly by `istio_operator.api.defaults`.
 
 Kubernetes-typed fields (resources, affinity, tolerations, label selectors...)
-are plain dicts and lists: they are passed through to the rendered manifests
-unchanged and validated by the API server of the cluster they land on.
+are plain dicts and lists, passed through to the rendered manifests unchanged;
+their shape, depth and size are checked when the resource is read (see
+`istio_operator.api.kubetypes`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-# Kubernetes objects passed through verbatim (corev1.ResourceRequirements,
-# corev1.Affinity, corev1.Toleration, metav1.LabelSelector...).
-KubeObject = dict[str, Any]
-KubeObjectList = list[KubeObject]
+from istio_operator.api.kubetypes import (
+    DNS_LABEL_PATTERN,
+    Affinity,
+    AnnotationMap,
+    FreeForm,
+    LabelMap,
+    LabelSelector,
+    ResourceRequirements,
+    Toleration,
+)
+
+# Kubernetes objects passed through verbatim, bounded in depth and size, and checked
+# against the Kubernetes type where one is named.
+KubeObject = Annotated[dict[str, Any], FreeForm()]
+KubeObjectList = Annotated[list[dict[str, Any]], FreeForm()]
+Resources = Annotated[dict[str, Any], FreeForm(ResourceRequirements)]
+# In the CRD, only the first level of an affinity: the full schema, inlined at every
+# affinity field, would make the CRD ten times larger. The parser checks all of it.
+_AFFINITY_CRD_SCHEMA = {
+    "type": "object",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        name: {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        for name in ("nodeAffinity", "podAffinity", "podAntiAffinity")
+    },
+}
+AffinityObject = Annotated[dict[str, Any], FreeForm(Affinity), WithJsonSchema(_AFFINITY_CRD_SCHEMA)]
+Tolerations = Annotated[list[dict[str, Any]], FreeForm(list[Toleration])]
+LabelSelectors = Annotated[list[dict[str, Any]], FreeForm(list[LabelSelector])]
 StringMap = dict[str, str]
+Labels = LabelMap
+Annotations = AnnotationMap
 
 # Replica counts and similar small non-negative integers.
 Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -66,10 +95,65 @@ class ObjectMeta(BaseModel):
 class ServicePort(ApiModel):
     """A Service port (the fields of `corev1.ServicePort` the operator uses)."""
 
-    name: str | None = None
+    # The API server wants a DNS label (lowercase, at most 63 characters).
+    name: Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)] | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] | None = None
     port: PortNumber
     targetPort: IntOrString | None = Field(
         default=None, json_schema_extra={"x-kubernetes-int-or-string": True}
     )
     nodePort: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+
+# The most ports one Service may list here (bounds the CEL rules' cost).
+MAX_PORTS = 128
+
+
+def _duplicate(index: int, field: str, value: str, first: int) -> PydanticCustomError:
+    # `item_loc` extends the error's location to the port at fault (see `parse.spec_error`).
+    return PydanticCustomError(
+        "duplicate_port",
+        "duplicate value {value} (the same as ports[{first}])",
+        {"value": value, "first": first, "item_loc": (index, field)},
+    )
+
+
+def _unique_ports(ports: list[ServicePort]) -> list[ServicePort]:
+    """Port names and numbers must be unique within a Service, as the API server wants."""
+    seen_names: dict[str, int] = {}
+    seen_numbers: dict[tuple[int, str], int] = {}
+    for index, port in enumerate(ports):
+        if port.name is not None:
+            if port.name in seen_names:
+                raise _duplicate(index, "name", f"{port.name!r}", seen_names[port.name])
+            seen_names[port.name] = index
+        number = (port.port, port.protocol or "TCP")
+        if number in seen_numbers:
+            raise _duplicate(index, "port", f"{port.port}/{number[1]}", seen_numbers[number])
+        seen_numbers[number] = index
+    return ports
+
+
+# The CRD's rules for the same, at the gateways (within a list of services they would
+# cost more than the API server allows).
+_UNIQUE_PORT_RULES = [
+    {
+        "rule": "self.all(p, !has(p.name) || self.exists_one(q, has(q.name) && q.name == p.name))",
+        "message": "port names must be unique",
+    },
+    {
+        "rule": "self.all(p, self.exists_one(q, q.port == p.port && "
+        "(has(q.protocol) ? q.protocol : 'TCP') == "
+        "(has(p.protocol) ? p.protocol : 'TCP')))",
+        "message": "port numbers must be unique per protocol",
+    },
+]
+
+# A Service's ports: unique names and unique number/protocol pairs.
+ServicePorts = Annotated[
+    list[ServicePort],
+    Field(max_length=MAX_PORTS, json_schema_extra={"x-kubernetes-validations": _UNIQUE_PORT_RULES}),
+    AfterValidator(_unique_ports),
+]
+# The same, checked by the parser only.
+MirroredPorts = Annotated[list[ServicePort], AfterValidator(_unique_ports)]

@@ -6,8 +6,8 @@ object descriptions from the models' docstrings, and every default from the
 functions that apply them (`api.defaults.apply_defaults`,
 `apply_remote_defaults`) run on an empty spec. Default images depend on the
 Istio version and are filled by a layer above this one, so the caller passes
-the function that fills them (`versions.resolve_images`); it is run with the
-placeholder version `<version>`.
+the function that fills them (`versions.resolve_images`); it is run with a
+stand-in version, shown as `<version>`.
 
 What the models cannot say (what a field does) is in the tables below, keyed
 by field path: `FIELD_DOCS` by full path, `SUFFIX_DOCS` by the last segments
@@ -34,6 +34,14 @@ from istio_operator.api.defaults import (
     get_path,
 )
 from istio_operator.api.istio import IstioSpec
+from istio_operator.api.kubetypes import (
+    DNS_LABEL_PATTERN,
+    LABEL_SELECTOR_PATTERN,
+    LABEL_VALUE_PATTERN,
+    MAX_FREE_FORM_DEPTH,
+    MAX_FREE_FORM_SIZE,
+    VERSION_PATTERN,
+)
 from istio_operator.api.remoteistio import RemoteIstioSpec
 
 ImageResolver = Callable[[IstioSpec], IstioSpec]
@@ -366,11 +374,29 @@ class Field:
 
     @property
     def is_object(self) -> bool:
-        return "properties" in self.schema
+        return _has_own_fields(self.schema)
 
     @property
     def is_object_list(self) -> bool:
-        return "properties" in self.schema.get("items", {})
+        return _has_own_fields(self.schema.get("items", {}))
+
+
+def _has_own_fields(node: dict[str, Any]) -> bool:
+    """An object of the API itself; a Kubernetes object (its keys kept) is one value."""
+    return "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields")
+
+
+# Patterns of the Kubernetes rules that `VALIDATION_NOTES` states once for all fields;
+# the expressions themselves are in the CRDs.
+KUBERNETES_PATTERNS: Final = frozenset(
+    {
+        VERSION_PATTERN,
+        r"^\S+$",
+        LABEL_VALUE_PATTERN,
+        DNS_LABEL_PATTERN,
+        LABEL_SELECTOR_PATTERN,
+    }
+)
 
 
 def fields(schema: dict[str, Any], prefix: str = "") -> Iterator[Field]:
@@ -408,9 +434,11 @@ def type_of(node: dict[str, Any]) -> str:
     kind = str(node.get("type", ""))
     if kind in ("integer", "number"):
         return kind + _range(node)
-    if kind == "string" and "pattern" in node:
+    if kind == "string" and node.get("pattern", "") not in KUBERNETES_PATTERNS | {""}:
         return f"string matching {_code(node['pattern'])}"
     if kind == "object":
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            return "Kubernetes object"
         if "properties" in node:
             return "object"
         additional = node.get("additionalProperties")
@@ -419,7 +447,7 @@ def type_of(node: dict[str, Any]) -> str:
         return "Kubernetes object"
     if kind == "array":
         items = node["items"]
-        if "properties" in items:
+        if _has_own_fields(items):
             return "list of objects"
         return f"list of ({type_of(items)})"
     return kind
@@ -448,9 +476,24 @@ def _cell(text: str) -> str:
 
 def istio_defaults(resolve_images: ImageResolver) -> dict[str, Any]:
     """The spec an empty `Istio` resource gets: defaults, then images."""
-    empty = IstioSpec(version=VERSION_PLACEHOLDER, mtls=False)
+    # The placeholder is not a valid version: render with a stand-in, then swap it in.
+    empty = IstioSpec(version=_VERSION_STAND_IN, mtls=False)
     spec = resolve_images(apply_defaults(empty, NAMESPACE_PLACEHOLDER))
-    return spec.model_dump(by_alias=True, exclude_none=True)
+    dumped: dict[str, Any] = _with_placeholder(spec.model_dump(by_alias=True, exclude_none=True))
+    return dumped
+
+
+_VERSION_STAND_IN: Final = "999999.999999.999999"
+
+
+def _with_placeholder(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _with_placeholder(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_placeholder(item) for item in value]
+    if isinstance(value, str):
+        return value.replace(_VERSION_STAND_IN, VERSION_PLACEHOLDER)
+    return value
 
 
 def default_note(path: str) -> str | None:
@@ -591,6 +634,21 @@ def remote_reference() -> list[str]:
     )
 
 
+VALIDATION_NOTES: Final = (
+    "Values the API server would refuse in the objects the operator creates are refused "
+    "when the resource is read, with the field's path: empty or blank images, resource "
+    "quantities that are not quantities, affinities, tolerations and label selectors "
+    "that are not of their Kubernetes type, label keys and values and annotation keys "
+    "that break the Kubernetes rules, duplicate port names or numbers in a Service, pod "
+    "IPs that are not IP addresses, a `labelSelector` other than `key=value[,key=value]` "
+    "or a bare name. Most of these the CRD's schema says too, so that "
+    "`kubectl apply` refuses them at once. Kubernetes objects taken as they are "
+    f"(resources, affinity, tolerations, selectors) may nest at most {MAX_FREE_FORM_DEPTH} "
+    f"levels deep and hold at most {MAX_FREE_FORM_SIZE // 1024} KiB (keys, strings and "
+    "scalars); `version` is at most 64 characters.",
+)
+
+
 def configuration_reference(resolve_images: ImageResolver) -> str:
     """The whole configuration reference, `docs/configuration.md`, as Markdown."""
     lines = [
@@ -609,6 +667,8 @@ def configuration_reference(resolve_images: ImageResolver) -> str:
         "",
         "Both Istio release lines (1.2 and 1.3) read the same spec. Fields marked "
         "*1.2 line* or *1.3 line* are accepted for either version and ignored by the other.",
+        "",
+        *VALIDATION_NOTES,
         "",
         "## Istio",
         "",

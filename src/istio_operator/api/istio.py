@@ -17,15 +17,19 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from istio_operator.api.common import (
+    AffinityObject,
+    Annotations,
     ApiModel,
     Count,
-    KubeObject,
-    KubeObjectList,
+    Labels,
+    LabelSelectors,
     ObjectMeta,
     PortNumber,
-    ServicePort,
-    StringMap,
+    Resources,
+    ServicePorts,
+    Tolerations,
 )
+from istio_operator.api.kubetypes import Image, Version
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 OutboundTrafficPolicyMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
@@ -53,7 +57,7 @@ class PilotConfiguration(ApiModel):
     """Pilot (istio-pilot Deployment)."""
 
     enabled: bool | None = None
-    image: str | None = None
+    image: Image | None = None
     sidecar: bool | None = None
     replicaCount: Count | None = None
     minReplicas: Count | None = None
@@ -62,47 +66,47 @@ class PilotConfiguration(ApiModel):
     enableProtocolSniffing: bool | None = None
     enableProtocolSniffingOutbound: bool | None = None
     enableProtocolSniffingInbound: bool | None = None
-    resources: KubeObject | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    resources: Resources | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class CitadelConfiguration(ApiModel):
     """Citadel, the certificate authority (istio-citadel Deployment)."""
 
     enabled: bool | None = None
-    image: str | None = None
+    image: Image | None = None
     caSecretName: str | None = None
     healthCheck: bool | None = None
     workloadCertTTL: str | None = None
     maxWorkloadCertTTL: str | None = None
     enableNamespacesByDefault: bool | None = None
-    resources: KubeObject | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    resources: Resources | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class GalleyConfiguration(ApiModel):
     """Galley, configuration validation and distribution (istio-galley Deployment)."""
 
     enabled: bool | None = None
-    image: str | None = None
+    image: Image | None = None
     replicaCount: Count | None = None
     configValidation: bool | None = None
-    resources: KubeObject | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    resources: Resources | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class GatewaySDSConfiguration(ApiModel):
     """The SDS sidecar of a gateway."""
 
     enabled: bool | None = None
-    image: str | None = None
-    resources: KubeObject | None = None
+    image: Image | None = None
+    resources: Resources | None = None
 
 
 class GatewayConfiguration(ApiModel):
@@ -114,16 +118,16 @@ class GatewayConfiguration(ApiModel):
     maxReplicas: Count | None = None
     serviceType: ServiceType | None = None
     loadBalancerIP: str | None = None
-    serviceAnnotations: StringMap | None = None
-    serviceLabels: StringMap | None = None
+    serviceAnnotations: Annotations | None = None
+    serviceLabels: Labels | None = None
     sds: GatewaySDSConfiguration | None = None
-    resources: KubeObject | None = None
-    ports: list[ServicePort] | None = None
+    resources: Resources | None = None
+    ports: ServicePorts | None = None
     applicationPorts: str | None = None
     requestedNetworkView: list[str] | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class K8sIngressConfiguration(ApiModel):
@@ -144,14 +148,14 @@ class GatewaysConfiguration(ApiModel):
 class K8sResourceConfiguration(ApiModel):
     """Deployment settings shared by mixer, policy and telemetry."""
 
-    image: str | None = None
+    image: Image | None = None
     replicaCount: Count | None = None
     minReplicas: Count | None = None
     maxReplicas: Count | None = None
-    resources: KubeObject | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    resources: Resources | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class MixerConfiguration(K8sResourceConfiguration):
@@ -186,19 +190,19 @@ class TelemetryConfiguration(K8sResourceConfiguration):
 class SidecarInjectorInitConfiguration(ApiModel):
     """The istio-init container injected into workloads."""
 
-    resources: KubeObject | None = None
+    resources: Resources | None = None
 
 
 class CNIConfiguration(ApiModel):
     """The Istio CNI plugin (istio-cni-node DaemonSet), replacing istio-init."""
 
     enabled: bool | None = None
-    image: str | None = None
+    image: Image | None = None
     binDir: str | None = None
     confDir: str | None = None
     excludeNamespaces: list[str] | None = None
     logLevel: CNILogLevel | None = None
-    affinity: KubeObject | None = None
+    affinity: AffinityObject | None = None
 
 
 # The reference's Go name for the same type.
@@ -209,30 +213,30 @@ class SidecarInjectorConfiguration(ApiModel):
     """The sidecar injector webhook (istio-sidecar-injector Deployment)."""
 
     enabled: bool | None = None
-    image: str | None = None
+    image: Image | None = None
     replicaCount: Count | None = None
-    resources: KubeObject | None = None
+    resources: Resources | None = None
     init: SidecarInjectorInitConfiguration | None = None
     initCNIConfiguration: CNIConfiguration | None = None
     rewriteAppHTTPProbe: bool | None = None
     autoInjectionPolicyEnabled: bool | None = None
     enableNamespacesByDefault: bool | None = None
-    neverInjectSelector: KubeObjectList | None = None
-    alwaysInjectSelector: KubeObjectList | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    neverInjectSelector: LabelSelectors | None = None
+    alwaysInjectSelector: LabelSelectors | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class NodeAgentConfiguration(ApiModel):
     """The SDS node agent (istio-nodeagent DaemonSet)."""
 
     enabled: bool | None = None
-    image: str | None = None
-    resources: KubeObject | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    image: Image | None = None
+    resources: Resources | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class EnvoyServiceCommonConfiguration(ApiModel):
@@ -280,13 +284,13 @@ class EnvoyAccessLogService(EnvoyServiceCommonConfiguration):
 class ProxyConfiguration(ApiModel):
     """The istio-proxy sidecar and gateway proxies."""
 
-    image: str | None = None
+    image: Image | None = None
     accessLogFile: AccessLogFile | None = None
     accessLogFormat: str | None = None
     accessLogEncoding: AccessLogEncoding | None = None
     privileged: bool | None = None
     enableCoreDump: bool | None = None
-    coreDumpImage: str | None = None
+    coreDumpImage: Image | None = None
     logLevel: ProxyLogLevel | None = None
     componentLogLevel: str | None = None
     dnsRefreshRate: Annotated[str, Field(pattern=r"^[0-9]{1,5}s$")] | None = None
@@ -295,13 +299,13 @@ class ProxyConfiguration(ApiModel):
     envoyMetricsService: EnvoyMetricsService | None = None
     envoyAccessLogService: EnvoyAccessLogService | None = None
     protocolDetectionTimeout: str | None = None
-    resources: KubeObject | None = None
+    resources: Resources | None = None
 
 
 class ProxyInitConfiguration(ApiModel):
     """The istio-init container image."""
 
-    image: str | None = None
+    image: Image | None = None
 
 
 class PDBConfiguration(ApiModel):
@@ -356,13 +360,13 @@ class IstioCoreDNS(ApiModel):
     """Istio CoreDNS, resolving `*.global` names for multi-mesh."""
 
     enabled: bool | None = None
-    image: str | None = None
-    pluginImage: str | None = None
+    image: Image | None = None
+    pluginImage: Image | None = None
     replicaCount: Count | None = None
-    resources: KubeObject | None = None
-    nodeSelector: StringMap | None = None
-    affinity: KubeObject | None = None
-    tolerations: KubeObjectList | None = None
+    resources: Resources | None = None
+    nodeSelector: Labels | None = None
+    affinity: AffinityObject | None = None
+    tolerations: Tolerations | None = None
 
 
 class LocalityLBDistribute(ApiModel):
@@ -396,13 +400,13 @@ class MixerlessTelemetryConfiguration(ApiModel):
 class IstioSpec(ApiModel):
     """The desired Istio control plane."""
 
-    version: Annotated[str, Field(min_length=1)]
+    version: Version
     mtls: bool
     includeIPRanges: str | None = None
     excludeIPRanges: str | None = None
     autoInjectionNamespaces: list[str] | None = None
     controlPlaneSecurityEnabled: bool | None = None
-    defaultResources: KubeObject | None = None
+    defaultResources: Resources | None = None
     sds: SDSConfiguration | None = None
     pilot: PilotConfiguration | None = None
     citadel: CitadelConfiguration | None = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio, IstioSpec
@@ -147,11 +148,20 @@ def _is_union(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, types.UnionType)
 
 
+def _without_key_markers(loc: tuple[int | str, ...]) -> list[int | str]:
+    """The location without the `[key]` pydantic appends to a dict key that failed."""
+    return [
+        part
+        for index, part in enumerate(loc)
+        if not (part == "[key]" and index and isinstance(loc[index - 1], str))
+    ]
+
+
 def loc_path(loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
     """Turn a pydantic error location into a field path, dropping union tags."""
     path = ""
     annotation: Any = model
-    rest = list(loc)
+    rest = _without_key_markers(loc)
     while rest:
         annotation = _strip(annotation)
         if _is_union(annotation):
@@ -165,8 +175,6 @@ def loc_path(loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
             annotation = _field_types(annotation).get(str(part), Any)
         elif get_origin(annotation) in (list, dict):
             annotation = get_args(annotation)[-1]
-            if get_origin(_strip(annotation)) is None and rest and rest[0] == f"[{part}]":
-                rest.pop(0)  # a dict key error repeats the key as "[key]"
         else:
             annotation = Any
     return path or "<root>"
@@ -175,9 +183,25 @@ def loc_path(loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
 def spec_error(exc: ValidationError, model: type[BaseModel]) -> SpecError:
     """The `SpecError` for the first error of a failed validation of `model`."""
     first = exc.errors(include_url=False)[0]
-    message = str(first["msg"])
-    if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
-        message = "Input should be an object"
-    if first["type"] in ("literal_error", "string_pattern_mismatch") and "input" in first:
-        message = f"{message}, got {first['input']!r}"
-    return SpecError(loc_path(tuple(first["loc"]), model), message)
+    # A check of a whole list may name the item at fault (see `common._unique_ports`).
+    loc = (*first["loc"], *first.get("ctx", {}).get("item_loc", ()))
+    return SpecError(loc_path(loc, model), _message(first))
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    context = error.get("ctx", {})
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "Input should be an object"
+    if kind == "string_too_short" and context.get("min_length") == 1:
+        return "must not be empty"
+    message = str(error["msg"])
+    if kind in ("literal_error", "string_pattern_mismatch") and "input" in error:
+        message = f"{message}, got {_shown(error['input'])}"
+    return message
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut when long: a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

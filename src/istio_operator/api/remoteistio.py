@@ -12,22 +12,27 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from istio_operator.api.common import ApiModel, KubeObject, ObjectMeta, ServicePort
+from istio_operator.api.common import ApiModel, MirroredPorts, ObjectMeta, Resources
 from istio_operator.api.istio import (
     CitadelConfiguration,
     ProxyConfiguration,
     ProxyInitConfiguration,
     SidecarInjectorConfiguration,
 )
+from istio_operator.api.kubetypes import IPAddress, LabelSelectorText
+
+# Bounds that keep the cost of the CRD's CEL rules within the API server's budget.
+MAX_SERVICES = 128
+MAX_POD_IPS = 1024
 
 
 class IstioService(ApiModel):
     """A primary-cluster service mirrored on the remote (headless Service + Endpoints)."""
 
     name: Annotated[str, Field(min_length=1)]
-    labelSelector: str | None = None
-    podIPs: list[str] | None = None
-    ports: list[ServicePort] | None = None
+    labelSelector: LabelSelectorText | None = None
+    podIPs: Annotated[list[IPAddress], Field(max_length=MAX_POD_IPS)] | None = None
+    ports: MirroredPorts | None = None
 
 
 class RemoteIstioSpec(ApiModel):
@@ -43,9 +48,9 @@ class RemoteIstioSpec(ApiModel):
 
     includeIPRanges: str | None = None
     excludeIPRanges: str | None = None
-    enabledServices: list[IstioService]
+    enabledServices: Annotated[list[IstioService], Field(max_length=MAX_SERVICES)]
     autoInjectionNamespaces: list[str] | None = None
-    defaultResources: KubeObject | None = None
+    defaultResources: Resources | None = None
     citadel: CitadelConfiguration | None = None
     sidecarInjector: SidecarInjectorConfiguration | None = None
     proxy: ProxyConfiguration | None = None
