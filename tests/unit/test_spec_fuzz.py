@@ -5,7 +5,7 @@ Random and adversarial edits of the reference samples (see `fuzz_corpus`) go thr
 output of `render`. Whatever the input, the outcome is a render or a `SpecError`
 naming a `spec.` field (or `UnsupportedVersionError`); anything else is a crash.
 
-The default run is short (`FUZZ_EXAMPLES` examples per property, 100 unless the
+The default run is short (`FUZZ_EXAMPLES` examples per property, 60 unless the
 environment says otherwise); a long run: `ISTIO_OPERATOR_FUZZ_EXAMPLES=5000 pytest
 tests/unit/test_spec_fuzz.py -s`, which prints the figures.
 """
@@ -38,7 +38,7 @@ from .fuzz_corpus import (
 )
 from .render_support import FACTS, istio, remote
 
-FUZZ_EXAMPLES = int(os.environ.get("ISTIO_OPERATOR_FUZZ_EXAMPLES", "100"))
+FUZZ_EXAMPLES = int(os.environ.get("ISTIO_OPERATOR_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
