@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import yaml
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.codecs import load_all_yaml
@@ -242,12 +243,13 @@ def owned_objects(client: Client, remote: str | None = None) -> list[str]:
     found = []
     for api_version, kind in MANAGED_KINDS:
         resource = resource_registry.load(api_version, kind)
+        scope = {"namespace": ALL_NS} if issubclass(resource, NamespacedResource) else {}
         try:
-            scope = {"namespace": ALL_NS} if issubclass(resource, NamespacedResource) else {}
             items = list(client.list(resource, labels=labels, **scope))
-        except ApiError as error:
-            if error.status.code == 404:
-                continue  # the kind is not served on this cluster
+        except (ApiError, httpx.HTTPStatusError) as error:
+            code = error.status.code if isinstance(error, ApiError) else error.response.status_code
+            if code == 404:
+                continue  # the kind is not served on this cluster (a remote has no Istio CRDs)
             raise
         found += [f"{kind} {item.metadata.namespace or ''}/{item.metadata.name}" for item in items]
     return found
