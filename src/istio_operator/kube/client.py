@@ -23,6 +23,9 @@ from istio_operator.kube.resources import (
 REQUEST_TIMEOUT_S = 15.0
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_RETRIES = 5
+# What an API server answers to an object it will not take: bad request (strict field
+# validation), forbidden (RBAC, admission), invalid (schema).
+REFUSAL_CODES = frozenset({400, 403, 422})
 
 
 class ClusterUnreachableError(ConnectionError):
@@ -96,6 +99,37 @@ class Cluster:
         if not dry_run:
             self.writes.applies += 1
         return dict(result.to_dict())
+
+    async def validate(self, manifest: Mapping[str, Any]) -> str | None:
+        """Whether the API server would accept the manifest, exactly as given (unknown and
+        duplicate fields refused): a server-side dry-run of its apply. Returns the refusal,
+        or None; an object that cannot be judged yet (its namespace or kind does not exist
+        yet) is None too: its real apply, later in the rollout, is judged then."""
+        meta = manifest["metadata"]
+
+        def request() -> Awaitable[Any]:
+            return self.client._client.request(  # lightkube's apply cannot ask for Strict
+                "patch",
+                res=resource_class(manifest["apiVersion"], manifest["kind"]),
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                obj=dict(manifest),
+                headers={"Content-Type": PatchType.APPLY.value},
+                params={
+                    "fieldManager": FIELD_MANAGER,
+                    "force": "true",
+                    "dryRun": "All",
+                    "fieldValidation": "Strict",
+                },
+            )
+
+        try:
+            await self.call(request, missing=None)
+        except (ApiError, httpx.HTTPStatusError) as error:
+            if _status_code(error) in REFUSAL_CODES:
+                return _message(error)
+            raise
+        return None
 
     async def list_labelled(
         self, api_version: str, kind: str, selector: str
@@ -205,6 +239,12 @@ def _status_code(error: ApiError | httpx.HTTPStatusError) -> int:
     if isinstance(error, ApiError):
         return int(error.status.code or 0)
     return error.response.status_code
+
+
+def _message(error: ApiError | httpx.HTTPStatusError) -> str:
+    if isinstance(error, ApiError):
+        return str(error.status.message or error)
+    return error.response.text[:500]
 
 
 def _with_type(obj: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:

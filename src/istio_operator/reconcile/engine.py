@@ -1,7 +1,9 @@
 """The one apply/wait/prune mechanism every cluster goes through.
 
-`reconcile_cluster` takes a cluster and its desired objects and, phase by phase,
-server-side applies what differs from the live state, waits (with a deadline)
+`reconcile_cluster` takes a cluster and its desired objects, finds what differs
+from the live state and has the API server judge all of it (a strict server-side
+dry-run) before the first write: one refusal and nothing is applied. Then, phase
+by phase, it server-side applies what differs, waits (with a deadline)
 for the phase's workloads to be available at their new generation, and finally
 prunes the objects carrying the owner's labels that are no longer desired.
 The primary and each remote differ only in the object list and the client.
@@ -35,6 +37,7 @@ from istio_operator.render.phases import Phase
 log = logging.getLogger(__name__)
 GATED_KINDS = frozenset({"Deployment", "DaemonSet", "CustomResourceDefinition"})
 MANAGED_BY_SELECTOR = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
+VALIDATION_CONCURRENCY = 8
 # Deleted first, so that nothing calls a webhook whose Service is already gone (a
 # failurePolicy Fail webhook without its Service refuses every pod of the cluster).
 DELETE_FIRST = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
@@ -52,10 +55,13 @@ class ClusterReport:
     waiting_phase: Phase | None = None
     awaiting: list[str] = field(default_factory=list)
     live_workloads: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    # What the API server refused in the dry-run of the change ("<object>: <why>"); when
+    # set, nothing was applied.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
-        return self.waiting_phase is None
+        return self.waiting_phase is None and not self.refused
 
 
 # Told, while a reconcile runs, that a cluster's phase was just rolled out (cluster, phase).
@@ -87,9 +93,13 @@ async def reconcile_cluster(
     report = ClusterReport(cluster=cluster.name)
     register_crds(o.manifest for o in objects if o.manifest["kind"] == CRD_KIND)
     live = await _live_index(cluster, ownership, objects)
+    changes = _changes(objects, live)
+    report.refused = await _refusals(cluster, changes.values())
+    if report.refused:
+        return report
     for phase, group in groupby(sorted(objects, key=lambda o: o.phase), key=lambda o: o.phase):
         members = list(group)
-        applied = await _apply_changed(cluster, members, live)
+        applied = await _apply(cluster, [c for o in members if (c := changes.get(_key(o)))], live)
         report.applied += applied
         if applied and on_rollout is not None:
             # Only a phase that changed something is news: an idle pass reports nothing.
@@ -99,8 +109,47 @@ async def reconcile_cluster(
             report.waiting_phase, report.awaiting = phase, awaiting
             return report
         report.completed.append(phase)
-    report.pruned = await _prune(cluster, ownership, live, {key_of(o.manifest) for o in objects})
+    report.pruned = await _prune(cluster, ownership, live, {_key(o) for o in objects})
     return report
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A desired object that differs from the live one, as it will be applied."""
+
+    manifest: dict[str, Any]  # with its desired hash
+    drift: str | None  # the first field that differs; None: the object does not exist
+
+
+def _key(obj: DesiredObject) -> ObjectKey:
+    return key_of(obj.manifest)
+
+
+def _changes(
+    objects: Sequence[DesiredObject], live: Mapping[ObjectKey, dict[str, Any]]
+) -> dict[ObjectKey, _Change]:
+    changes = {}
+    for obj in objects:
+        desired = with_desired_hash(obj.manifest)
+        current = live.get(_key(obj))
+        if current is None:
+            changes[_key(obj)] = _Change(desired, None)
+        elif (drift := difference(current, desired)) is not None:
+            changes[_key(obj)] = _Change(desired, drift)
+    return changes
+
+
+async def _refusals(cluster: Cluster, changes: Iterable[_Change]) -> list[str]:
+    """The API server's verdict on every object the change would write, before any write."""
+    bound = asyncio.Semaphore(VALIDATION_CONCURRENCY)
+
+    async def judge(change: _Change) -> str | None:
+        async with bound:
+            refusal = await cluster.validate(change.manifest)
+        return None if refusal is None else f"{key_of(change.manifest)}: {refusal}"
+
+    verdicts = await asyncio.gather(*(judge(change) for change in changes))
+    return [verdict for verdict in verdicts if verdict is not None]
 
 
 async def _live_index(
@@ -125,22 +174,17 @@ def _owned(obj: DesiredObject) -> bool:
     return OWNER_NAME in obj.labels
 
 
-async def _apply_changed(
-    cluster: Cluster, members: Iterable[DesiredObject], live: dict[ObjectKey, dict[str, Any]]
+async def _apply(
+    cluster: Cluster, changes: Iterable[_Change], live: dict[ObjectKey, dict[str, Any]]
 ) -> list[ObjectKey]:
     applied = []
-    for obj in members:
-        desired = with_desired_hash(obj.manifest)
-        key = key_of(desired)
-        current = live.get(key)
-        if current is not None:
-            drift = difference(current, desired)
-            if drift is None:
-                continue
-            log.info("%s: updating %s (%s differs)", cluster.name, key, drift)
-        else:
+    for change in changes:
+        key = key_of(change.manifest)
+        if change.drift is None:
             log.info("%s: creating %s", cluster.name, key)
-        live[key] = await cluster.apply(desired)
+        else:
+            log.info("%s: updating %s (%s differs)", cluster.name, key, change.drift)
+        live[key] = await cluster.apply(change.manifest)
         applied.append(key)
     return applied
 

@@ -30,7 +30,13 @@ from istio_operator.reconcile.remote import (
     remote_networks,
     remote_ready,
 )
-from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
+from istio_operator.reconcile.status import (
+    AVAILABLE,
+    FAILED,
+    RECONCILING,
+    Observation,
+    refusal,
+)
 from istio_operator.render import render_primary
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
@@ -145,6 +151,8 @@ def with_remotes(
 def observe(
     istio: Istio, generation: int, report: ClusterReport, gateways: tuple[str, ...]
 ) -> Observation:
+    if report.refused:
+        return replace(refusal(generation, report.refused), gateway_addresses=gateways)
     components = component_states(report)
     if not report.done:
         phase = report.waiting_phase.label if report.waiting_phase else ""

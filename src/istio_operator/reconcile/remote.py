@@ -45,6 +45,7 @@ from istio_operator.reconcile.status import (
     RECONCILING,
     UNREACHABLE,
     Observation,
+    refusal,
 )
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
 from istio_operator.versions import UnsupportedVersionError, remote_istio_spec
@@ -264,6 +265,8 @@ def _age(body: Mapping[str, Any]) -> tuple[str, str, str]:
 def _observe(
     generation: int, istio: Istio, report: ClusterReport, addresses: tuple[str, ...]
 ) -> Observation:
+    if report.refused:
+        return refusal(generation, report.refused)
     if not report.done:
         phase = report.waiting_phase.label if report.waiting_phase else ""
         return Observation(

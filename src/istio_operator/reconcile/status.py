@@ -47,6 +47,18 @@ class Observation:
     cluster_id: str | None = None
 
 
+def refusal(generation: int, refused: list[str]) -> Observation:
+    """The state of a cluster whose change the API server refused in its dry-run: nothing
+    was applied, so what runs stays as it was (and so does readiness)."""
+    shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+    return Observation(
+        generation,
+        FAILED,
+        "Refused",
+        f"the API server refuses the change, nothing was applied: {shown}",
+    )
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
