@@ -16,7 +16,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 
-from istio_operator.cli.demo import deploy_echo, remote_istio_body
+from istio_operator.cli.demo import citadel_ca_stand_in, deploy_echo, remote_istio_body
 from istio_operator.localcluster import LocalCluster, Workspace
 from tests.conftest import client_for
 from tests.operator_harness import (
@@ -60,6 +60,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
     primary, remote = client_for(primary_cluster), client_for(remote_cluster)
     apply_crds(primary)
     primary.apply(Namespace(metadata=ObjectMeta(name="istio-system")))
+    citadel_ca_stand_in(primary)
     for client in (primary, remote):
         client.apply(Namespace(metadata=ObjectMeta(name="injected")))
     primary.apply(

@@ -33,7 +33,12 @@ from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
 from lightkube.resources.core_v1 import Namespace, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
-from istio_operator.cli.demo import deploy_echo, echo_manifest, remote_istio_body
+from istio_operator.cli.demo import (
+    citadel_ca_stand_in,
+    deploy_echo,
+    echo_manifest,
+    remote_istio_body,
+)
 from istio_operator.kube.credentials import Token, endpoint_of, token_kubeconfig
 from istio_operator.localcluster import LocalCluster, Workspace, find_binaries
 from istio_operator.reconcile.dataplane import RESTARTED_AT
@@ -148,6 +153,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         apply_operator_identity(primary)
         for namespace in ("istio-system", "injected"):
             primary.apply(Namespace(metadata=ObjectMeta(name=namespace)))
+        citadel_ca_stand_in(primary)
         access = cli(
             "remote-access",
             "--remote-kubeconfig",

@@ -148,6 +148,7 @@ def _walkthrough(stage: Stage) -> None:
     for client in (stage.primary, stage.remote):
         client.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
     _apply_remote_access(stage)
+    citadel_ca_stand_in(stage.primary)
     stage.primary.apply(Istio.from_dict(_istio(FROM)), force=True)
     stage.primary.apply(RemoteIstio.from_dict(remote_istio_body()), force=True)
     _follow(stage, FROM)
@@ -253,6 +254,24 @@ def echo_manifest(proxy_version: str, replicas: int = 2) -> dict[str, Any]:
             "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
         },
     }
+
+
+def citadel_ca_stand_in(client: Client, namespace: str = NAMESPACE) -> None:
+    """The CA Secret the primary's citadel creates when it first starts (`istio-ca-secret`,
+    its self-signed root), which remotes copy so that the mesh has one root. Fake nodes
+    run no citadel, so the demo and the tests put a placeholder in its place."""
+    placeholder = {
+        key: base64.b64encode(f"stand-in for citadel's {key}\n".encode()).decode()
+        for key in ("ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem")
+    }
+    client.apply(
+        Secret(
+            metadata=ObjectMeta(name="istio-ca-secret", namespace=namespace),
+            type="istio.io/ca-root",
+            data=placeholder,
+        ),
+        field_manager="citadel-stand-in",
+    )
 
 
 def deploy_echo(client: Client, proxy_version: str = FROM, replicas: int = 2) -> None:

@@ -27,6 +27,7 @@ from istio_operator.reconcile.injection import reconcile_injection_labels
 from istio_operator.reconcile.remote import (
     ingress_addresses,
     list_remotes,
+    missing_secret,
     remote_networks,
     remote_ready,
 )
@@ -110,6 +111,10 @@ async def reconcile_mesh(
     if conflict:
         return MeshOutcome(_failed(generation, "Conflict", conflict))
 
+    missing = await missing_references(primary, istio)
+    if missing:
+        return MeshOutcome(_failed(generation, "MissingReference", missing))
+
     name = istio.metadata.name
     report = await reconcile_cluster(
         primary,
@@ -123,6 +128,15 @@ async def reconcile_mesh(
     )
     seen = observe(istio, generation, report, gateways)
     return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
+
+
+async def missing_references(cluster: Cluster, istio: Istio) -> str | None:
+    """What the spec names that the API server cannot check: a CA Secret that does not
+    exist would leave citadel unable to start, after the rollout had begun."""
+    name = istio.spec.citadel.caSecretName if istio.spec.citadel else None
+    return await missing_secret(
+        cluster, "spec.citadel.caSecretName", istio.metadata.namespace, name
+    )
 
 
 def with_remotes(

@@ -212,6 +212,15 @@ async def _reconcile(
             ready=False,
             cluster_id=cluster_id,
         )
+    own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
+    missing = await missing_secret(
+        cluster, "spec.citadel.caSecretName", remote.metadata.namespace, own_ca
+    )
+    if missing:
+        return Observation(generation, FAILED, "MissingReference", missing, ready=False)
+    ca_wait = _waiting_for_ca(istio, remote, state)
+    if ca_wait is not None:
+        return replace(ca_wait, generation=generation, cluster_id=cluster_id)
     objects = render_remote(istio, remote, state.facts_for(remote))
     report = await reconcile_cluster(
         cluster,
@@ -229,6 +238,38 @@ async def _reconcile(
     addresses = await ingress_addresses(cluster, remote.metadata.namespace or "")
     seen = _observe(generation, istio, report, addresses)
     return replace(seen, istio_generation=istio_generation, cluster_id=cluster_id)
+
+
+async def missing_secret(
+    cluster: Cluster, field: str, namespace: str | None, name: str | None
+) -> str | None:
+    """Why a Secret that a field names is not usable, if it is not."""
+    if not name:
+        return None
+    if await cluster.get(ObjectKey("v1", "Secret", namespace or "", name)) is not None:
+        return None
+    where = f"{namespace}/{name}" if namespace else name
+    return f"{field}: Secret {where} not found on cluster {cluster.name}; nothing was changed"
+
+
+def _waiting_for_ca(istio: Istio, remote: RemoteIstio, state: PrimaryState) -> Observation | None:
+    """A remote citadel must sign with the primary's root, or the clusters' workloads would
+    not trust each other: without its own CA Secret, a remote waits for the primary's
+    (citadel creates it when it first starts)."""
+    citadel = remote_istio_spec(istio.spec, remote.spec).citadel
+    own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
+    if not (citadel and citadel.enabled) or own_ca or state.facts.ca_secret_data is not None:
+        return None
+    secret = f"{istio.metadata.namespace}/{state.ca_secret_name}"
+    return Observation(
+        0,
+        RECONCILING,
+        "CAPending",
+        message=f"waiting for the primary's CA Secret {secret}, which its citadel creates",
+        phase="base",
+        waiting_for=(f"primary CA Secret {secret}",),
+        ready=False,
+    )
 
 
 async def cluster_identity(cluster: Cluster) -> str:
@@ -394,6 +435,7 @@ class PrimaryState:
     facts: PrimaryFacts
     services: Mapping[str, Mapping[str, Any]]
     ready_pods: Sequence[Mapping[str, Any]]
+    ca_secret_name: str = DEFAULT_CA_SECRET
 
     def facts_for(self, remote: RemoteIstio) -> PrimaryFacts:
         """The facts with the ready pod IPs behind each service this remote mirrors
@@ -433,7 +475,7 @@ async def read_primary(primary: Cluster, istio: Istio) -> PrimaryState:
         },
     )
     pods = [p for p in await primary.list_all("v1", "Pod") if _ready(p)]
-    return PrimaryState(facts, services, pods)
+    return PrimaryState(facts, services, pods, ca_name)
 
 
 def _parse_selector(text: str | None) -> dict[str, str]:
