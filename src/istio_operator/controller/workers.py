@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lightkube import ApiError
+
 from istio_operator.api.labels import API_VERSION
 from istio_operator.controller import metrics
 from istio_operator.controller.exclusive import Exclusive, Interrupted
@@ -87,6 +89,13 @@ class IstioWorker:
             outcome = await reconcile_mesh(primary, self._snapshot, peers, settings)
         except ClusterUnreachableError as error:
             outcome = MeshOutcome(_failure(self._snapshot, "Unreachable", str(error)))
+        except ApiError as error:
+            # Refused mid-rollout (what the dry-run could not judge yet): the API server's
+            # word, not our bug, so no traceback.
+            code, why = error.status.code, error.status.message
+            message = f"the API server refused a request ({code}): {why}"
+            self.logger.warning(message)
+            outcome = MeshOutcome(_failure(self._snapshot, "Refused", message))
         except Exception as error:  # a reconcile must never kill the worker
             self.logger.exception("reconcile failed")
             message = f"{type(error).__name__}: {error}"
