@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from tests.operator_harness import (
     wait_for,
     write_requests,
 )
+from tests.servers import SilentServer
 
 pytestmark = pytest.mark.cluster
 
@@ -59,37 +58,7 @@ class Mesh:
     clients: dict[str, Client]
     operator: OperatorProcess
     directory: Path
-    hang: HangingServer | None = None
-
-
-@dataclass
-class HangingServer:
-    """A TCP endpoint on 127.0.0.1 that accepts connections and never answers."""
-
-    sock: socket.socket = field(default_factory=socket.socket)
-    connections: list[socket.socket] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections.append(connection)
-
-    def close(self) -> None:
-        self.sock.close()
-        for connection in self.connections:
-            connection.close()
+    hang: SilentServer | None = None
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +205,7 @@ def _describe(writes: dict[str, list[dict[str, Any]]]) -> str:
 def test_failing_remotes_fail_only_themselves(mesh: Mesh) -> None:
     wait_for("the mesh Ready at 1.2.5", lambda: mesh_ready_at(mesh, "1.2.5"), timeout=240)
     east = mesh.remotes["east"]
-    mesh.hang = HangingServer()
+    mesh.hang = SilentServer()
     put_kubeconfig(mesh.primary, "hung", _kubeconfig(east, server=mesh.hang.url, insecure=True))
     put_kubeconfig(mesh.primary, "nobody", _kubeconfig(east, token=_token_without_rights(mesh)))
     put_kubeconfig(mesh.primary, "untrusted", _kubeconfig(east, ca_from=mesh.remotes["west"]))

@@ -7,13 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from tests.operator_harness import (
     istio_status,
     wait_for,
 )
+from tests.servers import SilentServer
 
 pytestmark = pytest.mark.cluster
 
@@ -64,39 +63,6 @@ def unreachable_kubeconfig(server: str = "https://127.0.0.1:1") -> str:
         "contexts: [{name: gone, context: {cluster: gone, user: gone}}]\n"
         "current-context: gone\n"
     )
-
-
-@dataclass
-class SilentServer:
-    """A TCP endpoint on 127.0.0.1 that accepts connections and never answers: every
-    request to it is in flight until the client gives up."""
-
-    sock: socket.socket = field(default_factory=socket.socket)
-    connections: list[socket.socket] = field(default_factory=list)
-    accepted: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:  # closed
-                return
-            self.connections.append(connection)
-            self.accepted.set()
-
-    def close(self) -> None:
-        self.sock.close()
-        for connection in self.connections:
-            connection.close()
 
 
 @pytest.fixture(scope="module")
