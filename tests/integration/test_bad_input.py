@@ -273,41 +273,16 @@ SERVER_CASES = [
         _ingress_ports({"port": 9999, "name": "tcp-pilot-grpc-tls"}, mesh_expansion=True),
         'Duplicate value: "tcp-pilot-grpc-tls"',
     ),
+    # The dry-run answers 500 here; it is still its verdict on the Service.
+    ServerCase(
+        "node-port-taken-by-mesh-expansion",
+        _ingress_ports({"port": 9999, "name": "tcp-extra", "nodePort": 31470}, mesh_expansion=True),
+        "duplicate nodePort",
+    ),
     ServerCase(
         "target-port-not-a-port-name",
         _ingress_ports({"port": 9999, "name": "tcp-extra", "targetPort": "Bad_Name"}),
         'targetPort: Invalid value: "Bad_Name"',
-    ),
-]
-# Where the operator does not yet hold the line (see the reasons).
-SERVER_BUGS = [
-    pytest.param(
-        ServerCase(
-            "node-port-taken-by-mesh-expansion",
-            _ingress_ports(
-                {"port": 9999, "name": "tcp-extra", "nodePort": 31470}, mesh_expansion=True
-            ),
-            "duplicate nodePort",
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the dry-run's 500 is reported as 'the API server refused a request (500)'"
-            ", naming neither the object nor the field",
-        ),
-        id="node-port-taken-by-mesh-expansion",
-    ),
-    pytest.param(
-        ServerCase(
-            "node-port-out-of-range",
-            _ingress_ports({"port": 9999, "name": "tcp-extra", "nodePort": 80}),
-            "nodePort: Invalid value: 80",
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a dry-run allocates no nodePort, so it passes the gate; the real apply "
-            "is refused mid-rollout, after the ingress gateway's Deployment was updated",
-        ),
-        id="node-port-out-of-range",
     ),
 ]
 
@@ -322,9 +297,7 @@ def merged(base: dict[str, Any], edit: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize(
-    "case", [*(pytest.param(c, id=c.name) for c in SERVER_CASES), *SERVER_BUGS]
-)
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in SERVER_CASES])
 def test_what_only_the_api_server_refuses_changes_nothing(setup: Setup, case: ServerCase) -> None:
     client = setup.client
     body = good_body()
@@ -364,12 +337,6 @@ def test_no_bad_input_logs_a_traceback(setup: Setup) -> None:
     assert "Traceback" not in log, log[log.index("Traceback") - 500 :][:3000]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the API server stores a 5000-level list in a field that keeps unknown fields; "
-    "kopf's watch cannot decode the event (RecursionError in json.loads) and the operator "
-    "exits",
-)
 def test_a_spec_nested_too_deep_for_json_decoding_is_refused(setup: Setup, tmp_path: Path) -> None:
     """Last: before the fix, this case ends the operator."""
     (case,) = [c for c in BAD_CASES if c.name in RAW_CASES]

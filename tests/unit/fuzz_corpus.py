@@ -137,6 +137,15 @@ BAD_CASES: tuple[BadCase, ...] = (
         "spec.citadel.nodeSelector.disk",
     ),
     BadCase(
+        # A dry-run allocates no node port, so only the parser and the schema can judge it.
+        "node-port-out-of-range",
+        "Istio",
+        "gateways.ingress.ports",
+        [{"port": 9999, "name": "tcp-extra", "nodePort": 80}],
+        "spec.gateways.ingress.ports[0].nodePort",
+        "spec.gateways.ingress.ports[0].nodePort",
+    ),
+    BadCase(
         "duplicate-port-name",
         "Istio",
         "gateways.ingress.ports",

@@ -92,6 +92,19 @@ class ObjectMeta(BaseModel):
     finalizers: list[str] | None = None
 
 
+NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
+_NODE_PORT_RULE = {
+    "rule": f"self == 0 || (self >= {NODE_PORT_MIN} && self <= {NODE_PORT_MAX})",
+    "message": f"must be 0 (allocated) or in {NODE_PORT_MIN}-{NODE_PORT_MAX}",
+}
+
+
+def _node_port_in_range(port: int) -> int:
+    if port != 0 and not NODE_PORT_MIN <= port <= NODE_PORT_MAX:
+        raise PydanticCustomError("node_port_range", _NODE_PORT_RULE["message"])
+    return port
+
+
 class ServicePort(ApiModel):
     """A Service port (the fields of `corev1.ServicePort` the operator uses)."""
 
@@ -102,7 +115,20 @@ class ServicePort(ApiModel):
     targetPort: IntOrString | None = Field(
         default=None, json_schema_extra={"x-kubernetes-int-or-string": True}
     )
-    nodePort: Annotated[int, Field(ge=0, le=65535)] | None = None
+    # A server-side dry-run allocates no node port, so it cannot judge the range: refused
+    # here instead (0 asks for one; the range is Kubernetes' default --service-node-port-range).
+    nodePort: (
+        Annotated[
+            int,
+            Field(
+                ge=0,
+                le=NODE_PORT_MAX,
+                json_schema_extra={"x-kubernetes-validations": [_NODE_PORT_RULE]},
+            ),
+            AfterValidator(_node_port_in_range),
+        ]
+        | None
+    ) = None
 
 
 # The most ports one Service may list here (bounds the CEL rules' cost).

@@ -84,6 +84,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+# The API server decodes JSON nested up to 10,000 levels (Go's encoding/json limit) and
+# stores it in fields that keep unknown fields; kopf decodes every watched object with
+# json.loads, which recurses once per level. The spec parser then refuses such a value
+# (with a depth bound far below) instead of the whole operator dying on it.
+DECODABLE_DEPTH = 25_000
+
+
+def _allow_deep_documents() -> None:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), DECODABLE_DEPTH))
+
+
 class PortError(RuntimeError):
     """A port the operator serves on cannot be listened on (often: another local `run`)."""
 
@@ -98,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     # One line per HTTP request is noise; the operator logs what it changes.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    _allow_deep_documents()
     try:
         # Before the Lease: a process that cannot serve must not take it from others.
         _check_port_free("--health-port", args.health_port)

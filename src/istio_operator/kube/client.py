@@ -126,7 +126,9 @@ class Cluster:
         try:
             await self.call(request, missing=None)
         except (ApiError, httpx.HTTPStatusError) as error:
-            if _status_code(error) in REFUSAL_CODES:
+            # A 500 that outlasts the retries is the server's verdict on this object (a
+            # duplicate node port is refused so), not an outage.
+            if _status_code(error) in REFUSAL_CODES | {500}:
                 return _message(error)
             raise
         return None
