@@ -99,12 +99,12 @@ def test_label_selector_garbage_is_refused(text: str) -> None:
     assert label_selector_problem(text)
 
 
-def test_the_selector_is_read_as_the_remote_reconcile_reads_it() -> None:
-    from istio_operator.reconcile.remote import _parse_selector
-
-    for service in remote().spec.enabledServices:
-        text = service.labelSelector or ""
-        assert parse_label_selector(text) == _parse_selector(text)
+def test_the_selector_reads_pairs_and_a_bare_name_as_app() -> None:
+    """The remote reconcile selects the primary's pods with it, so its reading is pinned."""
+    assert parse_label_selector("istio=pilot") == {"istio": "pilot"}
+    assert parse_label_selector(" a=b , c=d ") == {"a": "b", "c": "d"}
+    assert parse_label_selector("statsd-prom-bridge") == {"app": "statsd-prom-bridge"}
+    assert parse_label_selector("") == {}
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from lightkube import ApiError
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
+from istio_operator.api.kubetypes import parse_label_selector
 from istio_operator.api.labels import (
     API_VERSION,
     MANAGED_BY,
@@ -442,7 +443,7 @@ class PrimaryState:
         (flat network): pods matching its label selector, else the Service's selector."""
         pod_ips = {}
         for service in remote.spec.enabledServices:
-            selector = _parse_selector(service.labelSelector) or dict(
+            selector = parse_label_selector(service.labelSelector or "") or dict(
                 ((self.services.get(service.name) or {}).get("spec") or {}).get("selector") or {}
             )
             if selector:
@@ -476,16 +477,6 @@ async def read_primary(primary: Cluster, istio: Istio) -> PrimaryState:
     )
     pods = [p for p in await primary.list_all("v1", "Pod") if _ready(p)]
     return PrimaryState(facts, services, pods, ca_name)
-
-
-def _parse_selector(text: str | None) -> dict[str, str]:
-    """`a=b,c=d` as a dict; a bare key (`statsd-prom-bridge`) means `app=<key>`."""
-    selector = {}
-    for part in (text or "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key:
-            selector[key if value else "app"] = value or key
-    return selector
 
 
 def _matches(pod: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
