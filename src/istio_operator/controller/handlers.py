@@ -104,7 +104,7 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
     _register_istio(registry, istio_triggers, remote_triggers)
-    _register_owned(registry, istio_triggers, remote_triggers)
+    _register_owned(registry, istio_triggers)
     _register_remotes(registry, istio_triggers, remote_triggers)
     return registry
 
@@ -192,9 +192,7 @@ async def _serve(
 # and an asyncio.Event set from another thread does not wake the worker waiting on it.
 
 
-def _register_owned(
-    registry: kopf.OperatorRegistry, istio_triggers: Triggers, remote_triggers: Triggers
-) -> None:
+def _register_owned(registry: kopf.OperatorRegistry, istio_triggers: Triggers) -> None:
     owned = {MANAGED_BY: MANAGED_BY_VALUE}
     for group, version, plural in WATCHED_OWNED:
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from istio_operator.api.labels import OWNER_NAME, OWNER_NAMESPACE
 
-Key = tuple[str, str]  # (namespace, name) of an Istio resource
+Key = tuple[str, str]  # (namespace, name) of the worker's resource (Istio or RemoteIstio)
 
 
 class Triggers:
