@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import logging
+from typing import Any
 
 import pytest
 import yaml
 
-from istio_operator.kube.remotes import KubeconfigSecretError, kubeconfig_from_secret
+from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients, kubeconfig_from_secret
 
 KUBECONFIG = {
     "apiVersion": "v1",
@@ -46,3 +48,48 @@ def test_unusable_secrets_get_a_clear_message(data: dict[str, str] | None, expec
     assert expected in str(error.value)
     assert "s3cr3t" not in str(error.value)
     assert "remote" in str(error.value)
+
+
+async def test_a_changed_secret_gets_a_new_client_and_the_old_one_outlives_its_requests() -> None:
+    clients = RemoteClients()
+    data = {"remote": encoded(yaml.safe_dump(KUBECONFIG))}
+    first = await clients.for_secret(
+        "remote", {**secret(data), "metadata": {"uid": "u", "resourceVersion": "1"}}
+    )
+    again = await clients.for_secret(
+        "remote", {**secret(data), "metadata": {"uid": "u", "resourceVersion": "1"}}
+    )
+    assert again is first
+    renewed = await clients.for_secret(
+        "remote", {**secret(data), "metadata": {"uid": "u", "resourceVersion": "2"}}
+    )
+    assert renewed is not first
+    # A request in flight on the old client (the watch, a reconcile) is not cut off.
+    assert not first.client._client._client.is_closed
+    assert clients.known("remote") is renewed
+    await clients.close()
+    await first.close()
+
+
+async def test_a_remote_worker_waits_out_an_unreachable_primary() -> None:
+    from istio_operator.controller.exclusive import Exclusive
+    from istio_operator.controller.triggers import Triggers
+    from istio_operator.controller.workers import (
+        RETRY_AFTER_ERROR_S,
+        RemoteWorker,
+        RunConfig,
+        Shared,
+    )
+    from istio_operator.kube.client import ClusterUnreachableError
+
+    class AwayPrimary:
+        name = "primary cluster"
+
+        async def get(self, key: object) -> None:
+            raise ClusterUnreachableError("cluster primary cluster is unreachable")
+
+    primary: Any = AwayPrimary()  # only `get` is called before the primary answers
+    shared = Shared(primary, RemoteClients(), Exclusive(), Triggers(), Triggers(), RunConfig())
+    body = {"metadata": {"name": "remote", "namespace": "istio-system", "generation": 1}}
+    worker = RemoteWorker(shared, ("istio-system", "remote"), body, logging.getLogger("test"))
+    assert await worker.run_once("istio") == RETRY_AFTER_ERROR_S

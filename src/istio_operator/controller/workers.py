@@ -137,6 +137,11 @@ class RemoteWorker:
             return await self.shared.exclusive.run(self.key, lambda: self._locked(istio_name))
         except Interrupted:
             return resync
+        except ClusterUnreachableError as error:
+            # The primary itself (where the resources and their statuses live) is away:
+            # nothing to report to; try again soon.
+            self.logger.warning(f"remote {self.key[1]} waits for the primary: {error}")
+            return RETRY_AFTER_ERROR_S
 
     async def _locked(self, istio_name: str | None) -> float:
         resync = self.shared.config.resync_period

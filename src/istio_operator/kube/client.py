@@ -168,7 +168,8 @@ class Cluster:
                 {"status": dict(status)},
                 namespace=key.namespace or None,
                 patch_type=PatchType.MERGE,
-            )
+            ),
+            missing=None,  # the resource went meanwhile: its status went with it
         )
         self.writes.applies += 1
 
@@ -194,6 +195,9 @@ class Cluster:
             ) from error
         except (httpx.TransportError, OSError) as error:
             raise self._unreachable(error) from error
+        except RuntimeError as error:
+            # httpx's "the client has been closed": a replaced client's watch ends so.
+            raise ClusterUnreachableError(f"cluster {self.name}: watch ended: {error}") from error
 
     async def call(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's

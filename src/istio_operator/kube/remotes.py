@@ -9,6 +9,7 @@ contents never appear in errors.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Mapping
@@ -48,6 +49,16 @@ def kubeconfig_from_secret(secret: Mapping[str, Any]) -> KubeConfig:
         ) from None
 
 
+REPLACED_CLIENT_GRACE_S = 60.0
+_closing: set[asyncio.Task[None]] = set()  # strong references until each close is done
+
+
+def _close_later(cluster: Cluster) -> None:
+    task = asyncio.ensure_future(cluster.close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
 class RemoteClients:
     """One client per remote cluster, rebuilt when its Secret changes."""
 
@@ -61,8 +72,13 @@ class RemoteClients:
         if known is not None and known[0] == version:
             return known[1]
         cluster = Cluster.from_config(remote, kubeconfig_from_secret(secret))
-        await self.forget(remote)
+        replaced = self._clients.pop(remote, None)
         self._clients[remote] = (version, cluster)
+        if replaced is not None:
+            # The remote's worker or watch may have a request in flight on the old client
+            # (the Secret changed under it, e.g. a renewed token): close it once those ended.
+            loop = asyncio.get_running_loop()
+            loop.call_later(REPLACED_CLIENT_GRACE_S, _close_later, replaced[1])
         return cluster
 
     def known(self, remote: str) -> Cluster | None:
