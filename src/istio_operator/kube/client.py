@@ -68,6 +68,15 @@ class Cluster:
     client: AsyncClient
     writes: WriteCounter = field(default_factory=WriteCounter)
     server: str = ""  # the API server's URL, for messages
+    _identity: str = ""  # see `identity`; read once per client
+
+    async def identity(self) -> str:
+        """The cluster's identity whatever its address: the uid of its kube-system
+        namespace ("" while it cannot be read). Stable for a cluster's life, so read once."""
+        if not self._identity:
+            found = await self.get(ObjectKey("v1", "Namespace", "", "kube-system"))
+            self._identity = str(((found or {}).get("metadata") or {}).get("uid") or "")
+        return self._identity
 
     @classmethod
     def from_config(cls, name: str, config: KubeConfig) -> Cluster:

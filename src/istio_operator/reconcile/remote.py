@@ -195,7 +195,7 @@ async def _reconcile(
     istio_generation = int(istio_body["metadata"].get("generation") or 0)
     secret = await _kubeconfig_secret(primary, remote)
     cluster = await clients.for_secret(remote.metadata.name, secret)
-    cluster_id = await cluster_identity(cluster)
+    cluster_id = await cluster.identity()
     claim = await _claimed_elsewhere(primary, body, cluster_id)
     if claim:
         return Observation(
@@ -219,9 +219,9 @@ async def _reconcile(
     )
     if missing:
         return Observation(generation, FAILED, "MissingReference", missing, ready=False)
-    ca_wait = _waiting_for_ca(istio, remote, state)
+    ca_wait = _waiting_for_ca(generation, istio, remote, state)
     if ca_wait is not None:
-        return replace(ca_wait, generation=generation, cluster_id=cluster_id)
+        return replace(ca_wait, cluster_id=cluster_id)
     objects = render_remote(istio, remote, state.facts_for(remote))
     report = await reconcile_cluster(
         cluster,
@@ -253,7 +253,9 @@ async def missing_secret(
     return f"{field}: Secret {where} not found on cluster {cluster.name}; nothing was changed"
 
 
-def _waiting_for_ca(istio: Istio, remote: RemoteIstio, state: PrimaryState) -> Observation | None:
+def _waiting_for_ca(
+    generation: int, istio: Istio, remote: RemoteIstio, state: PrimaryState
+) -> Observation | None:
     """A remote citadel must sign with the primary's root, or the clusters' workloads would
     not trust each other: without its own CA Secret, a remote waits for the primary's
     (citadel creates it when it first starts)."""
@@ -263,7 +265,7 @@ def _waiting_for_ca(istio: Istio, remote: RemoteIstio, state: PrimaryState) -> O
         return None
     secret = f"{istio.metadata.namespace}/{state.ca_secret_name}"
     return Observation(
-        0,
+        generation,
         RECONCILING,
         "CAPending",
         message=f"waiting for the primary's CA Secret {secret}, which its citadel creates",
@@ -273,12 +275,6 @@ def _waiting_for_ca(istio: Istio, remote: RemoteIstio, state: PrimaryState) -> O
     )
 
 
-async def cluster_identity(cluster: Cluster) -> str:
-    """A cluster's identity whatever its address: the uid of its kube-system namespace."""
-    found = await cluster.get(ObjectKey("v1", "Namespace", "", "kube-system"))
-    return str(((found or {}).get("metadata") or {}).get("uid") or "")
-
-
 async def _claimed_elsewhere(
     primary: Cluster, body: Mapping[str, Any], cluster_id: str
 ) -> str | None:
@@ -286,7 +282,7 @@ async def _claimed_elsewhere(
     primary itself, or an older RemoteIstio already manages it."""
     if not cluster_id:
         return None
-    if cluster_id == await cluster_identity(primary):
+    if cluster_id == await primary.identity():
         return "the kubeconfig Secret points at the primary cluster itself, not a remote"
     me = _age(body)
     for other in await primary.list_all(API_VERSION, "RemoteIstio"):
