@@ -142,6 +142,21 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def grant_remote_access(
+    remote: LocalCluster, primary: LocalCluster
+) -> subprocess.CompletedProcess[str]:
+    """`istio-operator remote-access` for the remote, its Secret written on the primary."""
+    return cli(
+        "remote-access",
+        "--remote-kubeconfig",
+        str(remote.kubeconfig),
+        "--name",
+        REMOTE,
+        "--kubeconfig",
+        str(primary.kubeconfig),
+    )
+
+
 @pytest.fixture(scope="module")
 def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     directory = tmp_path_factory.mktemp("rbac")
@@ -154,15 +169,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         for namespace in ("istio-system", "injected"):
             primary.apply(Namespace(metadata=ObjectMeta(name=namespace)))
         citadel_ca_stand_in(primary)
-        access = cli(
-            "remote-access",
-            "--remote-kubeconfig",
-            str(remote_cluster.kubeconfig),
-            "--name",
-            REMOTE,
-            "--kubeconfig",
-            str(primary_cluster.kubeconfig),
-        )
+        access = grant_remote_access(remote_cluster, primary_cluster)
         assert access.returncode == 0, access.stderr
         print(access.stdout)
         kubeconfig = service_account_kubeconfig(
@@ -257,15 +264,7 @@ def test_status_reads_the_remote_with_the_remote_access_identity(mesh: Mesh) -> 
 
 
 def test_remote_access_again_renews_the_token_and_keeps_the_mesh(mesh: Mesh) -> None:
-    again = cli(
-        "remote-access",
-        "--remote-kubeconfig",
-        str(mesh.remote_cluster.kubeconfig),
-        "--name",
-        REMOTE,
-        "--kubeconfig",
-        str(mesh.primary_cluster.kubeconfig),
-    )
+    again = grant_remote_access(mesh.remote_cluster, mesh.primary_cluster)
     assert again.returncode == 0, again.stderr
     secret = mesh.primary.get(Secret, REMOTE, namespace="istio-system")
     kubeconfig = yaml.safe_load(base64.b64decode(secret.data[REMOTE]))
@@ -444,15 +443,7 @@ def test_deploy_remote_applies_over_remote_access_without_conflict(mesh: Mesh) -
         if "f:rules" in json.dumps(m.fieldsV1 or {})
     }
     assert owners == {"kubectl", "istio-operator-remote-access"}, owners
-    again = cli(
-        "remote-access",
-        "--remote-kubeconfig",
-        str(mesh.remote_cluster.kubeconfig),
-        "--name",
-        REMOTE,
-        "--kubeconfig",
-        str(mesh.primary_cluster.kubeconfig),
-    )
+    again = grant_remote_access(mesh.remote_cluster, mesh.primary_cluster)
     assert again.returncode == 0, again.stderr
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=120)
     assert_nothing_forbidden(mesh)
