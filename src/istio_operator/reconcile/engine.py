@@ -6,7 +6,8 @@ dry-run) before the first write: one refusal and nothing is applied. Then, phase
 by phase, it server-side applies what differs, waits (with a deadline)
 for the phase's workloads to be available at their new generation, and finally
 prunes the objects carrying the owner's labels that are no longer desired.
-The primary and each remote differ only in the object list and the client.
+The primary and each remote differ only in the object list and the client: any
+`kube.protocol.ClusterAccess` (the lightkube one, or the in-memory one of the unit tests).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from itertools import groupby
 from typing import Any
 
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME
-from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import (
     ObjectKey,
     applied_by_us,
@@ -29,6 +29,7 @@ from istio_operator.kube.objects import (
     readiness,
     with_desired_hash,
 )
+from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds
 from istio_operator.render import DesiredObject
@@ -84,11 +85,13 @@ class Ownership:
 
 
 async def reconcile_cluster(
-    cluster: Cluster,
+    cluster: ClusterAccess,
     objects: Sequence[DesiredObject],
     ownership: Ownership,
     phase_timeout: float,
     on_rollout: RolloutListener | None = None,
+    *,
+    poll_interval: float = POLL_INTERVAL_S,
 ) -> ClusterReport:
     report = ClusterReport(cluster=cluster.name)
     register_crds(o.manifest for o in objects if o.manifest["kind"] == CRD_KIND)
@@ -104,7 +107,7 @@ async def reconcile_cluster(
         if applied and on_rollout is not None:
             # Only a phase that changed something is news: an idle pass reports nothing.
             await on_rollout(cluster.name, phase)
-        awaiting = await _wait_for_workloads(cluster, members, phase_timeout, report)
+        awaiting = await _wait_for_workloads(cluster, members, phase_timeout, poll_interval, report)
         if awaiting:
             report.waiting_phase, report.awaiting = phase, awaiting
             return report
@@ -139,7 +142,7 @@ def _changes(
     return changes
 
 
-async def _refusals(cluster: Cluster, changes: Iterable[_Change]) -> list[str]:
+async def _refusals(cluster: ClusterAccess, changes: Iterable[_Change]) -> list[str]:
     """The API server's verdict on every object the change would write, before any write."""
     bound = asyncio.Semaphore(VALIDATION_CONCURRENCY)
 
@@ -153,7 +156,7 @@ async def _refusals(cluster: Cluster, changes: Iterable[_Change]) -> list[str]:
 
 
 async def _live_index(
-    cluster: Cluster, ownership: Ownership, objects: Sequence[DesiredObject]
+    cluster: ClusterAccess, ownership: Ownership, objects: Sequence[DesiredObject]
 ) -> dict[ObjectKey, dict[str, Any]]:
     """Every object we may own, by key: one LIST per kind, not one GET per object.
 
@@ -175,7 +178,7 @@ def _owned(obj: DesiredObject) -> bool:
 
 
 async def _apply(
-    cluster: Cluster, changes: Iterable[_Change], live: dict[ObjectKey, dict[str, Any]]
+    cluster: ClusterAccess, changes: Iterable[_Change], live: dict[ObjectKey, dict[str, Any]]
 ) -> list[ObjectKey]:
     applied = []
     for change in changes:
@@ -190,7 +193,11 @@ async def _apply(
 
 
 async def _wait_for_workloads(
-    cluster: Cluster, members: Sequence[DesiredObject], wait_s: float, report: ClusterReport
+    cluster: ClusterAccess,
+    members: Sequence[DesiredObject],
+    wait_s: float,
+    poll_interval: float,
+    report: ClusterReport,
 ) -> list[str]:
     """Polls the phase's workloads until all are ready; returns what is still awaited."""
     keys = [key_of(o.manifest) for o in members if o.manifest["kind"] in GATED_KINDS]
@@ -212,11 +219,11 @@ async def _wait_for_workloads(
                 awaiting.append(f"{key}: {verdict.reason}")
         if not awaiting or missing or time.monotonic() >= deadline:
             return awaiting
-        await asyncio.sleep(POLL_INTERVAL_S)
+        await asyncio.sleep(poll_interval)
 
 
 async def _prune(
-    cluster: Cluster,
+    cluster: ClusterAccess,
     ownership: Ownership,
     live: dict[ObjectKey, dict[str, Any]],
     desired: set[ObjectKey],
@@ -238,7 +245,7 @@ async def _prune(
     return stale
 
 
-async def delete_owned(cluster: Cluster, ownership: Ownership) -> list[ObjectKey]:
+async def delete_owned(cluster: ClusterAccess, ownership: Ownership) -> list[ObjectKey]:
     """Deletes every object the owner created on the cluster (its CRDs excepted)."""
     live = await _live_index(cluster, ownership, ())
     return await _prune(cluster, ownership, live, set())

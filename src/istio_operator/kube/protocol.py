@@ -1,0 +1,72 @@
+"""What the reconcile engine and the workers use of a cluster, as a protocol.
+
+`kube.client.Cluster` (lightkube, a real API server) is the implementation the operator
+runs with; tests pass an in-memory one (`tests/fakes.py`). Nothing here imports a client
+library: the reconcile layer types against this and never learns which one it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from istio_operator.kube.objects import ObjectKey
+
+
+class WriteCount(Protocol):
+    """The write requests a cluster's client has sent so far."""
+
+    @property
+    def total(self) -> int: ...
+
+
+class ClusterAccess(Protocol):
+    """One cluster, as the engine and the workers see it.
+
+    Every call may raise `kube.client.ClusterUnreachableError` when the API server does
+    not answer.
+    """
+
+    @property
+    def name(self) -> str:
+        """The cluster's name in messages and reports (`primary`, a RemoteIstio's name)."""
+        ...
+
+    @property
+    def writes(self) -> WriteCount: ...
+
+    async def identity(self) -> str:
+        """The uid of the cluster's kube-system namespace ("" while it cannot be read)."""
+        ...
+
+    async def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        """The live object, or None if there is none."""
+        ...
+
+    async def apply(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply with the operator's field manager, forced; returns the live
+        object it made."""
+        ...
+
+    async def validate(self, manifest: Mapping[str, Any]) -> str | None:
+        """Why the API server would refuse to apply the manifest, or None (a strict
+        server-side dry-run)."""
+        ...
+
+    async def list_labelled(
+        self, api_version: str, kind: str, selector: str
+    ) -> list[dict[str, Any]]:
+        """Every object of the kind carrying the labels of `selector` (`k=v,k2=v2`), in
+        all namespaces."""
+        ...
+
+    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]: ...
+
+    async def delete(self, key: ObjectKey) -> None:
+        """Deletes the object; one already gone is no error."""
+        ...
+
+    async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
+        """Merge-patches a custom resource's status (a None value removes its key); a
+        resource already gone is no error."""
+        ...
