@@ -28,18 +28,19 @@ from istio_operator.controller.workers import (
     Shared,
 )
 from istio_operator.kube.objects import ObjectKey
-from istio_operator.reconcile.status import (
-    AVAILABLE,
-    FAILED,
-    RECONCILING,
-    UNREACHABLE,
-    Observation,
-)
+from istio_operator.reconcile.status import Observation
 from tests.fakes import FakeCluster, FakeRemoteClients
 
 from .render_support import NAMESPACE, SAMPLE_REMOTE, sample_body
 
 LOG = logging.getLogger("tests.workers")
+# `status.Status` as the reference spells it (what the API server stores).
+AVAILABLE, RECONCILING, FAILED, UNREACHABLE = (
+    "Available",
+    "Reconciling",
+    "ReconcileFailed",
+    "Unreachable",
+)
 RESYNC_S = 300.0
 SAFETY_S = 10.0  # a bound on condition waits that must end much sooner; never a sleep
 ISTIO = "istio-sample"
