@@ -8,24 +8,20 @@ from pathlib import Path
 import pytest
 
 from istio_operator.api.crd import structural_schema
-from istio_operator.api.defaults import SPEC_DEFAULTS, get_path
-from istio_operator.api.docs import (
-    DEFAULT_NOTES,
+from istio_operator.api.istio import IstioSpec
+from istio_operator.api.remoteistio import RemoteIstioSpec
+from istio_operator.cli import docs as docs_command
+from istio_operator.cli.main import COMMANDS
+from istio_operator.plan.docs import (
     FIELD_DOCS,
     REMOTE_DEFAULT_NOTES,
     REMOTE_FIELD_DOCS,
     REMOTE_USED,
     SUFFIX_DOCS,
-    default_note,
+    declared,
     describe,
     fields,
-    istio_defaults,
 )
-from istio_operator.api.istio import IstioSpec
-from istio_operator.api.remoteistio import RemoteIstioSpec
-from istio_operator.cli import docs as docs_command
-from istio_operator.cli.main import COMMANDS
-from istio_operator.versions import resolve_images
 
 ROOT = Path(__file__).parent.parent.parent
 REFERENCE = ROOT / "docs" / "configuration.md"
@@ -57,17 +53,16 @@ def test_the_remote_tables_name_remote_fields() -> None:
     assert sorted(set(REMOTE_DEFAULT_NOTES) - REMOTE_USED) == []
 
 
-def test_every_computed_default_is_explained() -> None:
-    """A default that is not a plain value of SPEC_DEFAULTS says where it comes from."""
-    defaults = istio_defaults(resolve_images)
-    table = dict(SPEC_DEFAULTS)
+def test_the_defaults_are_the_plans_declarations() -> None:
+    """Every leaf field the plan declares is found from its spec path, and a derived
+    default names its rule: the reference cannot drift from what the plan resolves."""
     leaves = [
         f.path for f in fields(structural_schema(IstioSpec)) if not (f.is_object or f.required)
     ]
-    computed = [p for p in leaves if get_path(defaults, p) is not None and p not in table]
-    assert computed
-    assert [p for p in computed if default_note(p) is None] == []
-    assert sorted(set(DEFAULT_NOTES) - set(computed)) == []
+    found = {path: declared(path) for path in leaves}
+    assert len([p for p, f in found.items() if f is not None]) > 150
+    derived = [p for p, f in found.items() if f is not None and "rule" in f.metadata]
+    assert "pilot.image" in derived and "policy.replicaCount" in derived
 
 
 @pytest.mark.parametrize(

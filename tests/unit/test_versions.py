@@ -1,4 +1,4 @@
-"""The version gate, image resolution and effective specs."""
+"""The version gate, the family declarations, and the images a version resolves to."""
 
 from __future__ import annotations
 
@@ -8,26 +8,31 @@ from typing import Any
 import pytest
 import yaml
 
-from istio_operator.api.istio import IstioSpec
+from istio_operator.api.istio import Istio
 from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.plan import resolve_primary, resolve_remote
 from istio_operator.versions import (
     FAMILIES,
     ISTIO_1_2,
     ISTIO_1_3,
     UnsupportedVersionError,
-    effective_remote_spec,
-    effective_spec,
     family_for,
-    remote_istio_spec,
-    resolve_images,
+    unsupported_example,
 )
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 MESSAGE = "intended Istio version is unsupported by this version of the operator"
 
 
-def bare(version: str = "1.3.0", **fields: Any) -> IstioSpec:
-    return IstioSpec.model_validate({"version": version, "mtls": True, **fields})
+def bare(version: str = "1.3.0", **fields: Any) -> Istio:
+    return Istio.model_validate(
+        {
+            "apiVersion": "istio.banzaicloud.io/v1beta1",
+            "kind": "Istio",
+            "metadata": {"name": "mesh", "namespace": "istio-system"},
+            "spec": {"version": version, "mtls": True, **fields},
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,9 +64,6 @@ def test_unsupported_versions_are_refused_with_the_reference_message(version: st
 
 def test_families_differ_where_the_reference_says() -> None:
     assert [f.name for f in FAMILIES] == ["1.2", "1.3"]
-    assert "mixer" in ISTIO_1_2.components
-    assert "policy" not in ISTIO_1_2.components
-    assert ISTIO_1_3.components.index("policy") < ISTIO_1_3.components.index("telemetry")
     assert ISTIO_1_3.components[-1] == "mixerlesstelemetry"
     assert "mixerlesstelemetry" not in ISTIO_1_2.components
     assert not ISTIO_1_2.policy_telemetry_split and ISTIO_1_3.policy_telemetry_split
@@ -73,57 +75,49 @@ def test_families_differ_where_the_reference_says() -> None:
     )
     for family in FAMILIES:
         assert "pilot" not in family.remote_components
-        assert family.components[:2] == ("common", "citadel")
+        assert family.components[:3] == ("crds", "common", "citadel")
+        assert family.accepts(family.reference_version)
+
+
+def test_the_unsupported_example_is_refused_by_every_family() -> None:
+    example = unsupported_example()
+    assert example == "1.4.0"
+    assert not any(family.accepts(example) for family in FAMILIES)
 
 
 def test_unset_images_follow_the_version() -> None:
-    spec = resolve_images(bare("1.2.5"))
-    assert spec.pilot is not None and spec.pilot.image == "docker.io/istio/pilot:1.2.5"
-    assert spec.citadel is not None and spec.citadel.image == "docker.io/istio/citadel:1.2.5"
-    assert spec.galley is not None and spec.galley.image == "docker.io/istio/galley:1.2.5"
-    assert spec.mixer is not None and spec.mixer.image == "docker.io/istio/mixer:1.2.5"
-    assert spec.sidecarInjector is not None
-    assert spec.sidecarInjector.image == "docker.io/istio/sidecar_injector:1.2.5"
-    assert spec.sidecarInjector.initCNIConfiguration is not None
-    assert spec.sidecarInjector.initCNIConfiguration.image == "docker.io/istio/install-cni:1.2.5"
-    assert spec.nodeAgent is not None
-    assert spec.nodeAgent.image == "docker.io/istio/node-agent-k8s:1.2.5"
-    assert spec.proxy is not None and spec.proxy.image == "docker.io/istio/proxyv2:1.2.5"
-    assert spec.proxy.coreDumpImage is None
-    assert spec.proxyInit is not None
-    assert spec.proxyInit.image == "docker.io/istio/proxy_init:1.2.5"
-    assert spec.gateways is not None and spec.gateways.ingress is not None
-    assert spec.gateways.ingress.sds is not None
-    assert spec.gateways.ingress.sds.image == "docker.io/istio/node-agent-k8s:1.2.5"
-    assert spec.istioCoreDNS is not None
-    assert spec.istioCoreDNS.image == "coredns/coredns:1.1.2"
-    assert spec.istioCoreDNS.pluginImage == "docker.io/istio/coredns-plugin:0.2-istio-1.1"
+    plan, _ = resolve_primary(bare("1.2.5"))
+    assert plan.pilot.image == "docker.io/istio/pilot:1.2.5"
+    assert plan.citadel.image == "docker.io/istio/citadel:1.2.5"
+    assert plan.galley.image == "docker.io/istio/galley:1.2.5"
+    assert plan.mixer.image == "docker.io/istio/mixer:1.2.5"
+    assert plan.sidecarInjector.image == "docker.io/istio/sidecar_injector:1.2.5"
+    assert plan.sidecarInjector.initCNIConfiguration.image == "docker.io/istio/install-cni:1.2.5"
+    assert plan.nodeAgent.image == "docker.io/istio/node-agent-k8s:1.2.5"
+    assert plan.proxy.image == "docker.io/istio/proxyv2:1.2.5"
+    assert plan.proxyInit.image == "docker.io/istio/proxy_init:1.2.5"
+    assert plan.gateways.ingress.sds.image == "docker.io/istio/node-agent-k8s:1.2.5"
+    assert plan.istioCoreDNS.image == "coredns/coredns:1.1.2"
+    assert plan.istioCoreDNS.pluginImage == "docker.io/istio/coredns-plugin:0.2-istio-1.1"
 
 
 def test_named_images_are_kept_and_policy_telemetry_take_the_mixer_image() -> None:
-    spec = resolve_images(
+    plan, _ = resolve_primary(
         bare(
             pilot={"image": "registry.local/pilot:patched"},
             mixer={"image": "registry.local/mixer:1.3.0"},
             telemetry={"image": "registry.local/telemetry:1"},
         )
     )
-    assert spec.pilot is not None and spec.pilot.image == "registry.local/pilot:patched"
-    assert spec.policy is not None and spec.policy.image == "registry.local/mixer:1.3.0"
-    assert spec.telemetry is not None and spec.telemetry.image == "registry.local/telemetry:1"
-    assert spec.galley is not None and spec.galley.image == "docker.io/istio/galley:1.3.0"
+    assert plan.pilot.image == "registry.local/pilot:patched"
+    assert plan.policy.image == "registry.local/mixer:1.3.0"
+    assert plan.telemetry.image == "registry.local/telemetry:1"
+    assert plan.galley.image == "docker.io/istio/galley:1.3.0"
 
 
-def test_effective_spec_gates_defaults_and_resolves() -> None:
-    spec, family = effective_spec(bare("1.3.0"), namespace="istio-system")
-    assert family is ISTIO_1_3
-    assert spec.pilot is not None and spec.pilot.replicaCount == 1
-    assert spec.policy is not None and spec.policy.image == "docker.io/istio/mixer:1.3.0"
-    again, _ = effective_spec(spec, namespace="istio-system")
-    assert again == spec
-
+def test_an_unsupported_version_is_refused_before_anything_else() -> None:
     with pytest.raises(UnsupportedVersionError):
-        effective_spec(bare("1.4.0"))
+        resolve_primary(bare("1.4.0", pilot={"minReplicas": 5, "maxReplicas": 1}))
 
 
 def test_walkthrough_upgrade_changes_every_default_image() -> None:
@@ -135,16 +129,14 @@ def test_walkthrough_upgrade_changes_every_default_image() -> None:
     images = {}
     for version in ("1.2.5", "1.3.0"):
         body["spec"]["version"] = version
-        spec, _ = effective_spec(load_istio(body).resource.spec)
-        assert spec.pilot and spec.citadel and spec.galley and spec.mixer
-        assert spec.sidecarInjector and spec.proxy
+        plan, _ = resolve_primary(load_istio(body).resource)
         images[version] = {
-            spec.pilot.image,
-            spec.citadel.image,
-            spec.galley.image,
-            spec.mixer.image,
-            spec.sidecarInjector.image,
-            spec.proxy.image,
+            plan.pilot.image,
+            plan.citadel.image,
+            plan.galley.image,
+            plan.mixer.image,
+            plan.sidecarInjector.image,
+            plan.proxy.image,
         }
     assert images["1.3.0"] == {
         f"docker.io/istio/{name}:1.3.0"
@@ -153,65 +145,18 @@ def test_walkthrough_upgrade_changes_every_default_image() -> None:
     assert all(image.endswith(":1.2.5") for image in images["1.2.5"])
 
 
-REMOTE = load_remote_istio(
-    yaml.safe_load((SAMPLES / "istio_v1beta1_remoteistio.yaml").read_text())
-).resource.spec
+REMOTE = load_remote_istio(yaml.safe_load((SAMPLES / "istio_v1beta1_remoteistio.yaml").read_text()))
 
 
-def test_effective_remote_spec_takes_the_primarys_images_and_settings() -> None:
-    primary = bare(
-        "1.3.0",
-        includeIPRanges="10.0.0.0/8",
-        autoInjectionNamespaces=["primary-ns"],
-        citadel={"nodeSelector": {"pool": "primary"}},
-        proxy={"privileged": True},
-    )
-    remote = effective_remote_spec(primary, REMOTE)
-
-    assert remote.citadel is not None
-    assert remote.citadel.image == "docker.io/istio/citadel:1.3.0"
-    assert remote.citadel.caSecretName == "cacerts"
-    assert remote.citadel.nodeSelector is None
-    assert remote.sidecarInjector is not None
-    assert remote.sidecarInjector.image == "docker.io/istio/sidecar_injector:1.3.0"
-    assert remote.sidecarInjector.replicaCount == 1
-    assert remote.proxy is not None
-    assert remote.proxy.image == "docker.io/istio/proxyv2:1.3.0"
-    assert remote.proxy.privileged is True
-    assert remote.includeIPRanges == "10.0.0.0/8"
-    assert remote.autoInjectionNamespaces == ["default"]
-    assert remote.defaultResources == {"requests": {"cpu": "10m"}}
-    assert remote.enabledServices == REMOTE.enabledServices
-
-
-def test_remote_overrides() -> None:
-    remote = REMOTE.model_copy(
-        update={
-            "autoInjectionNamespaces": [],
-            "citadel": REMOTE.citadel.model_copy(  # type: ignore[union-attr]
-                update={"caSecretName": "my-ca", "tolerations": [{"key": "k"}]}
-            ),
-            "clusterName": "east",
-        }
-    )
-    primary = bare("1.2.5", autoInjectionNamespaces=["apps"])
-    merged = effective_remote_spec(primary, remote)
-    assert merged.autoInjectionNamespaces == ["apps"]
-    assert merged.citadel is not None
-    assert merged.citadel.caSecretName == "my-ca"
-    assert merged.citadel.tolerations == [{"key": "k"}]
-    assert merged.clusterName == "east"
-
-    istio = remote_istio_spec(
-        bare("1.2.5", meshExpansion=True, gateways={"ingress": {"enabled": False}}), remote
-    )
-    assert istio.version == "1.2.5"
-    assert istio.clusterName == "east"
-    assert istio.gateways is not None and istio.gateways.ingress is not None
-    assert istio.gateways.ingress.enabled is True
-    assert istio.citadel is not None and istio.citadel.caSecretName == "my-ca"
+def test_a_remote_runs_the_primarys_images() -> None:
+    plan, family = resolve_remote(bare("1.3.0"), REMOTE.resource)
+    assert family is ISTIO_1_3
+    assert plan.citadel.image == "docker.io/istio/citadel:1.3.0"
+    assert plan.sidecarInjector.image == "docker.io/istio/sidecar_injector:1.3.0"
+    assert plan.proxy.image == "docker.io/istio/proxyv2:1.3.0"
+    assert list(plan.autoInjectionNamespaces) == ["default"]
 
 
 def test_remote_of_an_unsupported_primary_is_refused() -> None:
     with pytest.raises(UnsupportedVersionError):
-        effective_remote_spec(bare("1.4.0"), REMOTE)
+        resolve_remote(bare("1.4.0"), REMOTE.resource)

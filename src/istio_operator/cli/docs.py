@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from istio_operator.api.docs import configuration_reference
-from istio_operator.versions import resolve_images
+from istio_operator.plan.docs import configuration_reference
 
 
 def reference() -> str:
-    """`docs/configuration.md`: the reference with the images of `versions` as defaults."""
-    return configuration_reference(resolve_images)
+    """`docs/configuration.md`: the configuration reference."""
+    return configuration_reference()
 
 
 def register(subparsers: Any) -> None:

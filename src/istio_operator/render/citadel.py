@@ -36,7 +36,7 @@ def rbac(ctx: Context) -> list[Manifest]:
 
 
 def args(ctx: Context) -> list[str]:
-    citadel = ctx.citadel
+    citadel = ctx.plan.citadel
     ns = ctx.namespace
     result = [
         "--append-dns-names=true",
@@ -45,9 +45,9 @@ def args(ctx: Context) -> list[str]:
         f"--custom-dns-names=istio-pilot-service-account.{ns}:istio-pilot.{ns}",
         "--monitoring-port=15014",
     ]
-    if ctx.trust_domain is not None:
-        result.append(f"--trust-domain={ctx.trust_domain}")
-    if ctx.sds.enabled:
+    if ctx.plan.trustDomain:
+        result.append(f"--trust-domain={ctx.plan.trustDomain}")
+    if ctx.plan.sds.enabled:
         result.append("--sds-enabled=true")
     if citadel.caSecretName:
         result += [
@@ -73,7 +73,7 @@ def args(ctx: Context) -> list[str]:
 
 
 def deployment(ctx: Context) -> Manifest:
-    citadel = ctx.citadel
+    citadel = ctx.plan.citadel
     volumes: list[Manifest] = []
     mounts: list[Manifest] = []
     if citadel.caSecretName:
@@ -81,9 +81,7 @@ def deployment(ctx: Context) -> Manifest:
         mounts.append(b.mount(CACERTS_VOLUME, CACERTS_PATH, read_only=True))
     env = []
     if ctx.family.citadel_namespaces_by_default:
-        env.append(
-            b.env("CITADEL_ENABLE_NAMESPACES_BY_DEFAULT", bool(citadel.enableNamespacesByDefault))
-        )
+        env.append(b.env("CITADEL_ENABLE_NAMESPACES_BY_DEFAULT", citadel.enableNamespacesByDefault))
     liveness = None
     if citadel.healthCheck:
         liveness = b.exec_probe(
@@ -98,11 +96,11 @@ def deployment(ctx: Context) -> Manifest:
         )
     container = b.container(
         "citadel",
-        ctx.image(citadel.image, "spec.citadel.image"),
-        ctx.pull_policy,
+        citadel.image,
+        ctx.plan.imagePullPolicy,
         args=args(ctx),
         env_vars=env,
-        resources=ctx.resources(citadel.resources),
+        resources=citadel.resources,
         mounts=mounts,
         liveness=liveness,
     )
@@ -128,7 +126,7 @@ def service(ctx: Context) -> Manifest:
 
 
 def mesh_policy(ctx: Context) -> Manifest:
-    peer = {"mtls": {}} if ctx.spec.mtls else {"mtls": {"mode": "PERMISSIVE"}}
+    peer = {"mtls": {}} if ctx.plan.mtls else {"mtls": {"mode": "PERMISSIVE"}}
     return b.istio_object(
         "authentication.istio.io/v1alpha1",
         "MeshPolicy",
@@ -187,13 +185,13 @@ def mesh_expansion_virtual_service(ctx: Context) -> Manifest:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    if not ctx.citadel.enabled:
+    if not ctx.plan.citadel.enabled:
         return []
     manifests = [*rbac(ctx), deployment(ctx), service(ctx)]
     if not ctx.is_remote:
         manifests.append(mesh_policy(ctx))
-        if ctx.spec.mtls:
+        if ctx.plan.mtls:
             manifests += destination_rules(ctx)
-        if ctx.mesh_expansion:
+        if ctx.plan.meshExpansion:
             manifests.append(mesh_expansion_virtual_service(ctx))
     return ctx.emit(Phase.CITADEL, manifests)

@@ -18,15 +18,15 @@ LABELS = {"app": "istio-cni", **SELECTOR}
 
 
 def network_config(ctx: Context) -> str:
-    cni = ctx.cni
+    cni = ctx.plan.sidecarInjector.initCNIConfiguration
     return json.dumps(
         {
             "type": "istio-cni",
-            "log_level": cni.logLevel or "info",
+            "log_level": cni.logLevel,
             "kubernetes": {
                 "kubeconfig": "__KUBECONFIG_FILEPATH__",
-                "cni_bin_dir": cni.binDir or "/opt/cni/bin",
-                "exclude_namespaces": list(cni.excludeNamespaces or [ctx.namespace]),
+                "cni_bin_dir": cni.binDir,
+                "exclude_namespaces": list(cni.excludeNamespaces),
             },
         },
         indent=2,
@@ -34,11 +34,11 @@ def network_config(ctx: Context) -> str:
 
 
 def daemon_set(ctx: Context) -> Manifest:
-    cni = ctx.cni
+    cni = ctx.plan.sidecarInjector.initCNIConfiguration
     container = b.container(
         "install-cni",
-        ctx.image(cni.image, "spec.sidecarInjector.initCNIConfiguration.image"),
-        ctx.pull_policy,
+        cni.image,
+        ctx.plan.imagePullPolicy,
         command=["/install-cni.sh"],
         env_vars=[
             {
@@ -55,8 +55,8 @@ def daemon_set(ctx: Context) -> Manifest:
         NAME,
         [container],
         volumes=[
-            b.host_path_volume("cni-bin-dir", cni.binDir or "/opt/cni/bin"),
-            b.host_path_volume("cni-net-dir", cni.confDir or "/etc/cni/net.d"),
+            b.host_path_volume("cni-bin-dir", cni.binDir),
+            b.host_path_volume("cni-net-dir", cni.confDir),
         ],
         node_selector={"kubernetes.io/os": "linux"},
         affinity=cni.affinity,
@@ -67,7 +67,7 @@ def daemon_set(ctx: Context) -> Manifest:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    if not ctx.cni.enabled:
+    if not ctx.plan.sidecarInjector.initCNIConfiguration.enabled:
         return []
     manifests = [
         *b.rbac_for(

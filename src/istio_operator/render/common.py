@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from istio_operator.api.istio import LocalityLBConfiguration
+from istio_operator.plan.model import EnvoyAccessLogService, LocalityLB
 from istio_operator.render import builders as b
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
@@ -35,39 +35,37 @@ def mixer_address(ctx: Context, kind: str) -> str:
     return f"{ctx.service_host(f'istio-{kind}')}:{15004 if ctx.cp_security else 9091}"
 
 
-def locality_lb(config: LocalityLBConfiguration | None) -> dict[str, Any] | None:
-    if config is None or not config.enabled:
+def locality_lb(config: LocalityLB) -> dict[str, Any] | None:
+    if not config.enabled:
         return None
     setting: dict[str, Any] = {}
     if config.distribute:
-        setting["distribute"] = [
-            d.model_dump(by_alias=True, exclude_none=True) for d in config.distribute
-        ]
+        setting["distribute"] = list(config.distribute)
     elif config.failover:
-        setting["failover"] = [
-            f.model_dump(by_alias=True, exclude_none=True) for f in config.failover
-        ]
+        setting["failover"] = list(config.failover)
     return setting
 
 
-def _host_port(host: str | None, port: int | None) -> str:
-    return f"{host or ''}:{port or ''}"
-
-
 def tracing_config(ctx: Context) -> dict[str, Any]:
-    tracing = ctx.tracing
-    tracer = tracing.tracer or "zipkin"
-    if tracer == "lightstep":
-        lightstep = tracing.lightstep
-        return {
-            "lightstep": lightstep.model_dump(exclude_none=True) if lightstep else {},
-        }
-    if tracer == "datadog":
-        return {"datadog": {"address": tracing.datadog.address if tracing.datadog else ""}}
-    if tracer == "stackdriver":
+    tracing = ctx.plan.tracing
+    if tracing.tracer == "lightstep":
+        return {"lightstep": dict(tracing.lightstep.settings)}
+    if tracing.tracer == "datadog":
+        return {"datadog": {"address": tracing.datadog.address}}
+    if tracing.tracer == "stackdriver":
         # Only the 1.3 family's MeshConfig knows the stackdriver tracer.
         return {"stackdriver": {}} if ctx.family.envoy_services else {}
-    return {"zipkin": {"address": tracing.zipkin.address if tracing.zipkin else ""}}
+    return {"zipkin": {"address": tracing.zipkin.address}}
+
+
+def access_log_service(als: EnvoyAccessLogService) -> dict[str, Any]:
+    """Where and how the proxies send access logs over gRPC."""
+    service: dict[str, Any] = {"address": als.address}
+    if als.tlsSettings:
+        service["tlsSettings"] = dict(als.tlsSettings)
+    if als.tcpKeepalive:
+        service["tcpKeepalive"] = dict(als.tcpKeepalive)
+    return service
 
 
 def default_proxy_config(ctx: Context) -> dict[str, Any]:
@@ -88,74 +86,64 @@ def default_proxy_config(ctx: Context) -> dict[str, Any]:
         if tracing:
             config["tracing"] = tracing
     if ctx.family.envoy_services:
-        proxy = ctx.proxy
-        if proxy.envoyStatsD and proxy.envoyStatsD.enabled:
-            config["statsdUdpAddress"] = _host_port(proxy.envoyStatsD.host, proxy.envoyStatsD.port)
-        metrics = proxy.envoyMetricsService
-        if metrics and metrics.enabled:
-            config["envoyMetricsService"] = {"address": _host_port(metrics.host, metrics.port)}
-        als = proxy.envoyAccessLogService
-        if als and als.enabled:
-            service: dict[str, Any] = {"address": _host_port(als.host, als.port)}
-            if als.tlsSettings:
-                service["tlsSettings"] = als.tlsSettings.model_dump(exclude_none=True)
-            if als.tcpKeepalive:
-                service["tcpKeepalive"] = als.tcpKeepalive.model_dump(exclude_none=True)
-            config["envoyAccessLogService"] = service
+        proxy = ctx.plan.proxy
+        if proxy.envoyStatsD.enabled:
+            config["statsdUdpAddress"] = proxy.envoyStatsD.address
+        if proxy.envoyMetricsService.enabled:
+            config["envoyMetricsService"] = {"address": proxy.envoyMetricsService.address}
+        if proxy.envoyAccessLogService.enabled:
+            config["envoyAccessLogService"] = access_log_service(proxy.envoyAccessLogService)
     return config
 
 
 def mesh_config(ctx: Context) -> dict[str, Any]:
     """MeshConfig of the control plane, as the family's pilot and proxies read it."""
-    spec, family = ctx.spec, ctx.family
-    proxy = ctx.proxy
+    plan, family = ctx.plan, ctx.family
+    proxy = plan.proxy
     modern = family.access_log_settings
     mesh: dict[str, Any] = {
-        "disablePolicyChecks": not ctx.policy.checksEnabled
+        "disablePolicyChecks": not plan.policy.checksEnabled
         if family.policy_telemetry_split
         else False,
         "enableTracing": ctx.tracing_enabled,
         "accessLogFile": proxy.accessLogFile if modern else "/dev/stdout",
-        "accessLogFormat": (proxy.accessLogFormat or "") if modern else "",
-        "accessLogEncoding": (proxy.accessLogEncoding or "TEXT") if modern else "TEXT",
+        "accessLogFormat": proxy.accessLogFormat if modern else "",
+        "accessLogEncoding": proxy.accessLogEncoding if modern else "TEXT",
         "policyCheckFailOpen": False,
         "ingressService": "istio-ingressgateway",
         "ingressClass": "istio",
         "ingressControllerMode": 2,
-        "sdsUdsPath": ctx.sds.udsPath or "",
-        "trustDomain": ctx.trust_domain or "",
-        "outboundTrafficPolicy": {
-            "mode": spec.outboundTrafficPolicy.mode if spec.outboundTrafficPolicy else "ALLOW_ANY"
-        },
+        "sdsUdsPath": plan.sds.udsPath,
+        "trustDomain": plan.trustDomain,
+        "outboundTrafficPolicy": {"mode": plan.outboundTrafficPolicy.mode},
         "rootNamespace": ctx.namespace,
         "connectTimeout": "10s",
         "defaultConfig": default_proxy_config(ctx),
     }
-    locality = locality_lb(spec.localityLB)
+    locality = locality_lb(plan.localityLB)
     if locality is not None:
         mesh["localityLbSetting"] = locality
     if family.envoy_services:
-        als = proxy.envoyAccessLogService
-        mesh["enableEnvoyAccessLogService"] = bool(als and als.enabled)
+        mesh["enableEnvoyAccessLogService"] = proxy.envoyAccessLogService.enabled
     if family.protocol_sniffing:
-        mesh["protocolDetectionTimeout"] = proxy.protocolDetectionTimeout or "100ms"
-        mesh["dnsRefreshRate"] = proxy.dnsRefreshRate or "300s"
+        mesh["protocolDetectionTimeout"] = proxy.protocolDetectionTimeout
+        mesh["dnsRefreshRate"] = proxy.dnsRefreshRate
     if family.sds_token == "trustworthy-jwt":
-        mesh["enableSdsTokenMount"] = bool(ctx.sds.useTrustworthyJwt)
-        mesh["sdsUseK8sSaJwt"] = bool(ctx.sds.useNormalJwt)
+        mesh["enableSdsTokenMount"] = plan.sds.useTrustworthyJwt
+        mesh["sdsUseK8sSaJwt"] = plan.sds.useNormalJwt
     if family.policy_telemetry_split:
-        if ctx.policy_enabled:
+        if plan.policy.enabled:
             mesh["mixerCheckServer"] = mixer_address(ctx, "policy")
-            mesh["sidecarToTelemetrySessionAffinity"] = bool(ctx.policy.sessionAffinityEnabled)
-        if ctx.telemetry_enabled:
+            mesh["sidecarToTelemetrySessionAffinity"] = plan.policy.sessionAffinityEnabled
+        if plan.telemetry.enabled:
             mesh["mixerReportServer"] = mixer_address(ctx, "telemetry")
-            mesh["reportBatchMaxEntries"] = ctx.telemetry.reportBatchMaxEntries
-            mesh["reportBatchMaxTime"] = ctx.telemetry.reportBatchMaxTime
+            mesh["reportBatchMaxEntries"] = plan.telemetry.reportBatchMaxEntries
+            mesh["reportBatchMaxTime"] = plan.telemetry.reportBatchMaxTime
     else:
         # The 1.2 family always names both servers, whether mixer runs or not.
         mesh["mixerCheckServer"] = mixer_address(ctx, "policy")
         mesh["mixerReportServer"] = mixer_address(ctx, "telemetry")
-    if ctx.use_mcp:
+    if plan.useMCP:
         source: dict[str, Any] = {"address": f"istio-galley.{ctx.namespace}.svc:9901"}
         if ctx.cp_security:
             source["tlsSettings"] = {"mode": "ISTIO_MUTUAL"}

@@ -32,28 +32,28 @@ COREFILE = """\
 
 
 def deployment(ctx: Context) -> Manifest:
-    coredns = ctx.coredns
+    coredns = ctx.plan.istioCoreDNS
     dns = b.container(
         "coredns",
-        ctx.image(coredns.image, "spec.istioCoreDNS.image"),
-        ctx.pull_policy,
+        coredns.image,
+        ctx.plan.imagePullPolicy,
         args=["-conf", "/etc/coredns/Corefile"],
         ports=[
             b.container_port(53, "dns", "UDP"),
             b.container_port(53, "dns-tcp", "TCP"),
             b.container_port(9153, "metrics", "TCP"),
         ],
-        resources=ctx.resources(coredns.resources),
+        resources=coredns.resources,
         mounts=[b.mount("config-volume", "/etc/coredns", read_only=True)],
         liveness=b.http_probe("/health", 8080, initial_delay=60, period=10, timeout=5),
     )
     plugin = b.container(
         "istio-coredns-plugin",
-        ctx.image(coredns.pluginImage, "spec.istioCoreDNS.pluginImage"),
-        ctx.pull_policy,
+        coredns.pluginImage,
+        ctx.plan.imagePullPolicy,
         command=["/usr/local/bin/plugin"],
         ports=[b.container_port(8053, "dns-grpc")],
-        resources=ctx.resources(coredns.resources),
+        resources=coredns.resources,
     )
     pod = b.pod_spec(
         SERVICE_ACCOUNT,
@@ -67,7 +67,7 @@ def deployment(ctx: Context) -> Manifest:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    if not ctx.coredns.enabled:
+    if not ctx.plan.istioCoreDNS.enabled:
         return []
     manifests = [
         *b.rbac_for(

@@ -113,7 +113,7 @@ def validating_webhook_configuration(ctx: Context) -> Manifest:
 
 
 def validation_enabled(ctx: Context) -> bool:
-    return not ctx.family.galley_config_validation or bool(ctx.galley.configValidation)
+    return not ctx.family.galley_config_validation or ctx.plan.galley.configValidation
 
 
 def config_map(ctx: Context) -> Manifest:
@@ -139,7 +139,7 @@ def args(ctx: Context) -> list[str]:
     if not validation_enabled(ctx):
         result.append("--enable-validation=false")
     result.append(f"--insecure={'false' if ctx.cp_security else 'true'}")
-    if not ctx.use_mcp:
+    if not ctx.plan.useMCP:
         result.append("--enable-server=false")
     return result
 
@@ -153,16 +153,16 @@ def _probe(path: str) -> Manifest:
 
 
 def deployment(ctx: Context) -> Manifest:
-    galley = ctx.galley
+    galley = ctx.plan.galley
     volumes = certs(SERVICE_ACCOUNT, optional=False)
     container = b.container(
         "galley",
-        ctx.image(galley.image, "spec.galley.image"),
-        ctx.pull_policy,
+        galley.image,
+        ctx.plan.imagePullPolicy,
         command=["/usr/local/bin/galley"],
         args=args(ctx),
         ports=[b.container_port(443), b.container_port(15014), b.container_port(9901)],
-        resources=ctx.resources(galley.resources),
+        resources=galley.resources,
         mounts=[
             *volumes.mounts,
             b.mount("config", "/etc/config", read_only=True),
@@ -201,7 +201,7 @@ def service(ctx: Context) -> Manifest:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    if not ctx.galley.enabled:
+    if not ctx.plan.galley.enabled:
         return []
     manifests = [
         *rbac(ctx),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from istio_operator.api.istio import GatewayConfiguration
+from istio_operator.plan.model import Gateway as GatewayConfiguration
 from istio_operator.render import builders as b
 from istio_operator.render import proxy
 from istio_operator.render.builders import Manifest
+from istio_operator.render.common import access_log_service
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
@@ -45,7 +45,7 @@ def selector(kind: str) -> dict[str, str]:
 
 
 def sds_enabled(config: GatewayConfiguration) -> bool:
-    return bool(config.sds and config.sds.enabled)
+    return config.sds.enabled
 
 
 def rbac(ctx: Context, kind: str, config: GatewayConfiguration) -> list[Manifest]:
@@ -90,12 +90,12 @@ def service_ports(ctx: Context, kind: str, config: GatewayConfiguration) -> list
             port.name,
             port.port,
             target_port=port.targetPort,
-            protocol=port.protocol or "TCP",
+            protocol=port.protocol,
             node_port=port.nodePort,
         )
-        for port in config.ports or []
+        for port in config.ports
     ]
-    if kind == "ingress" and ctx.mesh_expansion:
+    if kind == "ingress" and ctx.plan.meshExpansion:
         ports += [
             b.service_port(name, number, node_port=node_port)
             for name, number, node_port in MESH_EXPANSION_PORTS
@@ -110,10 +110,6 @@ def container_ports(ports: list[Manifest]) -> list[Manifest]:
         number = target if isinstance(target, int) else port["port"]
         result.append(b.container_port(number, protocol=port["protocol"]))
     return [*result, proxy.ENVOY_PROM_PORT]
-
-
-def _host_port(host: str | None, port: int | None) -> str:
-    return f"{host or ''}:{port or ''}"
 
 
 def proxy_args(ctx: Context, kind: str, config: GatewayConfiguration) -> list[str]:
@@ -142,29 +138,24 @@ def proxy_args(ctx: Context, kind: str, config: GatewayConfiguration) -> list[st
         "--discoveryAddress",
         ctx.discovery_address,
     ]
-    if ctx.trust_domain is not None:
-        args += ["--trust-domain", ctx.trust_domain]
-    tracing = ctx.tracing
-    if ctx.tracing_enabled and (tracing.tracer or "zipkin") == "zipkin" and tracing.zipkin:
-        args += ["--zipkinAddress", tracing.zipkin.address or ""]
+    if ctx.plan.trustDomain:
+        args += ["--trust-domain", ctx.plan.trustDomain]
+    if ctx.zipkin_address is not None:
+        args += ["--zipkinAddress", ctx.zipkin_address]
     if config.applicationPorts:
         args += ["--applicationPorts", config.applicationPorts]
-    proxy_config = ctx.proxy
+    proxy_config = ctx.plan.proxy
     if proxy_config.logLevel:
         args += ["--proxyLogLevel", proxy_config.logLevel]
     if proxy_config.componentLogLevel:
         args += ["--proxyComponentLogLevel", proxy_config.componentLogLevel]
     if ctx.family.envoy_services:
         metrics = proxy_config.envoyMetricsService
-        if metrics and metrics.enabled:
-            args += ["--envoyMetricsServiceAddress", _host_port(metrics.host, metrics.port)]
+        if metrics.enabled:
+            args += ["--envoyMetricsServiceAddress", metrics.address]
         als = proxy_config.envoyAccessLogService
-        if als and als.enabled:
-            service: dict[str, Any] = {"address": _host_port(als.host, als.port)}
-            if als.tlsSettings:
-                service["tlsSettings"] = als.tlsSettings.model_dump(exclude_none=True)
-            if als.tcpKeepalive:
-                service["tcpKeepalive"] = als.tcpKeepalive.model_dump(exclude_none=True)
+        if als.enabled:
+            service = access_log_service(als)
             args += ["--envoyAccessLogService", json.dumps(service, sort_keys=True)]
     return args
 
@@ -195,7 +186,7 @@ def proxy_env(ctx: Context, kind: str, config: GatewayConfiguration) -> list[Man
         ]
     elif sds_enabled(config):
         env.append(b.env("ISTIO_META_USER_SDS", True))
-    if ctx.mesh_expansion and ctx.network:
+    if ctx.plan.meshExpansion and ctx.network:
         env.append(b.env("ISTIO_META_NETWORK", ctx.network))
     if config.requestedNetworkView:
         env.append(
@@ -221,17 +212,16 @@ def cert_volumes(kind: str) -> proxy.Volumes:
 
 def sds_sidecar(ctx: Context, kind: str, config: GatewayConfiguration) -> Manifest:
     sds = config.sds
-    image = sds.image if sds else None
     return b.container(
         f"{kind}-sds",
-        ctx.image(image, f"spec.gateways.{kind}.sds.image"),
-        ctx.pull_policy,
+        sds.image,
+        ctx.plan.imagePullPolicy,
         env_vars=[
             b.env("ENABLE_WORKLOAD_SDS", False),
             b.env("ENABLE_INGRESS_GATEWAY_SDS", True),
             b.env_field("INGRESS_GATEWAY_NAMESPACE", "metadata.namespace"),
         ],
-        resources=ctx.resources(sds.resources if sds else None),
+        resources=sds.resources,
         mounts=[b.mount(SDS_SOCKET_VOLUME, SDS_SOCKET_PATH)],
     )
 
@@ -247,19 +237,19 @@ def deployment(ctx: Context, kind: str, config: GatewayConfiguration) -> Manifes
     containers.append(
         b.container(
             "istio-proxy",
-            ctx.proxy_image,
-            ctx.pull_policy,
+            ctx.plan.proxy.image,
+            ctx.plan.imagePullPolicy,
             args=proxy_args(ctx, kind, config),
             ports=container_ports(service_ports(ctx, kind, config)),
             env_vars=proxy_env(ctx, kind, config),
-            resources=ctx.resources(config.resources),
+            resources=config.resources,
             mounts=volumes.mounts,
             readiness=b.http_probe("/healthz/ready", 15020, initial_delay=1, period=2),
         )
     )
     if sds_enabled(config):
         containers.append(sds_sidecar(ctx, kind, config))
-    init = [proxy.core_dump_init_container(ctx)] if ctx.proxy.enableCoreDump else []
+    init = [proxy.core_dump_init_container(ctx)] if ctx.plan.proxy.enableCoreDump else []
     pod = b.pod_spec(
         service_account_name(kind),
         containers,
@@ -276,14 +266,14 @@ def deployment(ctx: Context, kind: str, config: GatewayConfiguration) -> Manifes
 
 
 def service(ctx: Context, kind: str, config: GatewayConfiguration) -> Manifest:
-    service_type = config.serviceType or ("LoadBalancer" if kind == "ingress" else "ClusterIP")
+    service_type = config.serviceType
     extra = {}
     if service_type == "LoadBalancer" and config.loadBalancerIP:
         extra["loadBalancerIP"] = config.loadBalancerIP
     return b.service(
         deployment_name(kind),
         ctx.namespace,
-        {**(config.serviceLabels or {}), **selector(kind)},
+        {**config.serviceLabels, **selector(kind)},
         selector(kind),
         service_ports(ctx, kind, config),
         service_type=service_type,
@@ -300,14 +290,7 @@ def workload(ctx: Context, kind: str) -> list[Manifest]:
         *rbac(ctx, kind, config),
         deployment(ctx, kind, config),
         service(ctx, kind, config),
-        autoscaler(
-            ctx,
-            name,
-            labels,
-            config.minReplicas,
-            config.maxReplicas,
-            f"spec.gateways.{kind}",
-        ),
+        autoscaler(ctx, name, labels, config),
         *disruption_budget(ctx, name, labels, labels),
     ]
 
@@ -334,7 +317,7 @@ def istio_gateway(ctx: Context, name: str, kind: str, servers: list[Manifest]) -
 
 
 def k8s_ingress(ctx: Context) -> list[Manifest]:
-    if not ctx.ingress_enabled or not (ctx.gateways.k8singress and ctx.gateways.k8singress.enabled):
+    if not ctx.ingress_enabled or not ctx.plan.gateways.k8singress.enabled:
         return []
     return [
         istio_gateway(
@@ -347,7 +330,7 @@ def k8s_ingress(ctx: Context) -> list[Manifest]:
 
 
 def mesh_expansion(ctx: Context) -> list[Manifest]:
-    if not ctx.mesh_expansion or not ctx.ingress_enabled:
+    if not ctx.plan.meshExpansion or not ctx.ingress_enabled:
         return []
     return [
         istio_gateway(
@@ -371,7 +354,7 @@ def mesh_expansion(ctx: Context) -> list[Manifest]:
 
 def multi_mesh(ctx: Context) -> list[Manifest]:
     """Cross-mesh routing of `*.global` names through the gateways' port 15443."""
-    if not ctx.multi_mesh:
+    if not ctx.plan.multiMesh:
         return []
     server = [_server("tls", 15443, "TLS", ["*.global"], passthrough=True)]
     manifests = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from istio_operator.api.istio import K8sResourceConfiguration
+from istio_operator.plan.model import MixerPart as Workload
 from istio_operator.render import builders as b
 from istio_operator.render import data, proxy
 from istio_operator.render.builders import Manifest
@@ -28,15 +28,9 @@ def selector(kind: str) -> dict[str, str]:
     return {"istio": "mixer", "app": kind, "istio-mixer-type": kind}
 
 
-def enabled(ctx: Context, kind: str) -> bool:
-    return ctx.policy_enabled if kind == "policy" else ctx.telemetry_enabled
-
-
-def settings(ctx: Context, kind: str) -> K8sResourceConfiguration:
-    """Image, sizes and placement of one mixer Deployment."""
-    if not ctx.family.policy_telemetry_split:
-        return ctx.mixer
-    return ctx.policy if kind == "policy" else ctx.telemetry
+def settings(ctx: Context, kind: str) -> Workload:
+    """Switch, image, sizes and placement of one mixer Deployment."""
+    return ctx.plan.policy if kind == "policy" else ctx.plan.telemetry
 
 
 def rbac(ctx: Context) -> list[Manifest]:
@@ -68,7 +62,7 @@ def rbac(ctx: Context) -> list[Manifest]:
 
 
 def config_store_url(ctx: Context) -> str:
-    if not ctx.use_mcp:
+    if not ctx.plan.useMCP:
         return "k8s://"
     scheme = "mcps" if ctx.cp_security else "mcp"
     return f"{scheme}://istio-galley.{ctx.namespace}.svc:9901"
@@ -82,11 +76,10 @@ def mixer_args(ctx: Context, kind: str) -> list[str]:
         "--configDefaultNamespace",
         ctx.namespace,
     ]
-    tracing = ctx.tracing
-    if ctx.tracing_enabled and (tracing.tracer or "zipkin") == "zipkin" and tracing.zipkin:
-        args += ["--trace_zipkin_url", f"http://{tracing.zipkin.address}/api/v1/spans"]
+    if ctx.zipkin_address is not None:
+        args += ["--trace_zipkin_url", f"http://{ctx.zipkin_address}/api/v1/spans"]
     args += ["--configStoreURL", config_store_url(ctx)]
-    if kind == "telemetry" and ctx.use_mcp and ctx.cp_security:
+    if kind == "telemetry" and ctx.plan.useMCP and ctx.cp_security:
         args += [
             "--certFile",
             f"{proxy.CERTS_PATH}/cert-chain.pem",
@@ -97,7 +90,7 @@ def mixer_args(ctx: Context, kind: str) -> list[str]:
         ]
     # The 1.3 family always turns adapter CRDs off (the reference passes the
     # flag twice, the user's value then `false`; only the last one counts).
-    use_adapter_crds = bool(ctx.spec.watchAdapterCRDs) and not ctx.family.stdio_adapter_switch
+    use_adapter_crds = ctx.plan.watchAdapterCRDs and not ctx.family.stdio_adapter_switch
     args.append(f"--useAdapterCRDs={'true' if use_adapter_crds else 'false'}")
     if kind == "telemetry":
         args += ["--averageLatencyThreshold", "100ms", "--loadsheddingMode", "enforce"]
@@ -113,12 +106,12 @@ def deployment(ctx: Context, kind: str) -> Manifest:
         ports.append(b.container_port(42422))
     mixer = b.container(
         "mixer",
-        ctx.image(config.image, f"spec.{kind}.image"),
-        ctx.pull_policy,
+        config.image,
+        ctx.plan.imagePullPolicy,
         args=mixer_args(ctx, kind),
         ports=ports,
         env_vars=[b.env("GODEBUG", "gctrace=1"), b.env("GOMAXPROCS", 6)],
-        resources=ctx.resources(config.resources),
+        resources=config.resources,
         mounts=(socket + certs).mounts,
         liveness=b.http_probe("/version", 15014, initial_delay=5, period=5),
     )
@@ -167,7 +160,7 @@ def destination_rule(ctx: Context, kind: str) -> Manifest:
     if ctx.cp_security:
         policy["portLevelSettings"] = [{"port": {"number": 15004}, "tls": {"mode": "ISTIO_MUTUAL"}}]
     spec: dict[str, Any] = {"host": ctx.service_host(f"istio-{kind}"), "trafficPolicy": policy}
-    visibility = ctx.spec.defaultConfigVisibility or ""
+    visibility = ctx.plan.defaultConfigVisibility
     if visibility:
         spec["exportTo"] = [visibility if visibility == "." else "*"]
     return b.istio_object(
@@ -184,11 +177,10 @@ def workload(ctx: Context, kind: str) -> list[Manifest]:
     config = settings(ctx, kind)
     name = f"istio-{kind}"
     labels = selector(kind)
-    path = f"spec.{kind}" if ctx.family.policy_telemetry_split else "spec.mixer"
     return [
         deployment(ctx, kind),
         service(ctx, kind),
-        autoscaler(ctx, name, labels, config.minReplicas, config.maxReplicas, path),
+        autoscaler(ctx, name, labels, config),
         *disruption_budget(ctx, name, labels, labels),
         destination_rule(ctx, kind),
     ]
@@ -358,7 +350,7 @@ def _family_specific(ctx: Context, document: dict[str, Any]) -> dict[str, Any]:
         if not ctx.legacy:
             host = 'destination.service.host | request.host | ""'
         spec["params"]["variables"]["destinationServiceHost"] = host
-    if document["name"] == "attributes" and ctx.mixer.multiClusterSupport:
+    if document["name"] == "attributes" and ctx.plan.mixer.multiClusterSupport:
         bindings = spec["attributeBindings"]
         bindings["source.cluster.id"] = '$out.source_cluster_id | "unknown"'
         bindings["destination.cluster.id"] = '$out.destination_cluster_id | "unknown"'
@@ -368,11 +360,11 @@ def _family_specific(ctx: Context, document: dict[str, Any]) -> dict[str, Any]:
 def config_documents(ctx: Context) -> list[dict[str, Any]]:
     """The config.istio.io objects wanted with the current switches."""
     sets: set[str] = set()
-    if ctx.policy_enabled or ctx.telemetry_enabled:
+    if ctx.plan.policy.enabled or ctx.plan.telemetry.enabled:
         sets.add("shared")
-    if ctx.telemetry_enabled:
+    if ctx.plan.telemetry.enabled:
         sets.add("telemetry")
-        if not ctx.family.stdio_adapter_switch or ctx.mixer.stdioAdapterEnabled:
+        if not ctx.family.stdio_adapter_switch or ctx.plan.mixer.stdioAdapterEnabled:
             sets.add("stdio")
     documents = [
         _family_specific(ctx, document)
@@ -394,7 +386,7 @@ def config_objects(ctx: Context) -> list[Manifest]:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    kinds = [kind for kind in TYPES if enabled(ctx, kind)]
+    kinds = [kind for kind in TYPES if settings(ctx, kind).enabled]
     if not kinds:
         return []
     manifests = rbac(ctx)

@@ -59,8 +59,8 @@ def envoy_filter(ctx: Context, name: str, code: str, configuration: dict[str, st
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    telemetry = ctx.spec.mixerlessTelemetry
-    if not ctx.family.mixerless_telemetry or not (telemetry and telemetry.enabled):
+    telemetry = ctx.plan.mixerlessTelemetry
+    if not telemetry.enabled:
         return []
     return ctx.emit(
         Phase.ADDONS,

@@ -20,24 +20,24 @@ def env(ctx: Context) -> list[Manifest]:
         b.env("CA_ADDR", "istio-citadel:8060"),
         b.env("VALID_TOKEN", True),
     ]
-    if ctx.trust_domain is not None:
+    if ctx.plan.trustDomain:
         # The 1.2 agent reads the first spelling, the 1.3 agent the second.
         variables += [
-            b.env("Trust_Domain", ctx.trust_domain),
-            b.env("TRUST_DOMAIN", ctx.trust_domain),
+            b.env("Trust_Domain", ctx.plan.trustDomain),
+            b.env("TRUST_DOMAIN", ctx.plan.trustDomain),
         ]
     variables.append(b.env_field("NAMESPACE", "metadata.namespace"))
     return variables
 
 
 def daemon_set(ctx: Context) -> Manifest:
-    agent = ctx.node_agent
+    agent = ctx.plan.nodeAgent
     container = b.container(
         "nodeagent",
-        ctx.image(agent.image, "spec.nodeAgent.image"),
-        ctx.pull_policy,
+        agent.image,
+        ctx.plan.imagePullPolicy,
         env_vars=env(ctx),
-        resources=ctx.resources(agent.resources),
+        resources=agent.resources,
         mounts=[b.mount("sdsudspath", SDS_UDS_PATH)],
     )
     pod = b.pod_spec(
@@ -52,7 +52,7 @@ def daemon_set(ctx: Context) -> Manifest:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    if not ctx.node_agent.enabled:
+    if not ctx.plan.nodeAgent.enabled:
         return []
     manifests = [
         *b.rbac_for(

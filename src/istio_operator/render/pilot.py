@@ -41,8 +41,7 @@ def rbac(ctx: Context) -> list[Manifest]:
 
 
 def secure_grpc_args(ctx: Context) -> list[str]:
-    sidecar = bool(ctx.pilot.sidecar)
-    if ctx.cp_security and not sidecar:
+    if ctx.cp_security and not ctx.plan.pilot.sidecar:
         return ["--secureGrpcAddr", ":15011"]
     if ctx.cp_security and ctx.legacy:
         # The 1.2 family leaves the flag out when the sidecar terminates TLS.
@@ -59,40 +58,36 @@ def discovery_args(ctx: Context) -> list[str]:
         "--keepaliveMaxServerConnectionAge",
         "30m",
     ]
-    if ctx.trust_domain is not None:
-        args += ["--trust-domain", ctx.trust_domain]
+    if ctx.plan.trustDomain:
+        args += ["--trust-domain", ctx.plan.trustDomain]
     args += secure_grpc_args(ctx)
-    if ctx.spec.watchOneNamespace:
+    if ctx.plan.watchOneNamespace:
         args += ["-a", ctx.namespace]
     return args
 
 
 def discovery_env(ctx: Context) -> list[Manifest]:
-    pilot = ctx.pilot
+    pilot = ctx.plan.pilot
     env = [
         b.POD_NAME,
         b.POD_NAMESPACE,
         b.env("PILOT_PUSH_THROTTLE", 100),
         b.env("GODEBUG", "gctrace=2"),
-        b.env(
-            "PILOT_TRACE_SAMPLING", pilot.traceSampling if pilot.traceSampling is not None else 1.0
-        ),
+        b.env("PILOT_TRACE_SAMPLING", pilot.traceSampling),
     ]
     if not ctx.family.protocol_sniffing:
         env.append(b.env("PILOT_DISABLE_XDS_MARSHALING_TO_ANY", 1))
     env.append(b.env("MESHNETWORKS_HASH", mesh_networks_hash(ctx.mesh_networks)))
-    if ctx.spec.localityLB and ctx.spec.localityLB.enabled:
+    if ctx.plan.localityLB.enabled:
         env.append(b.env("PILOT_ENABLE_LOCALITY_LOAD_BALANCING", 1))
     if ctx.family.protocol_sniffing:
         env += [
-            b.env("PILOT_ENABLE_PROTOCOL_SNIFFING", bool(pilot.enableProtocolSniffing)),
+            b.env("PILOT_ENABLE_PROTOCOL_SNIFFING", pilot.enableProtocolSniffing),
             b.env(
-                "PILOT_ENABLE_PROTOCOL_SNIFFING_FOR_OUTBOUND",
-                bool(pilot.enableProtocolSniffingOutbound),
+                "PILOT_ENABLE_PROTOCOL_SNIFFING_FOR_OUTBOUND", pilot.enableProtocolSniffingOutbound
             ),
             b.env(
-                "PILOT_ENABLE_PROTOCOL_SNIFFING_FOR_INBOUND",
-                bool(pilot.enableProtocolSniffingInbound),
+                "PILOT_ENABLE_PROTOCOL_SNIFFING_FOR_INBOUND", pilot.enableProtocolSniffingInbound
             ),
         ]
     env += proxy.sds_env(ctx)
@@ -100,7 +95,7 @@ def discovery_env(ctx: Context) -> list[Manifest]:
 
 
 def deployment(ctx: Context) -> Manifest:
-    pilot = ctx.pilot
+    pilot = ctx.plan.pilot
     certs = proxy.certs(SERVICE_ACCOUNT)
     config = proxy.Volumes(
         (b.config_map_volume(CONFIG_VOLUME, MESH_CONFIG_MAP),),
@@ -108,12 +103,12 @@ def deployment(ctx: Context) -> Manifest:
     )
     discovery = b.container(
         "discovery",
-        ctx.image(pilot.image, "spec.pilot.image"),
-        ctx.pull_policy,
+        pilot.image,
+        ctx.plan.imagePullPolicy,
         args=discovery_args(ctx),
         ports=[b.container_port(8080), b.container_port(15010)],
         env_vars=discovery_env(ctx),
-        resources=ctx.resources(pilot.resources),
+        resources=pilot.resources,
         mounts=(config + certs).mounts,
         readiness=b.http_probe("/ready", 8080, initial_delay=5, period=30, timeout=5),
     )
@@ -162,7 +157,7 @@ def mesh_expansion(ctx: Context) -> list[Manifest]:
     host = ctx.service_host(NAME)
     networking = "networking.istio.io/v1alpha3"
     manifests = []
-    if ctx.mesh_expansion:
+    if ctx.plan.meshExpansion:
         manifests.append(
             b.istio_object(
                 networking,
@@ -183,7 +178,7 @@ def mesh_expansion(ctx: Context) -> list[Manifest]:
             )
         )
     # The 1.2 family renders the rule whenever the control plane is secured.
-    wants_rule = ctx.mesh_expansion or ctx.legacy
+    wants_rule = ctx.plan.meshExpansion or ctx.legacy
     if ctx.cp_security and wants_rule:
         manifests.append(
             b.istio_object(
@@ -206,14 +201,14 @@ def mesh_expansion(ctx: Context) -> list[Manifest]:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    pilot = ctx.pilot
+    pilot = ctx.plan.pilot
     if not pilot.enabled:
         return []
     manifests = [
         *rbac(ctx),
         deployment(ctx),
         service(ctx),
-        autoscaler(ctx, NAME, LABELS, pilot.minReplicas, pilot.maxReplicas, "spec.pilot"),
+        autoscaler(ctx, NAME, LABELS, pilot),
         *disruption_budget(ctx, NAME, LABELS, SELECTOR),
         *mesh_expansion(ctx),
     ]

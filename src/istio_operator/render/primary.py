@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from istio_operator.api.defaults import DEFAULT_NAMESPACE
 from istio_operator.api.istio import Istio
+from istio_operator.plan import control_plane_namespace, resolve_primary
 from istio_operator.render import (
     citadel,
     cni,
@@ -24,24 +24,30 @@ from istio_operator.render import (
 )
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
-from istio_operator.versions import effective_spec
 
 Component = Callable[[Context], list[DesiredObject]]
 
-PRIMARY_COMPONENTS: tuple[Component, ...] = (
-    crds.render,
-    common.render,
-    citadel.render,
-    galley.render,
-    pilot.render,
-    mixer.render,
-    sidecar_injector.render,
-    gateways.render,
-    node_agent.render,
-    cni.render,
-    coredns.render,
-    mixerless.render,
-)
+# The renderer of each component a family declares (`Family.components`).
+RENDERERS: Mapping[str, Component] = {
+    "crds": crds.render,
+    "common": common.render,
+    "citadel": citadel.render,
+    "galley": galley.render,
+    "pilot": pilot.render,
+    "mixer": mixer.render,
+    "sidecarinjector": sidecar_injector.render,
+    "gateways": gateways.render,
+    "nodeagent": node_agent.render,
+    "cni": cni.render,
+    "istiocoredns": coredns.render,
+    "mixerlesstelemetry": mixerless.render,
+}
+
+
+def components(names: Sequence[str]) -> list[Component]:
+    """The renderers of the components a family declares, in its order."""
+    return [RENDERERS[name] for name in names]
+
 
 # meshNetworks gateways listen on the ingress gateway's TLS port.
 MESH_NETWORK_GATEWAY_PORT = 443
@@ -84,10 +90,6 @@ def mesh_networks(
     return {"networks": networks}
 
 
-def control_plane_namespace(istio: Istio) -> str:
-    return istio.metadata.namespace or DEFAULT_NAMESPACE
-
-
 def render_primary(
     istio: Istio,
     remote_networks: Sequence[RemoteNetwork] = (),
@@ -99,19 +101,18 @@ def render_primary(
     `remote_networks` and `primary_gateway_addresses` feed meshNetworks, used
     only with `meshExpansion`. Raises `SpecError` or `UnsupportedVersionError`.
     """
-    namespace = control_plane_namespace(istio)
-    spec, family = effective_spec(istio.spec, namespace)
+    plan, family = resolve_primary(istio)
     networks: dict[str, Any] = {"networks": {}}
-    if spec.meshExpansion:
+    if plan.meshExpansion:
         networks = mesh_networks(remote_networks, primary_gateway_addresses)
     ctx = Context(
-        spec=spec,
+        plan=plan,
         family=family,
         owner=istio.metadata.name,
-        namespace=namespace,
+        namespace=control_plane_namespace(istio),
         mesh_networks=networks,
     )
-    return order([obj for component in PRIMARY_COMPONENTS for obj in component(ctx)])
+    return order([obj for component in components(family.components) for obj in component(ctx)])
 
 
 def order(objects: list[DesiredObject]) -> list[DesiredObject]:

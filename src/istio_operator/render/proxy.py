@@ -39,7 +39,7 @@ def certs(service_account_name: str, optional: bool = True, path: str = CERTS_PA
 
 def sds(ctx: Context) -> Volumes:
     """The SDS socket directory and, where the family mounts one, the projected token."""
-    if not ctx.sds.enabled:
+    if not ctx.plan.sds.enabled:
         return Volumes()
     result = Volumes(
         (b.host_path_volume(SDS_UDS_VOLUME, SDS_UDS_PATH),),
@@ -58,13 +58,13 @@ def sds_env(ctx: Context) -> list[Manifest]:
     """`SDS_ENABLED`, which the 1.3 family gives every control-plane proxy."""
     if ctx.family.sds_token != "audience":
         return []
-    return [b.env("SDS_ENABLED", bool(ctx.sds.enabled))]
+    return [b.env("SDS_ENABLED", ctx.plan.sds.enabled)]
 
 
 def domain_args(ctx: Context) -> list[str]:
     args = ["--domain", f"{ctx.namespace}.svc.{ctx.cluster_domain}"]
-    if ctx.trust_domain is not None:
-        args += ["--trust-domain", ctx.trust_domain]
+    if ctx.plan.trustDomain:
+        args += ["--trust-domain", ctx.plan.trustDomain]
     return args
 
 
@@ -78,8 +78,8 @@ def sidecar(
     """The istio-proxy sidecar of a control-plane pod (pilot, policy, telemetry)."""
     return b.container(
         "istio-proxy",
-        ctx.proxy_image,
-        ctx.pull_policy,
+        ctx.plan.proxy.image,
+        ctx.plan.imagePullPolicy,
         args=[
             "proxy",
             "--serviceCluster",
@@ -92,7 +92,7 @@ def sidecar(
         ],
         ports=ports,
         env_vars=[b.POD_NAME, b.POD_NAMESPACE, b.INSTANCE_IP, *sds_env(ctx)],
-        resources=ctx.resources(ctx.proxy.resources),
+        resources=ctx.plan.proxy.resources,
         mounts=volumes.mounts,
     )
 
@@ -101,8 +101,8 @@ def core_dump_init_container(ctx: Context) -> Manifest:
     """The privileged init container that enables core dumps of the proxy."""
     return b.container(
         "enable-core-dump",
-        ctx.core_dump_image,
-        ctx.pull_policy,
+        ctx.plan.proxy.coreDumpImage,
+        ctx.plan.imagePullPolicy,
         command=["/bin/sh"],
         args=[
             "-c",

@@ -18,23 +18,14 @@ from dataclasses import dataclass, field
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.remoteistio import IstioService, RemoteIstio
+from istio_operator.plan import control_plane_namespace, resolve_remote
 from istio_operator.render import builders as b
-from istio_operator.render import citadel, cni, common, gateways, node_agent, sidecar_injector
 from istio_operator.render.builders import Manifest
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
-from istio_operator.render.primary import Component, control_plane_namespace, order
-from istio_operator.versions import family_for, remote_istio_spec
+from istio_operator.render.primary import components, order
 
-REMOTE_COMPONENTS: tuple[Component, ...] = (
-    common.render,
-    citadel.render,
-    sidecar_injector.render,
-    gateways.render,
-    node_agent.render,
-    cni.render,
-)
 CA_SECRET = "cacerts"
 MIRROR_LABELS = {"app": "istio-remote-mirror"}
 
@@ -119,7 +110,7 @@ def _ports(service: IstioService, path: str, facts: PrimaryFacts) -> list[PortFa
 def _addresses(ctx: Context, service: IstioService, path: str, facts: PrimaryFacts) -> list[str]:
     """The IPs and DNS names the mirror resolves to: the primary's ingress gateway with
     meshExpansion, else the pods behind the primary's service (flat network)."""
-    if ctx.mesh_expansion:
+    if ctx.plan.meshExpansion:
         return sorted(set(facts.ingress_gateway_addresses))
     return sorted({*(service.podIPs or ()), *facts.service_pod_ips.get(service.name, ())})
 
@@ -194,25 +185,23 @@ def render_remote(istio: Istio, remote: RemoteIstio, facts: PrimaryFacts) -> lis
     Raises `SpecError` or `UnsupportedVersionError`.
     """
     owner_namespace = control_plane_namespace(istio)
-    remote_namespace = remote.metadata.namespace or owner_namespace
-    family = family_for(istio.spec.version)
-    spec = remote_istio_spec(istio.spec, remote.spec, owner_namespace)
+    plan, family = resolve_remote(istio, remote)
     ctx = Context(
-        spec=spec,
+        plan=plan,
         family=family,
         owner=istio.metadata.name,
         owner_namespace=owner_namespace,
-        namespace=remote_namespace,
+        namespace=remote.metadata.namespace or owner_namespace,
         remote=remote.metadata.name,
-        network=remote.metadata.name if spec.meshExpansion else "",
+        network=remote.metadata.name if plan.meshExpansion else "",
     )
     base: list[Manifest] = []
     own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
-    if ctx.citadel.enabled and not own_ca and facts.ca_secret_data is not None:
+    if ctx.plan.citadel.enabled and not own_ca and facts.ca_secret_data is not None:
         base.append(ca_secret(ctx, facts.ca_secret_data))
     for index, service in enumerate(remote.spec.enabledServices):
         base += mirrored_service(ctx, service, f"spec.enabledServices[{index}]", facts)
     objects = ctx.unowned(Phase.BASE, [namespace(ctx)]) + ctx.emit(Phase.BASE, base)
-    for component in REMOTE_COMPONENTS:
+    for component in components(family.remote_components):
         objects += component(ctx)
     return order(objects)

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
-from istio_operator.api.errors import SpecError
+from istio_operator.plan.resolve import replica_bounds
 from istio_operator.render import builders as b
 from istio_operator.render.builders import Manifest
 from istio_operator.render.context import Context
 
 
+class Scaled(Protocol):
+    @property
+    def minReplicas(self) -> int: ...
+    @property
+    def maxReplicas(self) -> int: ...
+
+
 def autoscaler(
-    ctx: Context,
-    deployment_name: str,
-    labels: Mapping[str, str],
-    min_replicas: int | None,
-    max_replicas: int | None,
-    path: str,
+    ctx: Context, deployment_name: str, labels: Mapping[str, str], scaled: Scaled
 ) -> Manifest:
-    """The HPA `<deployment>-autoscaler`; its Deployment must then leave `replicas` unset."""
-    low = max(min_replicas or 1, 1)
-    high = max_replicas or low
-    if high < low:
-        raise SpecError(f"{path}.maxReplicas", f"must be at least minReplicas ({low}), not {high}")
+    """The HPA `<deployment>-autoscaler`; its Deployment must then leave `replicas` unset.
+
+    The plan has refused bounds that cross (`plan.resolve.check_replicas`).
+    """
+    low, high = replica_bounds(scaled.minReplicas, scaled.maxReplicas)
     return b.horizontal_pod_autoscaler(
         f"{deployment_name}-autoscaler", ctx.namespace, labels, deployment_name, low, high
     )
@@ -32,6 +35,6 @@ def disruption_budget(
     ctx: Context, name: str, labels: Mapping[str, str], selector: Mapping[str, str]
 ) -> list[Manifest]:
     """A PDB keeping one pod up, when the spec asks for default disruption budgets."""
-    if not ctx.pdb_enabled:
+    if not ctx.plan.defaultPodDisruptionBudget.enabled:
         return []
     return [b.pod_disruption_budget(name, ctx.namespace, labels, selector)]

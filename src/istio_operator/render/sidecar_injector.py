@@ -9,7 +9,7 @@ from istio_operator.render import builders as b
 from istio_operator.render import data, proxy
 from istio_operator.render.builders import Manifest
 from istio_operator.render.common import MESH_CONFIG_MAP, to_yaml
-from istio_operator.render.context import Context
+from istio_operator.render.context import LEGACY_CLUSTER_DOMAIN, Context
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
 
@@ -40,101 +40,93 @@ def rbac(ctx: Context) -> list[Manifest]:
 
 def _tracer(ctx: Context) -> str:
     """The tracer the template renders arguments for ("" when tracing is off)."""
-    return (ctx.tracing.tracer or "zipkin") if ctx.tracing_enabled else ""
+    return ctx.plan.tracing.tracer if ctx.tracing_enabled else ""
 
 
 def proxy_values(ctx: Context) -> dict[str, Any]:
-    proxy_config = ctx.proxy
+    proxy_config = ctx.plan.proxy
     modern = ctx.family.envoy_services
     values: dict[str, Any] = {
-        "image": ctx.proxy_image,
+        "image": ctx.plan.proxy.image,
         "statusPort": 15020,
         "tracer": _tracer(ctx),
         "clusterDomain": ctx.cluster_domain,
-        "logLevel": proxy_config.logLevel or "warning",
-        "componentLogLevel": proxy_config.componentLogLevel or "misc:error",
-        "dnsRefreshRate": proxy_config.dnsRefreshRate or "300s",
-        "enableCoreDump": bool(proxy_config.enableCoreDump),
-        "coreDumpImage": ctx.core_dump_image,
-        "includeIPRanges": ctx.spec.includeIPRanges or "*",
-        "excludeIPRanges": ctx.spec.excludeIPRanges or "",
+        "logLevel": proxy_config.logLevel,
+        "componentLogLevel": proxy_config.componentLogLevel,
+        "dnsRefreshRate": proxy_config.dnsRefreshRate,
+        "enableCoreDump": proxy_config.enableCoreDump,
+        "coreDumpImage": ctx.plan.proxy.coreDumpImage,
+        "includeIPRanges": ctx.plan.includeIPRanges,
+        "excludeIPRanges": ctx.plan.excludeIPRanges,
         "excludeInboundPorts": "",
         "excludeOutboundPorts": "",
-        "privileged": bool(proxy_config.privileged),
+        "privileged": proxy_config.privileged,
         "readinessInitialDelaySeconds": 1,
         "readinessPeriodSeconds": 2,
         "readinessFailureThreshold": 30,
-        "resources": ctx.resources(proxy_config.resources) or {},
-        "envoyStatsd": {
-            "enabled": modern
-            and bool(proxy_config.envoyStatsD and proxy_config.envoyStatsD.enabled)
-        },
-        "envoyMetricsService": {
-            "enabled": modern
-            and bool(proxy_config.envoyMetricsService and proxy_config.envoyMetricsService.enabled)
-        },
+        "resources": dict(proxy_config.resources),
+        "envoyStatsd": {"enabled": modern and proxy_config.envoyStatsD.enabled},
+        "envoyMetricsService": {"enabled": modern and proxy_config.envoyMetricsService.enabled},
     }
     if modern:
-        als = proxy_config.envoyAccessLogService
-        values["envoyAccessLogService"] = {"enabled": bool(als and als.enabled)}
+        values["envoyAccessLogService"] = {"enabled": proxy_config.envoyAccessLogService.enabled}
     return values
 
 
 def values(ctx: Context) -> dict[str, Any]:
     """The `values` document the injection template reads (`.Values`)."""
-    spec = ctx.spec
-    tracing = ctx.tracing
-    lightstep = tracing.lightstep
-    sds = ctx.sds
+    plan = ctx.plan
+    tracing = plan.tracing
+    sds = plan.sds
     global_values: dict[str, Any] = {
-        "trustDomain": ctx.trust_domain or "cluster.local",
-        "imagePullPolicy": ctx.pull_policy,
+        "trustDomain": ctx.plan.trustDomain or LEGACY_CLUSTER_DOMAIN,
+        "imagePullPolicy": ctx.plan.imagePullPolicy,
         "network": ctx.network,
         # The template adds "<pod namespace>.global" after these.
-        "podDNSSearchNamespaces": ["global"] if ctx.multi_mesh else [],
+        "podDNSSearchNamespaces": ["global"] if ctx.plan.multiMesh else [],
         "proxy_init": {
-            "image": ctx.proxy_init_image,
-            "resources": dict((ctx.injector.init.resources if ctx.injector.init else None) or {}),
+            "image": ctx.plan.proxyInit.image,
+            "resources": dict(plan.sidecarInjector.init.resources),
         },
         "tracer": {
-            "lightstep": {"CACertPath": (lightstep.cacertPath if lightstep else None) or ""},
+            "lightstep": {"CACertPath": tracing.lightstep.cacertPath},
         },
         "proxy": proxy_values(ctx),
     }
     if ctx.family.sds_token == "audience":
         global_values["sds"] = {
-            "customTokenDirectory": sds.customTokenDirectory or "",
-            "enabled": bool(sds.enabled),
-            "token": {"aud": sds.tokenAudience or "istio-ca"},
+            "customTokenDirectory": sds.customTokenDirectory,
+            "enabled": sds.enabled,
+            "token": {"aud": sds.tokenAudience},
         }
     else:
         global_values["sds"] = {
-            "customTokenDirectory": sds.customTokenDirectory or "",
-            "useTrustworthyJwt": bool(sds.useTrustworthyJwt),
-            "enabled": bool(sds.enabled),
+            "customTokenDirectory": sds.customTokenDirectory,
+            "useTrustworthyJwt": sds.useTrustworthyJwt,
+            "enabled": sds.enabled,
         }
     if ctx.family.cluster_name:
-        global_values["multicluster"] = {"clusterName": spec.clusterName or ""}
-        global_values["meshID"] = spec.meshID or ""
+        global_values["multicluster"] = {"clusterName": plan.clusterName}
+        global_values["meshID"] = plan.meshID
     return {
         "sidecarInjectorWebhook": {
-            "rewriteAppHTTPProbe": bool(ctx.injector.rewriteAppHTTPProbe),
+            "rewriteAppHTTPProbe": ctx.plan.sidecarInjector.rewriteAppHTTPProbe,
         },
-        "istio_cni": {"enabled": bool(ctx.cni.enabled)},
+        "istio_cni": {"enabled": ctx.plan.sidecarInjector.initCNIConfiguration.enabled},
         "global": global_values,
     }
 
 
 def injection_config(ctx: Context) -> dict[str, Any]:
-    injector = ctx.injector
+    injector = ctx.plan.sidecarInjector
     config: dict[str, Any] = {
         "policy": "enabled" if injector.autoInjectionPolicyEnabled else "disabled",
         "template": data.text(TEMPLATES[ctx.family.injector_template]),
     }
     if injector.alwaysInjectSelector:
-        config["alwaysInjectSelector"] = injector.alwaysInjectSelector
+        config["alwaysInjectSelector"] = list(injector.alwaysInjectSelector)
     if injector.neverInjectSelector:
-        config["neverInjectSelector"] = injector.neverInjectSelector
+        config["neverInjectSelector"] = list(injector.neverInjectSelector)
     return config
 
 
@@ -159,7 +151,7 @@ def _probe() -> Manifest:
 
 
 def deployment(ctx: Context) -> Manifest:
-    injector = ctx.injector
+    injector = ctx.plan.sidecarInjector
     certs = proxy.certs(SERVICE_ACCOUNT, optional=False, path="/etc/istio/certs")
     config = proxy.Volumes(
         (
@@ -174,8 +166,8 @@ def deployment(ctx: Context) -> Manifest:
     volumes = config + certs
     container = b.container(
         "sidecar-injector-webhook",
-        ctx.image(injector.image, "spec.sidecarInjector.image"),
-        ctx.pull_policy,
+        injector.image,
+        ctx.plan.imagePullPolicy,
         args=[
             "--caCertFile=/etc/istio/certs/root-cert.pem",
             "--tlsCertFile=/etc/istio/certs/cert-chain.pem",
@@ -185,7 +177,7 @@ def deployment(ctx: Context) -> Manifest:
             "--healthCheckInterval=2s",
             "--healthCheckFile=/health",
         ],
-        resources=ctx.resources(injector.resources),
+        resources=injector.resources,
         mounts=volumes.mounts,
         liveness=_probe(),
         readiness=_probe(),
@@ -212,7 +204,7 @@ def service(ctx: Context) -> Manifest:
 
 
 def namespace_selector(ctx: Context) -> Manifest:
-    if ctx.injector.enableNamespacesByDefault:
+    if ctx.plan.sidecarInjector.enableNamespacesByDefault:
         return {
             "matchExpressions": [
                 {
@@ -264,7 +256,7 @@ def mutating_webhook_configuration(ctx: Context) -> Manifest:
 
 
 def render(ctx: Context) -> list[DesiredObject]:
-    if not ctx.injector.enabled:
+    if not ctx.plan.sidecarInjector.enabled:
         return []
     manifests = [
         *rbac(ctx),

@@ -1,7 +1,8 @@
-"""versions layer: supported Istio release families, default images, the version gate."""
+"""versions layer: the supported Istio release families, declared as data, and the version gate."""
 
 from istio_operator.versions.families import (
     FAMILIES,
+    HUB,
     ISTIO_1_2,
     ISTIO_1_3,
     UNSUPPORTED_VERSION_MESSAGE,
@@ -10,14 +11,7 @@ from istio_operator.versions.families import (
     family_for,
     parse_version,
     supported_ranges,
-)
-from istio_operator.versions.images import (
-    HUB,
-    effective_remote_spec,
-    effective_spec,
-    image,
-    remote_istio_spec,
-    resolve_images,
+    unsupported_example,
 )
 
 __all__ = [
@@ -28,12 +22,8 @@ __all__ = [
     "UNSUPPORTED_VERSION_MESSAGE",
     "Family",
     "UnsupportedVersionError",
-    "effective_remote_spec",
-    "effective_spec",
     "family_for",
-    "image",
     "parse_version",
-    "remote_istio_spec",
-    "resolve_images",
     "supported_ranges",
+    "unsupported_example",
 ]

@@ -11,6 +11,7 @@ pre-release suffix such as `-rc.1`), so `1.30` or `1.3` alone are refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,25 +32,36 @@ class UnsupportedVersionError(ValueError):
 
 @dataclass(frozen=True)
 class Family:
-    """One supported Istio minor release line and what its control plane looks like."""
+    """One supported Istio minor release line, declared as data.
+
+    What it accepts (`major.minor.patch` from `min_patch`), what it renders with
+    (`renderer`) and which components, which images, and the behaviour switches
+    that tell its control plane from another family's. Everything that lists,
+    gates or documents versions reads `FAMILIES`: the version gate and its
+    message, the RBAC the operator needs, the demo, the docs.
+    """
 
     name: str
     major: int
     minor: int
     min_patch: int
-    # The newest patch release the reference operator shipped for this line.
+    # The newest patch release the reference operator shipped for this line: the
+    # version the RBAC derivation and examples render.
     reference_version: str
-    # Primary-cluster components, in rollout order.
+    # The renderer of this family's objects ("classic": the operator's own renderers).
+    renderer: Literal["classic"]
+    # Primary-cluster components, in render order (objects are then ordered by phase).
     components: tuple[str, ...]
-    # Components installed on a remote cluster, in rollout order.
+    # Components installed on a remote cluster, in render order.
     remote_components: tuple[str, ...]
+    # Image key (named by the plan's image fields) -> repository, tagged with the version.
+    images: Mapping[str, str]
     # Mixer runs as separate policy and telemetry components with their own
     # settings; otherwise `mixer.*` drives both Deployments with one switch.
     policy_telemetry_split: bool
     # `mixer.stdioAdapterEnabled` switches the stdio adapter objects; otherwise
     # they are always present.
     stdio_adapter_switch: bool
-    mixerless_telemetry: bool
     # Pilot protocol sniffing settings and the mesh `protocolDetectionTimeout`.
     protocol_sniffing: bool
     # `--trust-domain` on control-plane components and mesh `trustDomain`.
@@ -70,6 +82,10 @@ class Family:
     core_dump_image_from: Literal["proxyInit", "proxy"]
     # `clusterName` and `meshID` reach the injector and the remote's spec.
     cluster_name: bool
+
+    def image(self, key: str, version: str) -> str:
+        """The image of a component at a version: `docker.io/istio/pilot:1.3.0`."""
+        return f"{self.images[key]}:{version}"
 
     def accepts(self, version: str) -> bool:
         """Whether `version` belongs to this family."""
@@ -93,7 +109,22 @@ def parse_version(version: str) -> tuple[int, int, int] | None:
     return int(match[1]), int(match[2]), int(match[3])
 
 
-_REMOTE_COMPONENTS = ("common", "citadel", "nodeagent", "cni", "sidecarinjector", "gateways")
+HUB = "docker.io/istio"
+_REMOTE_COMPONENTS = ("common", "citadel", "sidecarinjector", "gateways", "nodeagent", "cni")
+_CLASSIC_IMAGES = {
+    name: f"{HUB}/{name}"
+    for name in (
+        "pilot",
+        "citadel",
+        "galley",
+        "mixer",
+        "sidecar_injector",
+        "install-cni",
+        "node-agent-k8s",
+        "proxyv2",
+        "proxy_init",
+    )
+}
 
 ISTIO_1_2 = Family(
     name="1.2",
@@ -101,22 +132,24 @@ ISTIO_1_2 = Family(
     minor=2,
     min_patch=0,
     reference_version="1.2.8",
+    renderer="classic",
     components=(
+        "crds",
         "common",
         "citadel",
         "galley",
         "pilot",
-        "gateways",
         "mixer",
-        "cni",
         "sidecarinjector",
+        "gateways",
         "nodeagent",
+        "cni",
         "istiocoredns",
     ),
     remote_components=_REMOTE_COMPONENTS,
+    images=_CLASSIC_IMAGES,
     policy_telemetry_split=False,
     stdio_adapter_switch=False,
-    mixerless_telemetry=False,
     protocol_sniffing=False,
     trust_domain=False,
     cluster_domain=False,
@@ -136,24 +169,12 @@ ISTIO_1_3 = Family(
     minor=3,
     min_patch=0,
     reference_version="1.3.8",
-    components=(
-        "common",
-        "citadel",
-        "galley",
-        "pilot",
-        "gateways",
-        "policy",
-        "telemetry",
-        "cni",
-        "sidecarinjector",
-        "nodeagent",
-        "istiocoredns",
-        "mixerlesstelemetry",
-    ),
+    renderer="classic",
+    components=(*ISTIO_1_2.components, "mixerlesstelemetry"),
     remote_components=_REMOTE_COMPONENTS,
+    images=_CLASSIC_IMAGES,
     policy_telemetry_split=True,
     stdio_adapter_switch=True,
-    mixerless_telemetry=True,
     protocol_sniffing=True,
     trust_domain=True,
     cluster_domain=True,
@@ -173,6 +194,12 @@ FAMILIES: tuple[Family, ...] = (ISTIO_1_2, ISTIO_1_3)
 def supported_ranges() -> str:
     """The supported versions, for messages: `1.2.x from 1.2.0, 1.3.x from 1.3.0`."""
     return ", ".join(family.range for family in FAMILIES)
+
+
+def unsupported_example() -> str:
+    """A well-formed version no family accepts: the minor after the newest family's."""
+    newest = max(FAMILIES, key=lambda family: (family.major, family.minor))
+    return f"{newest.major}.{newest.minor + 1}.0"
 
 
 def family_for(version: str) -> Family:

@@ -3,11 +3,9 @@
 Generated from the models: the field tree, types and enums come from the
 structural schema the CRDs are made of (`api.crd.structural_schema`), the
 object descriptions from the models' docstrings, and every default from the
-functions that apply them (`api.defaults.apply_defaults`,
-`apply_remote_defaults`) run on an empty spec. Default images depend on the
-Istio version and are filled by a layer above this one, so the caller passes
-the function that fills them (`versions.resolve_images`); it is run with a
-stand-in version, shown as `<version>`.
+declarations of the resolved plan (`plan.model`): a plain default is shown as
+its value, a derived one with its rule's note and its value in a plan resolved
+from an empty spec, the version shown as `<version>`.
 
 What the models cannot say (what a field does) is in the tables below, keyed
 by field path: `FIELD_DOCS` by full path, `SUFFIX_DOCS` by the last segments
@@ -18,21 +16,14 @@ field has a description and every entry names a field. The committed
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from istio_operator.api.crd import structural_schema
-from istio_operator.api.defaults import (
-    POLICY_INHERITED,
-    REMOTE_SPEC_DEFAULTS,
-    SPEC_DEFAULTS,
-    TELEMETRY_INHERITED,
-    apply_defaults,
-    apply_remote_defaults,
-    get_path,
-)
 from istio_operator.api.istio import IstioSpec
 from istio_operator.api.kubetypes import (
     DNS_LABEL_PATTERN,
@@ -43,8 +34,10 @@ from istio_operator.api.kubetypes import (
     VERSION_PATTERN,
 )
 from istio_operator.api.remoteistio import RemoteIstioSpec
-
-ImageResolver = Callable[[IstioSpec], IstioSpec]
+from istio_operator.plan import model
+from istio_operator.plan.resolve import build, item_section_type, section_type
+from istio_operator.plan.rules import Rule, Scope
+from istio_operator.versions import FAMILIES
 
 # Placeholders the defaults are computed with, shown as they are in the reference.
 VERSION_PLACEHOLDER: Final = "<version>"
@@ -343,24 +336,14 @@ REMOTE_USED: Final[frozenset[str]] = frozenset(
     }
 )
 
-# Defaults of the RemoteIstio fields that are not in REMOTE_SPEC_DEFAULTS.
+# Defaults of the RemoteIstio fields, where it has one.
 REMOTE_DEFAULT_NOTES: Final[dict[str, str]] = {
+    "sidecarInjector.replicaCount": "`1`",
     "autoInjectionNamespaces": "the primary's",
     "defaultResources": "the primary's",
     "citadel.caSecretName": "the primary's CA, copied",
     "proxy.privileged": "the primary's",
     "proxy.resources": "the primary's",
-}
-
-# How a default that is not a plain value of the table is found.
-DEFAULT_NOTES: Final[dict[str, str]] = {
-    "defaultResources": "",
-    "pilot.enableProtocolSniffingOutbound": "as `pilot.enableProtocolSniffing`",
-    "proxy.resources": "`defaultResources` when the resource sets it, else",
-    "tracing.zipkin.address": "",
-    "sidecarInjector.initCNIConfiguration.excludeNamespaces": "",
-    "istioCoreDNS.image": "",
-    "istioCoreDNS.pluginImage": "",
 }
 
 
@@ -474,52 +457,70 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def istio_defaults(resolve_images: ImageResolver) -> dict[str, Any]:
-    """The spec an empty `Istio` resource gets: defaults, then images."""
-    # The placeholder is not a valid version: render with a stand-in, then swap it in.
-    empty = IstioSpec(version=_VERSION_STAND_IN, mtls=False)
-    spec = resolve_images(apply_defaults(empty, NAMESPACE_PLACEHOLDER))
-    dumped: dict[str, Any] = _with_placeholder(spec.model_dump(by_alias=True, exclude_none=True))
-    return dumped
+def istio_defaults() -> dict[str, Any]:
+    """The plan an empty `Istio` resource gets, as JSON-shaped data."""
+    empty = IstioSpec.model_construct(version=VERSION_PLACEHOLDER, mtls=False)
+    scope = Scope(
+        family=FAMILIES[-1],
+        version=VERSION_PLACEHOLDER,
+        namespace=NAMESPACE_PLACEHOLDER,
+        default_resources=model.BASE_RESOURCES,
+        user_default_resources=None,
+        proxy_resources=model.PROXY_RESOURCES,
+    )
+    scope = dataclasses.replace(scope, mixer=build(model.Mixer, None, scope))
+    return dict(dataclasses.asdict(build(model.MeshPlan, empty, scope)))
 
 
-_VERSION_STAND_IN: Final = "999999.999999.999999"
+def declared(path: str) -> dataclasses.Field[Any] | None:
+    """The plan field of a spec path (`a.b`, `a.list[].c`), or None if the plan has none."""
+    cls: Any = model.MeshPlan
+    *parents, leaf = path.replace("[]", "").split(".")
+    for name in parents:
+        hint = _field_hint(cls, name)
+        cls = section_type(hint) or item_section_type(hint)
+        if cls is None:
+            return None
+    return {f.name: f for f in dataclasses.fields(cls)}.get(leaf)
 
 
-def _with_placeholder(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _with_placeholder(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_with_placeholder(item) for item in value]
-    if isinstance(value, str):
-        return value.replace(_VERSION_STAND_IN, VERSION_PLACEHOLDER)
-    return value
+def _field_hint(cls: Any, name: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return typing.get_type_hints(cls, vars(model)).get(name) if name in names else None
 
 
-def default_note(path: str) -> str | None:
-    """How the default of `path` is found when it is not a plain table value."""
-    if path in DEFAULT_NOTES:
-        return DEFAULT_NOTES[path]
-    section, _, name = path.partition(".")
-    inherited = {"policy": POLICY_INHERITED, "telemetry": TELEMETRY_INHERITED}.get(section, ())
-    if name in inherited and path not in dict(SPEC_DEFAULTS):
-        return f"as `mixer.{name}`"
-    if name.endswith("image") or path.endswith(".sds.image"):
-        return ""
-    return None
+def _get(data: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 def _istio_default(field: Field, defaults: dict[str, Any]) -> str:
     if field.required:
         return "**required**"
-    table = dict(SPEC_DEFAULTS)
-    if field.is_object and field.path not in table:
+    spec_field = declared(field.path)
+    if field.is_object:
         return ""
-    value = get_path(defaults, field.path)
-    if value is None:
+    if spec_field is None:
         return "unset"
-    note = "" if field.path in table else default_note(field.path)
+    if "[]" in field.path:
+        value = None if spec_field.default is dataclasses.MISSING else spec_field.default
+    else:
+        value = _get(defaults, field.path)
+    rule: Rule | None = spec_field.metadata.get("rule")
+    note = rule.describe(field.path, spec_field.metadata["args"]) if rule else ""
+    if _off(value):
+        return note or "unset"
     return f"{note}: {_value(value)}" if note else _value(value)
+
+
+def _off(value: Any) -> bool:
+    """A default that is no value: nothing set, the feature off or left to Istio."""
+    if isinstance(value, bool):
+        return False
+    return value is None or value == 0 or (not isinstance(value, int | float) and not value)
 
 
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
@@ -561,9 +562,9 @@ def _name(field: Field) -> str:
     return f"`{field.path.rsplit('.', 1)[-1]}`"
 
 
-def istio_reference(resolve_images: ImageResolver) -> list[str]:
+def istio_reference() -> list[str]:
     """The `Istio.spec` part of the reference."""
-    defaults = istio_defaults(resolve_images)
+    defaults = istio_defaults()
 
     def row(field: Field) -> tuple[str, ...]:
         return (
@@ -607,17 +608,9 @@ def remote_used(path: str) -> bool:
 
 def remote_reference() -> list[str]:
     """The `RemoteIstio.spec` part of the reference."""
-    empty = RemoteIstioSpec(enabledServices=[])
-    defaults = apply_remote_defaults(empty).model_dump(by_alias=True, exclude_none=True)
-    table = dict(REMOTE_SPEC_DEFAULTS)
 
     def row(field: Field) -> tuple[str, ...]:
-        if field.required:
-            default = "**required**"
-        elif field.path in table:
-            default = _value(get_path(defaults, field.path))
-        else:
-            default = REMOTE_DEFAULT_NOTES.get(field.path, "")
+        default = "**required**" if field.required else REMOTE_DEFAULT_NOTES.get(field.path, "")
         used = remote_used(field.path) or any(u.startswith(f"{field.path}.") for u in REMOTE_USED)
         description = describe(field.path, remote=True) or ""
         if not used:
@@ -649,7 +642,7 @@ VALIDATION_NOTES: Final = (
 )
 
 
-def configuration_reference(resolve_images: ImageResolver) -> str:
+def configuration_reference() -> str:
     """The whole configuration reference, `docs/configuration.md`, as Markdown."""
     lines = [
         "# Configuration reference",
@@ -674,7 +667,7 @@ def configuration_reference(resolve_images: ImageResolver) -> str:
         "",
         "An `Istio` resource describes the control plane on the primary cluster. "
         "`spec.version` and `spec.mtls` are required.",
-        *istio_reference(resolve_images),
+        *istio_reference(),
         "",
         "## RemoteIstio",
         "",

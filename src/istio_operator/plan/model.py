@@ -1,0 +1,433 @@
+"""The resolved mesh plan: every setting of one cluster's control plane, defaulted.
+
+One class per section of the `Istio` spec, with the same attribute names (the
+JSON names). No field is optional: a setting that is off is a value (`""`, an
+empty mapping, `False`), never `None`. Defaults are declared on the fields:
+a plain default is the value, a derived one names its `Rule` in the field's
+metadata (an image that follows the version, a setting inherited from mixer,
+the resources that fall back to `defaultResources`). `plan.resolve` builds
+the plan from a resource by reading these declarations, and the generated
+configuration reference reads the same declarations.
+
+Kubernetes-typed settings (resources, affinity, tolerations, selectors) are
+the resource's values, typed as read-only mappings and sequences.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from istio_operator.plan.rules import (
+    CLUSTER_NAMESPACE_LIST,
+    DEFAULT_RESOURCES,
+    FIXED_IMAGE,
+    FROM_MIXER,
+    SAME_AS,
+    TARGET_PORT,
+    VERSIONED_IMAGE,
+    ZIPKIN_ADDRESS,
+    Rule,
+)
+
+Resources = Mapping[str, Any]
+Json = Mapping[str, Any]
+
+PROXY_RESOURCES: Resources = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"cpu": "2000m", "memory": "1024Mi"},
+}
+INIT_RESOURCES: Resources = {
+    "requests": {"cpu": "10m", "memory": "10Mi"},
+    "limits": {"cpu": "100m", "memory": "50Mi"},
+}
+BASE_RESOURCES: Resources = {"requests": {"cpu": "10m"}}
+
+
+def derived(rule: Rule, *args: str) -> Any:
+    """A field whose default a rule computes when the resource leaves it unset."""
+    return field(metadata={"rule": rule, "args": args})
+
+
+def _frozen_default(value: Any) -> Any:
+    return field(default_factory=lambda: copy.deepcopy(value))
+
+
+def empty_map() -> Any:
+    return field(default_factory=dict)
+
+
+def empty_list() -> Any:
+    return field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """Where a component's pods run."""
+
+    nodeSelector: Mapping[str, str] = empty_map()
+    affinity: Json = empty_map()
+    tolerations: Sequence[Json] = empty_list()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SDS:
+    enabled: bool = False
+    udsPath: str = ""
+    tokenAudience: str = "istio-ca"
+    customTokenDirectory: str = ""
+    useTrustworthyJwt: bool = False
+    useNormalJwt: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pilot(Placement):
+    enabled: bool = True
+    image: str = derived(VERSIONED_IMAGE, "pilot")
+    sidecar: bool = True
+    replicaCount: int = 1
+    minReplicas: int = 1
+    maxReplicas: int = 5
+    traceSampling: float = 1.0
+    enableProtocolSniffing: bool = True
+    enableProtocolSniffingOutbound: bool = derived(SAME_AS, "enableProtocolSniffing")
+    enableProtocolSniffingInbound: bool = False
+    resources: Resources = derived(DEFAULT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Citadel(Placement):
+    enabled: bool = True
+    image: str = derived(VERSIONED_IMAGE, "citadel")
+    # "" is a self-signed CA.
+    caSecretName: str = ""
+    healthCheck: bool = False
+    workloadCertTTL: str = ""
+    maxWorkloadCertTTL: str = ""
+    enableNamespacesByDefault: bool = True
+    resources: Resources = derived(DEFAULT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Galley(Placement):
+    enabled: bool = True
+    image: str = derived(VERSIONED_IMAGE, "galley")
+    replicaCount: int = 1
+    configValidation: bool = True
+    resources: Resources = derived(DEFAULT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySDS:
+    enabled: bool = False
+    image: str = derived(VERSIONED_IMAGE, "node-agent-k8s")
+    resources: Resources = derived(DEFAULT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Port:
+    """A Service port; "" is no name."""
+
+    name: str = ""
+    protocol: str = "TCP"
+    port: int
+    targetPort: int | str = derived(TARGET_PORT)
+    # 0 leaves the node port to the API server.
+    nodePort: int = 0
+
+
+def _ports(*ports: tuple[str, int, int]) -> Any:
+    return field(
+        default_factory=lambda: [
+            Port(name=name, port=number, targetPort=number, nodePort=node_port)
+            for name, number, node_port in ports
+        ]
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gateway(Placement):
+    enabled: bool = True
+    replicaCount: int = 1
+    minReplicas: int = 1
+    maxReplicas: int = 5
+    serviceType: str = "ClusterIP"
+    loadBalancerIP: str = ""
+    serviceAnnotations: Mapping[str, str] = empty_map()
+    serviceLabels: Mapping[str, str] = empty_map()
+    sds: GatewaySDS
+    resources: Resources = derived(DEFAULT_RESOURCES)
+    ports: Sequence[Port] = empty_list()
+    applicationPorts: str = ""
+    requestedNetworkView: Sequence[str] = empty_list()
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngressGateway(Gateway):
+    serviceType: str = "LoadBalancer"
+    ports: Sequence[Port] = _ports(
+        ("status-port", 15020, 31460),
+        ("http2", 80, 31380),
+        ("https", 443, 31390),
+        ("tls", 15443, 31450),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressGateway(Gateway):
+    ports: Sequence[Port] = _ports(("http2", 80, 0), ("https", 443, 0), ("tls", 15443, 0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class K8sIngress:
+    enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gateways:
+    enabled: bool = True
+    ingress: IngressGateway
+    egress: EgressGateway
+    k8singress: K8sIngress
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload(Placement):
+    """Image, size and placement of a mixer Deployment."""
+
+    image: str
+    replicaCount: int
+    minReplicas: int
+    maxReplicas: int
+    resources: Resources
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mixer(Workload):
+    enabled: bool = True
+    image: str = derived(VERSIONED_IMAGE, "mixer")
+    replicaCount: int = 1
+    minReplicas: int = 1
+    maxReplicas: int = 5
+    resources: Resources = derived(DEFAULT_RESOURCES)
+    checksEnabled: bool = False
+    sessionAffinityEnabled: bool = False
+    reportBatchMaxEntries: int = 100
+    reportBatchMaxTime: str = "1s"
+    multiClusterSupport: bool = False
+    stdioAdapterEnabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixerPart(Workload):
+    """Policy or telemetry: what it leaves unset, it takes from mixer."""
+
+    enabled: bool = derived(FROM_MIXER)
+    image: str = derived(FROM_MIXER)
+    replicaCount: int = derived(FROM_MIXER)
+    minReplicas: int = derived(FROM_MIXER)
+    maxReplicas: int = derived(FROM_MIXER)
+    resources: Resources = derived(FROM_MIXER)
+    nodeSelector: Mapping[str, str] = derived(FROM_MIXER)
+    affinity: Json = derived(FROM_MIXER)
+    tolerations: Sequence[Json] = derived(FROM_MIXER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy(MixerPart):
+    # Not inherited: mixer.checksEnabled never reaches policy.
+    checksEnabled: bool = False
+    sessionAffinityEnabled: bool = derived(FROM_MIXER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Telemetry(MixerPart):
+    reportBatchMaxEntries: int = derived(FROM_MIXER)
+    reportBatchMaxTime: str = derived(FROM_MIXER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SidecarInit:
+    resources: Resources = _frozen_default(INIT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CNI:
+    enabled: bool = False
+    image: str = derived(VERSIONED_IMAGE, "install-cni")
+    binDir: str = "/opt/cni/bin"
+    confDir: str = "/etc/cni/net.d"
+    excludeNamespaces: Sequence[str] = derived(CLUSTER_NAMESPACE_LIST)
+    logLevel: str = "info"
+    affinity: Json = empty_map()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SidecarInjector(Placement):
+    enabled: bool = True
+    image: str = derived(VERSIONED_IMAGE, "sidecar_injector")
+    replicaCount: int = 1
+    resources: Resources = derived(DEFAULT_RESOURCES)
+    init: SidecarInit
+    initCNIConfiguration: CNI
+    rewriteAppHTTPProbe: bool = False
+    autoInjectionPolicyEnabled: bool = True
+    enableNamespacesByDefault: bool = False
+    neverInjectSelector: Sequence[Json] = empty_list()
+    alwaysInjectSelector: Sequence[Json] = empty_list()
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeAgent(Placement):
+    enabled: bool = False
+    image: str = derived(VERSIONED_IMAGE, "node-agent-k8s")
+    resources: Resources = derived(DEFAULT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvoyService:
+    """A host:port the proxies report to."""
+
+    enabled: bool = False
+    host: str = ""
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port or ''}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvoyAccessLogService(EnvoyService):
+    # Passed through to the proxies as given; empty when unset.
+    tlsSettings: Json = empty_map()
+    tcpKeepalive: Json = empty_map()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proxy:
+    image: str = derived(VERSIONED_IMAGE, "proxyv2")
+    accessLogFile: str = "/dev/stdout"
+    accessLogFormat: str = ""
+    accessLogEncoding: str = "TEXT"
+    privileged: bool = False
+    enableCoreDump: bool = False
+    # "" is the family's choice (see `plan.resolve`).
+    coreDumpImage: str = ""
+    logLevel: str = "warning"
+    componentLogLevel: str = "misc:error"
+    dnsRefreshRate: str = "300s"
+    clusterDomain: str = "cluster.local"
+    envoyStatsD: EnvoyService
+    envoyMetricsService: EnvoyService
+    envoyAccessLogService: EnvoyAccessLogService
+    protocolDetectionTimeout: str = "100ms"
+    # The user's `defaultResources` when set, else the proxy's own default.
+    resources: Resources = derived(DEFAULT_RESOURCES, "proxy")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyInit:
+    image: str = derived(VERSIONED_IMAGE, "proxy_init")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PDB:
+    enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundTrafficPolicy:
+    mode: str = "ALLOW_ANY"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Zipkin:
+    address: str = derived(ZIPKIN_ADDRESS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lightstep:
+    # The settings the resource gives, passed to the mesh config as they are.
+    settings: Json = empty_map()
+    cacertPath: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Datadog:
+    address: str = "$(HOST_IP):8126"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tracing:
+    enabled: bool = True
+    tracer: str = "zipkin"
+    zipkin: Zipkin
+    lightstep: Lightstep
+    datadog: Datadog
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreDNS(Placement):
+    enabled: bool = False
+    image: str = derived(FIXED_IMAGE, "coredns/coredns:1.1.2")
+    pluginImage: str = derived(FIXED_IMAGE, "docker.io/istio/coredns-plugin:0.2-istio-1.1")
+    replicaCount: int = 1
+    resources: Resources = derived(DEFAULT_RESOURCES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalityLB:
+    enabled: bool = False
+    # The mesh's localityLbSetting as given (`distribute` wins over `failover`).
+    distribute: Sequence[Json] = empty_list()
+    failover: Sequence[Json] = empty_list()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixerlessTelemetry:
+    enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshPlan:
+    """Every setting of one cluster's control plane (see the module docstring)."""
+
+    version: str
+    mtls: bool
+    includeIPRanges: str = "*"
+    excludeIPRanges: str = ""
+    autoInjectionNamespaces: Sequence[str] = empty_list()
+    controlPlaneSecurityEnabled: bool = False
+    defaultResources: Resources = _frozen_default(BASE_RESOURCES)
+    sds: SDS
+    pilot: Pilot
+    citadel: Citadel
+    galley: Galley
+    gateways: Gateways
+    mixer: Mixer
+    policy: Policy
+    telemetry: Telemetry
+    sidecarInjector: SidecarInjector
+    nodeAgent: NodeAgent
+    proxy: Proxy
+    proxyInit: ProxyInit
+    watchOneNamespace: bool = False
+    useMCP: bool = True
+    defaultConfigVisibility: str = ""
+    watchAdapterCRDs: bool = False
+    defaultPodDisruptionBudget: PDB
+    outboundTrafficPolicy: OutboundTrafficPolicy
+    tracing: Tracing
+    imagePullPolicy: str = "IfNotPresent"
+    meshExpansion: bool = False
+    multiMesh: bool = False
+    istioCoreDNS: CoreDNS
+    localityLB: LocalityLB
+    clusterName: str = ""
+    meshID: str = ""
+    mixerlessTelemetry: MixerlessTelemetry
+    # "" when the family passes no trust domain to its components.
+    trustDomain: str = "cluster.local"
