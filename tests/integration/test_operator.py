@@ -17,6 +17,7 @@ from istio_operator.api.labels import ownership_labels
 from istio_operator.kube.resources import is_namespaced, resource_class
 from istio_operator.localcluster import LocalCluster
 from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
+from istio_operator.versions import unsupported_example
 from tests.operator_harness import (
     IstioResource,
     OperatorProcess,
@@ -188,7 +189,7 @@ def test_unsupported_version_changes_nothing(primary: Client, operator: Operator
         d.metadata.name: d.metadata.resourceVersion
         for d in primary.list(Deployment, namespace="istio-system")
     }
-    apply_istio(primary, istio_body("1.4.0"))
+    apply_istio(primary, istio_body(unsupported_example()))
     message = "intended Istio version is unsupported by this version of the operator"
     status = wait_for(
         "ReconcileFailed",

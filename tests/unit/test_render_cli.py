@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from istio_operator.cli.main import main
+from istio_operator.versions import unsupported_example
 
 from .render_support import SAMPLES, sample_body
 
@@ -59,7 +60,7 @@ def test_spec_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_unsupported_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["render", "-f", str(write(tmp_path, sample_body("1.4.0")))]) == 1
+    assert main(["render", "-f", str(write(tmp_path, sample_body(unsupported_example())))]) == 1
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1
     assert "intended Istio version is unsupported by this version of the operator" in errors[0]

@@ -37,7 +37,7 @@ from istio_operator.api.remoteistio import RemoteIstioSpec
 from istio_operator.plan import model
 from istio_operator.plan.resolve import build, item_section_type, section_type
 from istio_operator.plan.rules import Rule, Scope
-from istio_operator.versions import FAMILIES
+from istio_operator.versions import families
 
 # Placeholders the defaults are computed with, shown as they are in the reference.
 VERSION_PLACEHOLDER: Final = "<version>"
@@ -461,7 +461,7 @@ def istio_defaults() -> dict[str, Any]:
     """The plan an empty `Istio` resource gets, as JSON-shaped data."""
     empty = IstioSpec.model_construct(version=VERSION_PLACEHOLDER, mtls=False)
     scope = Scope(
-        family=FAMILIES[-1],
+        family=families.FAMILIES[-1],
         version=VERSION_PLACEHOLDER,
         namespace=NAMESPACE_PLACEHOLDER,
         default_resources=model.BASE_RESOURCES,
@@ -658,7 +658,8 @@ def configuration_reference() -> str:
         "for the resource's namespace. *unset* means no default: the feature is off or "
         "the value is left to Istio.",
         "",
-        "Both Istio release lines (1.2 and 1.3) read the same spec. Fields marked "
+        f"Supported versions: {families.supported_ranges()}. Every release line reads the "
+        "same spec. Fields marked "
         "*1.2 line* or *1.3 line* are accepted for either version and ignored by the other.",
         "",
         *VALIDATION_NOTES,
