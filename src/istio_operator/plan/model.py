@@ -46,13 +46,18 @@ INIT_RESOURCES: Resources = {
 BASE_RESOURCES: Resources = {"requests": {"cpu": "10m"}}
 
 
-def derived(rule: Rule, *args: str) -> Any:
+def derived(rule: Rule, *args: str, empty_is_unset: bool = False) -> Any:
     """A field whose default a rule computes when the resource leaves it unset."""
-    return field(metadata={"rule": rule, "args": args})
+    return field(metadata={"rule": rule, "args": args, "empty_is_unset": empty_is_unset})
 
 
 def _frozen_default(value: Any) -> Any:
     return field(default_factory=lambda: copy.deepcopy(value))
+
+
+def default_when_empty(value: Any) -> Any:
+    """A field whose default also replaces an empty value the resource gives."""
+    return field(default=value, metadata={"empty_is_unset": True})
 
 
 def empty_map() -> Any:
@@ -259,7 +264,8 @@ class CNI:
     image: str = derived(VERSIONED_IMAGE, "install-cni")
     binDir: str = "/opt/cni/bin"
     confDir: str = "/etc/cni/net.d"
-    excludeNamespaces: Sequence[str] = derived(CLUSTER_NAMESPACE_LIST)
+    # Empty is the default too: the control plane is never redirected through CNI.
+    excludeNamespaces: Sequence[str] = derived(CLUSTER_NAMESPACE_LIST, empty_is_unset=True)
     logLevel: str = "info"
     affinity: Json = empty_map()
 
@@ -317,7 +323,8 @@ class Proxy:
     # "" is the family's choice (see `plan.resolve`).
     coreDumpImage: str = ""
     logLevel: str = "warning"
-    componentLogLevel: str = "misc:error"
+    # Empty is the default too: an empty flag value would reach the proxies.
+    componentLogLevel: str = default_when_empty("misc:error")
     dnsRefreshRate: str = "300s"
     clusterDomain: str = "cluster.local"
     envoyStatsD: EnvoyService

@@ -66,6 +66,8 @@ def build(cls: type[T], given: Any, scope: Scope) -> T:
     for spec_field in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = spec_field.name
         raw = getattr(given, name, None) if given is not None else None
+        if spec_field.metadata.get("empty_is_unset") and not raw:
+            raw = None
         hint = hints[name]
         section, item_section = section_type(hint), item_section_type(hint)
         if section is not None:
@@ -129,16 +131,31 @@ def _settle_family(plan: model.MeshPlan, family: Family) -> model.MeshPlan:
         core_dump_image = proxy.coreDumpImage
     cluster_domain = proxy.clusterDomain if family.cluster_domain else LEGACY_CLUSTER_DOMAIN
     trust_domain = (plan.trustDomain or LEGACY_CLUSTER_DOMAIN) if family.trust_domain else ""
-    changes: dict[str, Any] = {
-        "proxy": dataclasses.replace(
-            proxy, coreDumpImage=core_dump_image, clusterDomain=cluster_domain
-        ),
-        "trustDomain": trust_domain,
-    }
+    proxy = dataclasses.replace(proxy, coreDumpImage=core_dump_image, clusterDomain=cluster_domain)
+    if not family.access_log_settings:
+        proxy = dataclasses.replace(
+            proxy, accessLogFile="/dev/stdout", accessLogFormat="", accessLogEncoding="TEXT"
+        )
+    if not family.envoy_services:
+        proxy = dataclasses.replace(
+            proxy,
+            envoyStatsD=_off(proxy.envoyStatsD),
+            envoyMetricsService=_off(proxy.envoyMetricsService),
+            envoyAccessLogService=_off(proxy.envoyAccessLogService),
+        )
+    changes: dict[str, Any] = {"proxy": proxy, "trustDomain": trust_domain}
     if not family.policy_telemetry_split:
-        changes["policy"] = _mixer_part(model.Policy, plan.mixer, plan.policy.checksEnabled)
+        # One switch for both Deployments; sidecars always call policy checks.
+        changes["policy"] = _mixer_part(model.Policy, plan.mixer, checks=True)
         changes["telemetry"] = _mixer_part(model.Telemetry, plan.mixer)
     return dataclasses.replace(plan, **changes)
+
+
+S = TypeVar("S", bound=model.EnvoyService)
+
+
+def _off(service: S) -> S:
+    return dataclasses.replace(service, enabled=False)
 
 
 def _mixer_part(cls: type[T], mixer: model.Mixer, checks: bool = False) -> T:

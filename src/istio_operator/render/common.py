@@ -85,14 +85,13 @@ def default_proxy_config(ctx: Context) -> dict[str, Any]:
         tracing = tracing_config(ctx)
         if tracing:
             config["tracing"] = tracing
-    if ctx.family.envoy_services:
-        proxy = ctx.plan.proxy
-        if proxy.envoyStatsD.enabled:
-            config["statsdUdpAddress"] = proxy.envoyStatsD.address
-        if proxy.envoyMetricsService.enabled:
-            config["envoyMetricsService"] = {"address": proxy.envoyMetricsService.address}
-        if proxy.envoyAccessLogService.enabled:
-            config["envoyAccessLogService"] = access_log_service(proxy.envoyAccessLogService)
+    proxy = ctx.plan.proxy
+    if proxy.envoyStatsD.enabled:
+        config["statsdUdpAddress"] = proxy.envoyStatsD.address
+    if proxy.envoyMetricsService.enabled:
+        config["envoyMetricsService"] = {"address": proxy.envoyMetricsService.address}
+    if proxy.envoyAccessLogService.enabled:
+        config["envoyAccessLogService"] = access_log_service(proxy.envoyAccessLogService)
     return config
 
 
@@ -100,15 +99,12 @@ def mesh_config(ctx: Context) -> dict[str, Any]:
     """MeshConfig of the control plane, as the family's pilot and proxies read it."""
     plan, family = ctx.plan, ctx.family
     proxy = plan.proxy
-    modern = family.access_log_settings
     mesh: dict[str, Any] = {
-        "disablePolicyChecks": not plan.policy.checksEnabled
-        if family.policy_telemetry_split
-        else False,
+        "disablePolicyChecks": not plan.policy.checksEnabled,
         "enableTracing": ctx.tracing_enabled,
-        "accessLogFile": proxy.accessLogFile if modern else "/dev/stdout",
-        "accessLogFormat": proxy.accessLogFormat if modern else "",
-        "accessLogEncoding": proxy.accessLogEncoding if modern else "TEXT",
+        "accessLogFile": proxy.accessLogFile,
+        "accessLogFormat": proxy.accessLogFormat,
+        "accessLogEncoding": proxy.accessLogEncoding,
         "policyCheckFailOpen": False,
         "ingressService": "istio-ingressgateway",
         "ingressClass": "istio",

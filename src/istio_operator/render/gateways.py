@@ -149,14 +149,12 @@ def proxy_args(ctx: Context, kind: str, config: GatewayConfiguration) -> list[st
         args += ["--proxyLogLevel", proxy_config.logLevel]
     if proxy_config.componentLogLevel:
         args += ["--proxyComponentLogLevel", proxy_config.componentLogLevel]
-    if ctx.family.envoy_services:
-        metrics = proxy_config.envoyMetricsService
-        if metrics.enabled:
-            args += ["--envoyMetricsServiceAddress", metrics.address]
-        als = proxy_config.envoyAccessLogService
-        if als.enabled:
-            service = access_log_service(als)
-            args += ["--envoyAccessLogService", json.dumps(service, sort_keys=True)]
+    metrics = proxy_config.envoyMetricsService
+    if metrics.enabled:
+        args += ["--envoyMetricsServiceAddress", metrics.address]
+    als = proxy_config.envoyAccessLogService
+    if als.enabled:
+        args += ["--envoyAccessLogService", json.dumps(access_log_service(als), sort_keys=True)]
     return args
 
 

@@ -65,8 +65,8 @@ def proxy_values(ctx: Context) -> dict[str, Any]:
         "readinessPeriodSeconds": 2,
         "readinessFailureThreshold": 30,
         "resources": dict(proxy_config.resources),
-        "envoyStatsd": {"enabled": modern and proxy_config.envoyStatsD.enabled},
-        "envoyMetricsService": {"enabled": modern and proxy_config.envoyMetricsService.enabled},
+        "envoyStatsd": {"enabled": proxy_config.envoyStatsD.enabled},
+        "envoyMetricsService": {"enabled": proxy_config.envoyMetricsService.enabled},
     }
     if modern:
         values["envoyAccessLogService"] = {"enabled": proxy_config.envoyAccessLogService.enabled}
