@@ -79,6 +79,8 @@ class Placement:
 
 @dataclass(frozen=True, kw_only=True)
 class SDS:
+    """Secret discovery service for workload certificates."""
+
     enabled: bool = False
     udsPath: str = ""
     tokenAudience: str = "istio-ca"
@@ -89,8 +91,11 @@ class SDS:
 
 @dataclass(frozen=True, kw_only=True)
 class Pilot(Placement):
+    """Pilot, service discovery and proxy configuration (istio-pilot)."""
+
     enabled: bool = True
     image: str = derived(VERSIONED_IMAGE, "pilot")
+    resources: Resources = derived(DEFAULT_RESOURCES)
     sidecar: bool = True
     replicaCount: int = 1
     minReplicas: int = 1
@@ -99,11 +104,12 @@ class Pilot(Placement):
     enableProtocolSniffing: bool = True
     enableProtocolSniffingOutbound: bool = derived(SAME_AS, "enableProtocolSniffing")
     enableProtocolSniffingInbound: bool = False
-    resources: Resources = derived(DEFAULT_RESOURCES)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Citadel(Placement):
+    """Citadel, the mesh certificate authority (istio-citadel)."""
+
     enabled: bool = True
     image: str = derived(VERSIONED_IMAGE, "citadel")
     # "" is a self-signed CA.
@@ -117,6 +123,8 @@ class Citadel(Placement):
 
 @dataclass(frozen=True, kw_only=True)
 class Galley(Placement):
+    """Galley, configuration validation and distribution (istio-galley)."""
+
     enabled: bool = True
     image: str = derived(VERSIONED_IMAGE, "galley")
     replicaCount: int = 1
@@ -126,6 +134,8 @@ class Galley(Placement):
 
 @dataclass(frozen=True, kw_only=True)
 class GatewaySDS:
+    """A gateway's SDS sidecar."""
+
     enabled: bool = False
     image: str = derived(VERSIONED_IMAGE, "node-agent-k8s")
     resources: Resources = derived(DEFAULT_RESOURCES)
@@ -154,6 +164,8 @@ def _ports(*ports: tuple[str, int, int]) -> Any:
 
 @dataclass(frozen=True, kw_only=True)
 class Gateway(Placement):
+    """An ingress or egress gateway: Deployment, Service, autoscaler, disruption budget."""
+
     enabled: bool = True
     replicaCount: int = 1
     minReplicas: int = 1
@@ -171,6 +183,8 @@ class Gateway(Placement):
 
 @dataclass(frozen=True, kw_only=True)
 class IngressGateway(Gateway):
+    """The ingress gateway: a LoadBalancer with the mesh ports by default."""
+
     serviceType: str = "LoadBalancer"
     ports: Sequence[Port] = _ports(
         ("status-port", 15020, 31460),
@@ -182,16 +196,22 @@ class IngressGateway(Gateway):
 
 @dataclass(frozen=True, kw_only=True)
 class EgressGateway(Gateway):
+    """The egress gateway."""
+
     ports: Sequence[Port] = _ports(("http2", 80, 0), ("https", 443, 0), ("tls", 15443, 0))
 
 
 @dataclass(frozen=True, kw_only=True)
 class K8sIngress:
+    """The Istio Gateway serving Kubernetes Ingress objects."""
+
     enabled: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class Gateways:
+    """The ingress and egress gateways, and the Istio Gateway for Kubernetes Ingress."""
+
     enabled: bool = True
     ingress: IngressGateway
     egress: EgressGateway
@@ -199,18 +219,9 @@ class Gateways:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Workload(Placement):
-    """Image, size and placement of a mixer Deployment."""
+class Mixer(Placement):
+    """Mixer's settings, which policy and telemetry inherit (in the 1.2 line, theirs)."""
 
-    image: str
-    replicaCount: int
-    minReplicas: int
-    maxReplicas: int
-    resources: Resources
-
-
-@dataclass(frozen=True, kw_only=True)
-class Mixer(Workload):
     enabled: bool = True
     image: str = derived(VERSIONED_IMAGE, "mixer")
     replicaCount: int = 1
@@ -226,7 +237,7 @@ class Mixer(Workload):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixerPart(Workload):
+class MixerPart(Placement):
     """Policy or telemetry: what it leaves unset, it takes from mixer."""
 
     enabled: bool = derived(FROM_MIXER)
@@ -242,6 +253,8 @@ class MixerPart(Workload):
 
 @dataclass(frozen=True, kw_only=True)
 class Policy(MixerPart):
+    """Mixer policy (istio-policy)."""
+
     # Not inherited: mixer.checksEnabled never reaches policy.
     checksEnabled: bool = False
     sessionAffinityEnabled: bool = derived(FROM_MIXER)
@@ -249,17 +262,23 @@ class Policy(MixerPart):
 
 @dataclass(frozen=True, kw_only=True)
 class Telemetry(MixerPart):
+    """Mixer telemetry (istio-telemetry)."""
+
     reportBatchMaxEntries: int = derived(FROM_MIXER)
     reportBatchMaxTime: str = derived(FROM_MIXER)
 
 
 @dataclass(frozen=True, kw_only=True)
 class SidecarInit:
+    """The istio-init container injected into workloads."""
+
     resources: Resources = _frozen_default(INIT_RESOURCES)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CNI:
+    """The Istio CNI plugin (istio-cni-node), instead of istio-init."""
+
     enabled: bool = False
     image: str = derived(VERSIONED_IMAGE, "install-cni")
     binDir: str = "/opt/cni/bin"
@@ -272,6 +291,8 @@ class CNI:
 
 @dataclass(frozen=True, kw_only=True)
 class SidecarInjector(Placement):
+    """The sidecar injector webhook (istio-sidecar-injector)."""
+
     enabled: bool = True
     image: str = derived(VERSIONED_IMAGE, "sidecar_injector")
     replicaCount: int = 1
@@ -287,6 +308,8 @@ class SidecarInjector(Placement):
 
 @dataclass(frozen=True, kw_only=True)
 class NodeAgent(Placement):
+    """The SDS node agent (istio-nodeagent)."""
+
     enabled: bool = False
     image: str = derived(VERSIONED_IMAGE, "node-agent-k8s")
     resources: Resources = derived(DEFAULT_RESOURCES)
@@ -314,6 +337,8 @@ class EnvoyAccessLogService(EnvoyService):
 
 @dataclass(frozen=True, kw_only=True)
 class Proxy:
+    """The istio-proxy of sidecars, gateways and control-plane pods."""
+
     image: str = derived(VERSIONED_IMAGE, "proxyv2")
     accessLogFile: str = "/dev/stdout"
     accessLogFormat: str = ""
@@ -337,26 +362,36 @@ class Proxy:
 
 @dataclass(frozen=True, kw_only=True)
 class ProxyInit:
+    """The istio-init image."""
+
     image: str = derived(VERSIONED_IMAGE, "proxy_init")
 
 
 @dataclass(frozen=True, kw_only=True)
 class PDB:
+    """PodDisruptionBudgets of the control-plane Deployments."""
+
     enabled: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class OutboundTrafficPolicy:
+    """What sidecars do with traffic to hosts outside the registry."""
+
     mode: str = "ALLOW_ANY"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Zipkin:
+    """The Zipkin collector."""
+
     address: str = derived(ZIPKIN_ADDRESS)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Lightstep:
+    """The LightStep tracer."""
+
     # The settings the resource gives, passed to the mesh config as they are.
     settings: Json = empty_map()
     cacertPath: str = ""
@@ -364,11 +399,15 @@ class Lightstep:
 
 @dataclass(frozen=True, kw_only=True)
 class Datadog:
+    """The Datadog agent."""
+
     address: str = "$(HOST_IP):8126"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Tracing:
+    """Distributed tracing."""
+
     enabled: bool = True
     tracer: str = "zipkin"
     zipkin: Zipkin
@@ -377,16 +416,9 @@ class Tracing:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CoreDNS(Placement):
-    enabled: bool = False
-    image: str = derived(FIXED_IMAGE, "coredns/coredns:1.1.2")
-    pluginImage: str = derived(FIXED_IMAGE, "docker.io/istio/coredns-plugin:0.2-istio-1.1")
-    replicaCount: int = 1
-    resources: Resources = derived(DEFAULT_RESOURCES)
-
-
-@dataclass(frozen=True, kw_only=True)
 class LocalityLB:
+    """Locality-weighted load balancing."""
+
     enabled: bool = False
     # The mesh's localityLbSetting as given (`distribute` wins over `failover`).
     distribute: Sequence[Json] = empty_list()
@@ -395,7 +427,20 @@ class LocalityLB:
 
 @dataclass(frozen=True, kw_only=True)
 class MixerlessTelemetry:
+    """In-proxy (Mixer-less) telemetry, 1.3 line."""
+
     enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreDNS(Placement):
+    """Istio CoreDNS, resolving the `*.global` names of a multi-mesh."""
+
+    enabled: bool = False
+    image: str = derived(FIXED_IMAGE, "coredns/coredns:1.1.2")
+    pluginImage: str = derived(FIXED_IMAGE, "docker.io/istio/coredns-plugin:0.2-istio-1.1")
+    replicaCount: int = 1
+    resources: Resources = derived(DEFAULT_RESOURCES)
 
 
 @dataclass(frozen=True, kw_only=True)

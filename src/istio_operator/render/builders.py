@@ -7,6 +7,7 @@ out a Deployment, Service, HPA, PDB or RBAC object by hand.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,26 @@ def metadata(
     return meta
 
 
+def kube_object(
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str] | None,
+    **body: Any,
+) -> Manifest:
+    """An object of `kind`: its type, its metadata, then `body`'s fields in their order."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata(name, namespace, labels),
+        **body,
+    }
+
+
+RBAC_API = "rbac.authorization.k8s.io/v1"
+
+
 # --- RBAC -------------------------------------------------------------------
 
 
@@ -46,20 +67,11 @@ READ = ("get", "list", "watch")
 
 
 def service_account(name: str, namespace: str, labels: Mapping[str, str]) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": metadata(name, namespace, labels),
-    }
+    return kube_object("v1", "ServiceAccount", name, namespace, labels)
 
 
 def cluster_role(name: str, labels: Mapping[str, str], rules: Iterable[Manifest]) -> Manifest:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": metadata(name, labels=labels),
-        "rules": list(rules),
-    }
+    return kube_object(RBAC_API, "ClusterRole", name, None, labels, rules=list(rules))
 
 
 def _binding(
@@ -105,12 +117,7 @@ def cluster_role_binding(
 def role(
     name: str, namespace: str, labels: Mapping[str, str], rules: Iterable[Manifest]
 ) -> Manifest:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": metadata(name, namespace, labels),
-        "rules": list(rules),
-    }
+    return kube_object(RBAC_API, "Role", name, namespace, labels, rules=list(rules))
 
 
 def role_binding(
@@ -135,6 +142,11 @@ def rbac_for(
         cluster_role(role_name, labels, rules),
         cluster_role_binding(binding_name, labels, role_name, service_account_name, namespace),
     ]
+
+
+def role_names(prefix: str) -> tuple[str, str]:
+    """The usual names of a component's ClusterRole and of its binding."""
+    return f"{prefix}-cluster-role", f"{prefix}-cluster-role-binding"
 
 
 # --- containers and pods ------------------------------------------------------
@@ -351,37 +363,23 @@ def deployment(
     if strategy is not None:
         spec["strategy"] = dict(strategy)
     spec["template"] = _template({**selector, **(pod_labels or {})}, pod_annotations, pod)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(name, namespace, labels),
-        "spec": spec,
-    }
+    return kube_object("apps/v1", "Deployment", name, namespace, labels, spec=spec)
+
+
+# DaemonSets replace one node's pod at a time.
+NODE_BY_NODE = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
 
 
 def daemon_set(
-    name: str,
-    namespace: str,
-    labels: Mapping[str, str],
-    selector: Mapping[str, str],
-    pod: Manifest,
-    *,
-    max_unavailable: int = 1,
-    pod_annotations: Mapping[str, str] = CONTROL_PLANE_POD_ANNOTATIONS,
+    name: str, namespace: str, labels: Mapping[str, str], selector: Mapping[str, str], pod: Manifest
 ) -> Manifest:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": metadata(name, namespace, labels),
-        "spec": {
-            "selector": {"matchLabels": dict(selector)},
-            "updateStrategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": max_unavailable},
-            },
-            "template": _template(selector, pod_annotations, pod),
-        },
+    template = _template(selector, CONTROL_PLANE_POD_ANNOTATIONS, pod)
+    spec = {
+        "selector": {"matchLabels": dict(selector)},
+        "updateStrategy": copy.deepcopy(NODE_BY_NODE),
+        "template": template,
     }
+    return kube_object("apps/v1", "DaemonSet", name, namespace, labels, spec=spec)
 
 
 # --- services, scaling, disruption ---------------------------------------------
@@ -404,6 +402,11 @@ def service_port(
     if node_port:
         result["nodePort"] = node_port
     return result
+
+
+def named_ports(*ports: tuple[str, int]) -> list[Manifest]:
+    """TCP Service ports from (name, port) pairs, each targeting its own number."""
+    return [service_port(name, port) for name, port in ports]
 
 
 def service(
@@ -479,23 +482,14 @@ def horizontal_pod_autoscaler(
 def pod_disruption_budget(
     name: str, namespace: str, labels: Mapping[str, str], selector: Mapping[str, str]
 ) -> Manifest:
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(name, namespace, labels),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(selector)}},
-    }
+    spec = {"minAvailable": 1, "selector": {"matchLabels": dict(selector)}}
+    return kube_object("policy/v1", "PodDisruptionBudget", name, namespace, labels, spec=spec)
 
 
 def config_map(
     name: str, namespace: str, labels: Mapping[str, str], data: Mapping[str, str]
 ) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(name, namespace, labels),
-        "data": dict(data),
-    }
+    return kube_object("v1", "ConfigMap", name, namespace, labels, data=dict(data))
 
 
 def istio_object(
@@ -507,9 +501,23 @@ def istio_object(
     spec: Manifest,
 ) -> Manifest:
     """A custom resource of one of Istio's own CRDs."""
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": metadata(name, namespace, labels),
-        "spec": spec,
-    }
+    return kube_object(api_version, kind, name, namespace, labels, spec=spec)
+
+
+def mesh_expansion_route(
+    name: str, namespace: str, labels: Mapping[str, str], host: str, port: int
+) -> Manifest:
+    """A VirtualService sending TCP `port` of the mesh-expansion gateway to `host`."""
+    route = {"destination": {"host": host, "port": {"number": port}}}
+    return istio_object(
+        "networking.istio.io/v1alpha3",
+        "VirtualService",
+        name,
+        namespace,
+        labels,
+        {
+            "hosts": [host],
+            "gateways": ["meshexpansion-gateway"],
+            "tcp": [{"match": [{"port": port}], "route": [route]}],
+        },
+    )

@@ -22,8 +22,7 @@ def rbac(ctx: Context) -> list[Manifest]:
         core_read.append("namespaces")
     return b.rbac_for(
         SERVICE_ACCOUNT,
-        "istio-citadel-cluster-role",
-        "istio-citadel-cluster-role-binding",
+        *b.role_names(NAME),
         ctx.namespace,
         SELECTOR,
         [
@@ -94,10 +93,9 @@ def deployment(ctx: Context) -> Manifest:
             initial_delay=60,
             period=60,
         )
-    container = b.container(
+    container = ctx.container(
         "citadel",
         citadel.image,
-        ctx.plan.imagePullPolicy,
         args=args(ctx),
         env_vars=env,
         resources=citadel.resources,
@@ -116,13 +114,8 @@ def deployment(ctx: Context) -> Manifest:
 
 
 def service(ctx: Context) -> Manifest:
-    return b.service(
-        NAME,
-        ctx.namespace,
-        SELECTOR,
-        {"istio": "citadel"},
-        [b.service_port("grpc-citadel", 8060), b.service_port("http-monitoring", 15014)],
-    )
+    ports = b.named_ports(("grpc-citadel", 8060), ("http-monitoring", 15014))
+    return b.service(NAME, ctx.namespace, SELECTOR, {"istio": "citadel"}, ports)
 
 
 def mesh_policy(ctx: Context) -> Manifest:
@@ -165,23 +158,7 @@ def destination_rules(ctx: Context) -> list[Manifest]:
 
 def mesh_expansion_virtual_service(ctx: Context) -> Manifest:
     host = ctx.service_host(NAME)
-    return b.istio_object(
-        "networking.istio.io/v1alpha3",
-        "VirtualService",
-        "meshexpansion-vs-citadel",
-        ctx.namespace,
-        SELECTOR,
-        {
-            "hosts": [host],
-            "gateways": ["meshexpansion-gateway"],
-            "tcp": [
-                {
-                    "match": [{"port": 8060}],
-                    "route": [{"destination": {"host": host, "port": {"number": 8060}}}],
-                }
-            ],
-        },
-    )
+    return b.mesh_expansion_route("meshexpansion-vs-citadel", ctx.namespace, SELECTOR, host, 8060)
 
 
 def render(ctx: Context) -> list[DesiredObject]:

@@ -35,10 +35,9 @@ def network_config(ctx: Context) -> str:
 
 def daemon_set(ctx: Context) -> Manifest:
     cni = ctx.plan.sidecarInjector.initCNIConfiguration
-    container = b.container(
+    container = ctx.container(
         "install-cni",
         cni.image,
-        ctx.plan.imagePullPolicy,
         command=["/install-cni.sh"],
         env_vars=[
             {

@@ -38,12 +38,9 @@ def mixer_address(ctx: Context, kind: str) -> str:
 def locality_lb(config: LocalityLB) -> dict[str, Any] | None:
     if not config.enabled:
         return None
-    setting: dict[str, Any] = {}
     if config.distribute:
-        setting["distribute"] = list(config.distribute)
-    elif config.failover:
-        setting["failover"] = list(config.failover)
-    return setting
+        return {"distribute": list(config.distribute)}
+    return {"failover": list(config.failover)} if config.failover else {}
 
 
 def tracing_config(ctx: Context) -> dict[str, Any]:

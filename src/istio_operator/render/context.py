@@ -14,6 +14,7 @@ from typing import Any
 
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, PHASE, REMOTE, ownership_labels
 from istio_operator.plan import model
+from istio_operator.render import builders
 from istio_operator.render.builders import Manifest
 from istio_operator.render.objects import CLUSTER_SCOPED_KINDS, DesiredObject
 from istio_operator.render.phases import Phase
@@ -61,6 +62,10 @@ class Context:
             labels[REMOTE] = self.remote
         meta["labels"] = labels
         return manifest
+
+    def container(self, name: str, image: str, **options: Any) -> Manifest:
+        """A container of `image`, pulled as the spec says (see `builders.container`)."""
+        return builders.container(name, image, self.plan.imagePullPolicy, **options)
 
     def unowned(self, phase: Phase, manifests: Iterable[Manifest]) -> list[DesiredObject]:
         """Objects that must outlive the resource: only the managed-by label."""

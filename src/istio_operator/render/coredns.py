@@ -33,10 +33,9 @@ COREFILE = """\
 
 def deployment(ctx: Context) -> Manifest:
     coredns = ctx.plan.istioCoreDNS
-    dns = b.container(
+    dns = ctx.container(
         "coredns",
         coredns.image,
-        ctx.plan.imagePullPolicy,
         args=["-conf", "/etc/coredns/Corefile"],
         ports=[
             b.container_port(53, "dns", "UDP"),
@@ -47,10 +46,9 @@ def deployment(ctx: Context) -> Manifest:
         mounts=[b.mount("config-volume", "/etc/coredns", read_only=True)],
         liveness=b.http_probe("/health", 8080, initial_delay=60, period=10, timeout=5),
     )
-    plugin = b.container(
+    plugin = ctx.container(
         "istio-coredns-plugin",
         coredns.pluginImage,
-        ctx.plan.imagePullPolicy,
         command=["/usr/local/bin/plugin"],
         ports=[b.container_port(8053, "dns-grpc")],
         resources=coredns.resources,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from istio_operator.render import data
 from istio_operator.render.builders import Manifest, metadata
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
@@ -28,37 +29,26 @@ class CRD:
         return f"{self.plural}.{self.group}"
 
 
-_NETWORKING = ("networking.istio.io", "v1alpha3")
-_AUTHENTICATION = ("authentication.istio.io", "v1alpha1")
-_CONFIG = ("config.istio.io", "v1alpha2")
-_RBAC = ("rbac.istio.io", "v1alpha1")
+def _declared() -> tuple[CRD, ...]:
+    """The CRDs of `templates/crds.yaml`: per group, `Kind plural [cluster] [short:name...]`."""
+    crds = []
+    for group in data.load_yaml("crds.yaml"):
+        for line in group["kinds"]:
+            kind, plural, *flags = line.split()
+            crds.append(
+                CRD(
+                    group["group"],
+                    group["version"],
+                    kind,
+                    plural,
+                    namespaced="cluster" not in flags,
+                    short_names=tuple(f.removeprefix("short:") for f in flags if f != "cluster"),
+                )
+            )
+    return tuple(crds)
 
-ISTIO_CRDS: tuple[CRD, ...] = (
-    CRD(*_NETWORKING, "VirtualService", "virtualservices", short_names=("vs",)),
-    CRD(*_NETWORKING, "DestinationRule", "destinationrules", short_names=("dr",)),
-    CRD(*_NETWORKING, "ServiceEntry", "serviceentries", short_names=("se",)),
-    CRD(*_NETWORKING, "Gateway", "gateways", short_names=("gw",)),
-    CRD(*_NETWORKING, "EnvoyFilter", "envoyfilters"),
-    CRD(*_NETWORKING, "Sidecar", "sidecars"),
-    CRD(*_AUTHENTICATION, "Policy", "policies"),
-    CRD(*_AUTHENTICATION, "MeshPolicy", "meshpolicies", namespaced=False),
-    CRD(*_CONFIG, "HTTPAPISpecBinding", "httpapispecbindings"),
-    CRD(*_CONFIG, "HTTPAPISpec", "httpapispecs"),
-    CRD(*_CONFIG, "QuotaSpecBinding", "quotaspecbindings"),
-    CRD(*_CONFIG, "QuotaSpec", "quotaspecs"),
-    # Mixer's kinds are lower case, as Istio declares them.
-    CRD(*_CONFIG, "rule", "rules"),
-    CRD(*_CONFIG, "attributemanifest", "attributemanifests"),
-    CRD(*_CONFIG, "adapter", "adapters"),
-    CRD(*_CONFIG, "instance", "instances"),
-    CRD(*_CONFIG, "template", "templates"),
-    CRD(*_CONFIG, "handler", "handlers"),
-    CRD(*_RBAC, "ClusterRbacConfig", "clusterrbacconfigs", namespaced=False),
-    CRD(*_RBAC, "RbacConfig", "rbacconfigs"),
-    CRD(*_RBAC, "ServiceRole", "serviceroles"),
-    CRD(*_RBAC, "ServiceRoleBinding", "servicerolebindings"),
-    CRD(*_RBAC, "AuthorizationPolicy", "authorizationpolicies"),
-)
+
+ISTIO_CRDS: tuple[CRD, ...] = _declared()
 
 
 def crd_manifest(crd: CRD) -> Manifest:

@@ -155,10 +155,9 @@ def _probe(path: str) -> Manifest:
 def deployment(ctx: Context) -> Manifest:
     galley = ctx.plan.galley
     volumes = certs(SERVICE_ACCOUNT, optional=False)
-    container = b.container(
+    container = ctx.container(
         "galley",
         galley.image,
-        ctx.plan.imagePullPolicy,
         command=["/usr/local/bin/galley"],
         args=args(ctx),
         ports=[b.container_port(443), b.container_port(15014), b.container_port(9901)],
@@ -187,17 +186,8 @@ def deployment(ctx: Context) -> Manifest:
 
 
 def service(ctx: Context) -> Manifest:
-    return b.service(
-        NAME,
-        ctx.namespace,
-        SELECTOR,
-        {"istio": "galley"},
-        [
-            b.service_port("https-validation", 443),
-            b.service_port("http-monitoring", 15014),
-            b.service_port("grpc-mcp", 9901),
-        ],
-    )
+    ports = b.named_ports(("https-validation", 443), ("http-monitoring", 15014), ("grpc-mcp", 9901))
+    return b.service(NAME, ctx.namespace, SELECTOR, {"istio": "galley"}, ports)
 
 
 def render(ctx: Context) -> list[DesiredObject]:

@@ -33,29 +33,27 @@ def settings(ctx: Context, kind: str) -> Workload:
     return ctx.plan.policy if kind == "policy" else ctx.plan.telemetry
 
 
+CORE_READ = (
+    "configmaps",
+    "endpoints",
+    "pods",
+    "services",
+    "namespaces",
+    "secrets",
+    "replicationcontrollers",
+)
+
+
 def rbac(ctx: Context) -> list[Manifest]:
     return b.rbac_for(
         SERVICE_ACCOUNT,
-        "istio-mixer-cluster-role",
-        "istio-mixer-cluster-role-binding",
+        *b.role_names("istio-mixer"),
         ctx.namespace,
         LABELS,
         [
             b.rule(["config.istio.io"], ["*"], ["create", "get", "list", "watch", "patch"]),
             b.rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], b.READ),
-            b.rule(
-                [""],
-                [
-                    "configmaps",
-                    "endpoints",
-                    "pods",
-                    "services",
-                    "namespaces",
-                    "secrets",
-                    "replicationcontrollers",
-                ],
-                b.READ,
-            ),
+            b.rule([""], CORE_READ, b.READ),
             b.rule(["extensions", "apps"], ["replicasets"], b.READ),
         ],
     )
@@ -104,10 +102,9 @@ def deployment(ctx: Context, kind: str) -> Manifest:
     ports = [b.container_port(15014)]
     if kind == "telemetry":
         ports.append(b.container_port(42422))
-    mixer = b.container(
+    mixer = ctx.container(
         "mixer",
         config.image,
-        ctx.plan.imagePullPolicy,
         args=mixer_args(ctx, kind),
         ports=ports,
         env_vars=[b.env("GODEBUG", "gctrace=1"), b.env("GOMAXPROCS", 6)],

@@ -32,10 +32,9 @@ def env(ctx: Context) -> list[Manifest]:
 
 def daemon_set(ctx: Context) -> Manifest:
     agent = ctx.plan.nodeAgent
-    container = b.container(
+    container = ctx.container(
         "nodeagent",
         agent.image,
-        ctx.plan.imagePullPolicy,
         env_vars=env(ctx),
         resources=agent.resources,
         mounts=[b.mount("sdsudspath", SDS_UDS_PATH)],

@@ -19,16 +19,14 @@ CONFIG_VOLUME = "config-volume"
 
 
 def rbac(ctx: Context) -> list[Manifest]:
+    istio_all = ["config.istio.io", "networking.istio.io", "authentication.istio.io"]
     return b.rbac_for(
         SERVICE_ACCOUNT,
-        "istio-pilot-cluster-role",
-        "istio-pilot-cluster-role-binding",
+        *b.role_names("istio-pilot"),
         ctx.namespace,
         LABELS,
         [
-            b.rule(["config.istio.io"], ["*"], ["*"]),
-            b.rule(["networking.istio.io"], ["*"], ["*"]),
-            b.rule(["authentication.istio.io"], ["*"], ["*"]),
+            *(b.rule([group], ["*"], ["*"]) for group in istio_all),
             b.rule(["rbac.istio.io"], ["*"], b.READ),
             b.rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["*"]),
             b.rule(["extensions", "networking.k8s.io"], ["ingresses", "ingresses/status"], ["*"]),
@@ -101,10 +99,9 @@ def deployment(ctx: Context) -> Manifest:
         (b.config_map_volume(CONFIG_VOLUME, MESH_CONFIG_MAP),),
         (b.mount(CONFIG_VOLUME, "/etc/istio/config"),),
     )
-    discovery = b.container(
+    discovery = ctx.container(
         "discovery",
         pilot.image,
-        ctx.plan.imagePullPolicy,
         args=discovery_args(ctx),
         ports=[b.container_port(8080), b.container_port(15010)],
         env_vars=discovery_env(ctx),
@@ -138,18 +135,13 @@ def deployment(ctx: Context) -> Manifest:
 
 
 def service(ctx: Context) -> Manifest:
-    return b.service(
-        NAME,
-        ctx.namespace,
-        LABELS,
-        {"istio": "pilot"},
-        [
-            b.service_port("grpc-xds", 15010),
-            b.service_port("https-xds", 15011),
-            b.service_port("http-legacy-discovery", 8080),
-            b.service_port("http-monitoring", 15014),
-        ],
+    ports = b.named_ports(
+        ("grpc-xds", 15010),
+        ("https-xds", 15011),
+        ("http-legacy-discovery", 8080),
+        ("http-monitoring", 15014),
     )
+    return b.service(NAME, ctx.namespace, LABELS, {"istio": "pilot"}, ports)
 
 
 def mesh_expansion(ctx: Context) -> list[Manifest]:
@@ -159,23 +151,7 @@ def mesh_expansion(ctx: Context) -> list[Manifest]:
     manifests = []
     if ctx.plan.meshExpansion:
         manifests.append(
-            b.istio_object(
-                networking,
-                "VirtualService",
-                "meshexpansion-vs-pilot",
-                ctx.namespace,
-                LABELS,
-                {
-                    "hosts": [host],
-                    "gateways": ["meshexpansion-gateway"],
-                    "tcp": [
-                        {
-                            "match": [{"port": 15011}],
-                            "route": [{"destination": {"host": host, "port": {"number": 15011}}}],
-                        }
-                    ],
-                },
-            )
+            b.mesh_expansion_route("meshexpansion-vs-pilot", ctx.namespace, LABELS, host, 15011)
         )
     # The 1.2 family renders the rule whenever the control plane is secured.
     wants_rule = ctx.plan.meshExpansion or ctx.legacy

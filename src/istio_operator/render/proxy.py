@@ -76,10 +76,9 @@ def sidecar(
     volumes: Volumes,
 ) -> Manifest:
     """The istio-proxy sidecar of a control-plane pod (pilot, policy, telemetry)."""
-    return b.container(
+    return ctx.container(
         "istio-proxy",
         ctx.plan.proxy.image,
-        ctx.plan.imagePullPolicy,
         args=[
             "proxy",
             "--serviceCluster",
@@ -99,10 +98,9 @@ def sidecar(
 
 def core_dump_init_container(ctx: Context) -> Manifest:
     """The privileged init container that enables core dumps of the proxy."""
-    return b.container(
+    return ctx.container(
         "enable-core-dump",
         ctx.plan.proxy.coreDumpImage,
-        ctx.plan.imagePullPolicy,
         command=["/bin/sh"],
         args=[
             "-c",

@@ -130,18 +130,7 @@ def mirrored_service(
     ips = [address for address in addresses if _is_ip(address)]
     names = [address for address in addresses if not _is_ip(address)]
     service_ports = [b.service_port(p.name, p.port, protocol=p.protocol) for p in ports]
-    if names and not ips:
-        return [
-            b.service(
-                service.name,
-                ctx.namespace,
-                MIRROR_LABELS,
-                None,
-                service_ports,
-                service_type="ExternalName",
-                extra={"externalName": names[0]},
-            )
-        ]
+    external = bool(names and not ips)
     manifests = [
         b.service(
             service.name,
@@ -149,9 +138,12 @@ def mirrored_service(
             MIRROR_LABELS,
             None,
             service_ports,
-            extra={"clusterIP": "None"},
+            service_type="ExternalName" if external else "ClusterIP",
+            extra={"externalName": names[0]} if external else {"clusterIP": "None"},
         )
     ]
+    if external:
+        return manifests
     if ips:
         endpoint_ports = []
         for port in ports:

@@ -21,21 +21,13 @@ TEMPLATES = {"1.2": "injection-template-1.2.tpl", "1.3": "injection-template-1.3
 
 
 def rbac(ctx: Context) -> list[Manifest]:
-    return b.rbac_for(
-        SERVICE_ACCOUNT,
-        "istio-sidecar-injector-cluster-role",
-        "istio-sidecar-injector-cluster-role-binding",
-        ctx.namespace,
-        SELECTOR,
-        [
-            b.rule([""], ["configmaps"], b.READ),
-            b.rule(
-                ["admissionregistration.k8s.io"],
-                ["mutatingwebhookconfigurations"],
-                ["get", "list", "watch", "patch"],
-            ),
-        ],
+    webhooks = b.rule(
+        ["admissionregistration.k8s.io"],
+        ["mutatingwebhookconfigurations"],
+        ["get", "list", "watch", "patch"],
     )
+    rules = [b.rule([""], ["configmaps"], b.READ), webhooks]
+    return b.rbac_for(SERVICE_ACCOUNT, *b.role_names(NAME), ctx.namespace, SELECTOR, rules)
 
 
 def _tracer(ctx: Context) -> str:
@@ -164,10 +156,9 @@ def deployment(ctx: Context) -> Manifest:
         ),
     )
     volumes = config + certs
-    container = b.container(
+    container = ctx.container(
         "sidecar-injector-webhook",
         injector.image,
-        ctx.plan.imagePullPolicy,
         args=[
             "--caCertFile=/etc/istio/certs/root-cert.pem",
             "--tlsCertFile=/etc/istio/certs/cert-chain.pem",
@@ -258,11 +249,6 @@ def mutating_webhook_configuration(ctx: Context) -> Manifest:
 def render(ctx: Context) -> list[DesiredObject]:
     if not ctx.plan.sidecarInjector.enabled:
         return []
-    manifests = [
-        *rbac(ctx),
-        config_map(ctx),
-        deployment(ctx),
-        service(ctx),
-        mutating_webhook_configuration(ctx),
-    ]
+    webhook = mutating_webhook_configuration(ctx)
+    manifests = [*rbac(ctx), config_map(ctx), deployment(ctx), service(ctx), webhook]
     return ctx.emit(Phase.SIDECAR_INJECTOR, manifests)

@@ -10,10 +10,11 @@ pre-release suffix such as `-rc.1`), so `1.30` or `1.3` alone are refused.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 UNSUPPORTED_VERSION_MESSAGE = (
     "intended Istio version is unsupported by this version of the operator"
@@ -163,29 +164,33 @@ ISTIO_1_2 = Family(
     cluster_name=False,
 )
 
-ISTIO_1_3 = Family(
+# The 1.3 line: the 1.2 line with every switch on, its own SDS token, injection template
+# and core-dump image, and Mixer-less telemetry.
+_SWITCHES_ON: dict[str, Any] = dict.fromkeys(
+    (
+        "policy_telemetry_split",
+        "stdio_adapter_switch",
+        "protocol_sniffing",
+        "trust_domain",
+        "cluster_domain",
+        "envoy_services",
+        "access_log_settings",
+        "galley_config_validation",
+        "citadel_namespaces_by_default",
+        "cluster_name",
+    ),
+    True,
+)
+ISTIO_1_3 = dataclasses.replace(
+    ISTIO_1_2,
     name="1.3",
-    major=1,
     minor=3,
-    min_patch=0,
     reference_version="1.3.8",
-    renderer="classic",
     components=(*ISTIO_1_2.components, "mixerlesstelemetry"),
-    remote_components=_REMOTE_COMPONENTS,
-    images=_CLASSIC_IMAGES,
-    policy_telemetry_split=True,
-    stdio_adapter_switch=True,
-    protocol_sniffing=True,
-    trust_domain=True,
-    cluster_domain=True,
     sds_token="audience",
-    envoy_services=True,
-    access_log_settings=True,
-    galley_config_validation=True,
-    citadel_namespaces_by_default=True,
     injector_template="1.3",
     core_dump_image_from="proxy",
-    cluster_name=True,
+    **_SWITCHES_ON,
 )
 
 FAMILIES: tuple[Family, ...] = (ISTIO_1_2, ISTIO_1_3)
