@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from lightkube import Client, KubeConfig
+from lightkube import Client
 
 from istio_operator.localcluster import LocalCluster, Workspace
+from tests.operator_harness import client_for
 
 RUNS_ROOT = Path(tempfile.gettempdir()) / "istio-operator-test-clusters"
 WORKSPACE_KEY = pytest.StashKey[Workspace]()
@@ -53,12 +54,6 @@ def remote_cluster(workspace: Workspace) -> LocalCluster:
     return workspace.create("remote")
 
 
-def client_for(cluster: LocalCluster) -> Client:
-    return Client(
-        KubeConfig.from_file(str(cluster.kubeconfig)), field_manager="istio-operator-tests"
-    )
-
-
 @pytest.fixture(scope="session")
 def primary(primary_cluster: LocalCluster) -> Client:
     return client_for(primary_cluster)
@@ -70,7 +65,9 @@ def remote(remote_cluster: LocalCluster) -> Client:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     ws = item.config.stash.get(WORKSPACE_KEY, None)
     if report.failed and ws is not None and "workspace" in getattr(item, "fixturenames", ()):
