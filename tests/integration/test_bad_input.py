@@ -22,23 +22,29 @@ from typing import Any
 import pytest
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apps_v1 import DaemonSet, Deployment
-from lightkube.resources.core_v1 import Event, Namespace, Secret
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Event, Secret
 
 from istio_operator.api.parse import load_istio
 from istio_operator.cli.demo import remote_istio_body
-from istio_operator.localcluster import LocalCluster, Workspace
+from istio_operator.localcluster import Workspace
 from istio_operator.render import render_primary
-from tests.conftest import client_for
 from tests.operator_harness import (
     IstioResource,
-    OperatorProcess,
-    RemoteIstioResource,
-    apply_crds,
+    Plane,
     apply_istio,
+    apply_remote_istio,
+    generation_of,
     istio_body,
     istio_status,
+    meta,
+    name_of,
+    operator_plane,
+    pod_spec,
+    ready,
+    reason,
     wait_for,
+    workloads,
 )
 from tests.unit.fuzz_corpus import BAD_CASES, BadCase, set_path
 
@@ -54,35 +60,16 @@ REMOTE_CASES = [c for c in BAD_CASES if c.kind == "RemoteIstio" and c.schema_fie
 SETTLE_S = 60.0
 
 
-@dataclass
-class Setup:
-    workspace: Workspace
-    cluster: LocalCluster
-    client: Client
-    operator: OperatorProcess
-
-
 @pytest.fixture(scope="module")
-def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    cluster = workspace.create("bad-input")
-    client = client_for(cluster)
-    operator = OperatorProcess(
-        cluster.kubeconfig, tmp_path_factory.mktemp("bad-input") / "operator.log"
-    )
-    try:
-        apply_crds(client)
-        for namespace in (NAMESPACE, "injected"):
-            client.apply(Namespace(metadata=ObjectMeta(name=namespace)))
-        operator.start()
-        apply_good_spec(client)
+def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    directory = tmp_path_factory.mktemp("bad-input")
+    with operator_plane(workspace, directory, "bad-input") as plane:
+        plane.operator.start()
+        apply_good_spec(plane.primary)
         # The Deployment controller's last status writes of the install land after
         # Available: the baseline of every case is a plane at rest.
-        wait_at_rest(client)
-        yield Setup(workspace, cluster, client, operator)
-    finally:
-        operator.stop()
-        print(operator.tail(100))
-        workspace.delete(cluster.name)
+        wait_at_rest(plane.primary)
+        yield plane
 
 
 def good_body() -> dict[str, Any]:
@@ -90,21 +77,7 @@ def good_body() -> dict[str, Any]:
 
 
 def generation(client: Client) -> int:
-    return int(client.get(IstioResource, "istio", namespace=NAMESPACE).metadata.generation)
-
-
-def reason(status: dict[str, Any]) -> str:
-    return next(
-        (c.get("reason", "") for c in status.get("conditions") or [] if c["type"] == "Reconciled"),
-        "",
-    )
-
-
-def ready(status: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
+    return generation_of(client.get(IstioResource, "istio", namespace=NAMESPACE))
 
 
 def settled(client: Client, at: int) -> dict[str, Any] | None:
@@ -134,11 +107,8 @@ def apply_good_spec(client: Client) -> None:
 def workload_versions(client: Client) -> dict[str, str]:
     """The resourceVersion of every Deployment and DaemonSet of the cluster."""
     return {
-        f"{kind.__name__} {obj.metadata.namespace}/{obj.metadata.name}": str(
-            obj.metadata.resourceVersion
-        )
-        for kind in (Deployment, DaemonSet)
-        for obj in client.list(kind, namespace=ALL_NS)
+        f"{type(obj).__name__} {meta(obj).namespace}/{name_of(obj)}": str(meta(obj).resourceVersion)
+        for obj in workloads(client, ALL_NS)
     }
 
 
@@ -159,24 +129,26 @@ def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def operator_refusal(client: Client, at: int) -> dict[str, Any]:
-    status = wait_for(f"generation {at} judged", lambda: settled(client, at), timeout=SETTLE_S)
+    status: dict[str, Any] = wait_for(
+        f"generation {at} judged", lambda: settled(client, at), timeout=SETTLE_S
+    )
     assert status["Status"] == "ReconcileFailed", status
     return status
 
 
-def restore_and_check(setup: Setup, before: dict[str, str]) -> None:
+def restore_and_check(setup: Plane, before: dict[str, str]) -> None:
     """The good spec back: the plane Available again and still no workload written."""
-    apply_good_spec(setup.client)
+    apply_good_spec(setup.primary)
     setup.operator.assert_running()
-    assert changed(before, workload_versions(setup.client)) == []
+    assert changed(before, workload_versions(setup.primary)) == []
 
 
 # -- the fixed corpus -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", ISTIO_CASES, ids=[c.name for c in ISTIO_CASES])
-def test_a_bad_istio_spec_changes_nothing(setup: Setup, case: BadCase) -> None:
-    client = setup.client
+def test_a_bad_istio_spec_changes_nothing(setup: Plane, case: BadCase) -> None:
+    client = setup.primary
     before = workload_versions(client)
     body = good_body()
     set_path(body["spec"], case.path, case.value)
@@ -204,11 +176,11 @@ def test_a_bad_istio_spec_changes_nothing(setup: Setup, case: BadCase) -> None:
 
 
 @pytest.mark.parametrize("case", REMOTE_CASES, ids=[c.name for c in REMOTE_CASES])
-def test_a_bad_remote_istio_is_refused_at_once(setup: Setup, case: BadCase) -> None:
+def test_a_bad_remote_istio_is_refused_at_once(setup: Plane, case: BadCase) -> None:
     body = remote_istio_body("bad-remote", NAMESPACE)
     set_path(body["spec"], case.path, case.value)
     with pytest.raises(ApiError) as info:
-        setup.client.apply(RemoteIstioResource.from_dict(body), force=True)
+        apply_remote_istio(setup.primary, body)
     message = info.value.status.message or ""
     assert info.value.status.code == 422, message[:300]
     assert f"{case.schema_field}: " in message, message[:300]
@@ -217,8 +189,8 @@ def test_a_bad_remote_istio_is_refused_at_once(setup: Setup, case: BadCase) -> N
 # -- references the API server cannot check ---------------------------------------------------
 
 
-def test_a_missing_ca_secret_is_refused_until_it_exists(setup: Setup) -> None:
-    client = setup.client
+def test_a_missing_ca_secret_is_refused_until_it_exists(setup: Plane) -> None:
+    client = setup.primary
     before = workload_versions(client)
     body = good_body()
     set_path(body["spec"], "citadel.caSecretName", "bad-input-ca")
@@ -240,7 +212,7 @@ def test_a_missing_ca_secret_is_refused_until_it_exists(setup: Setup) -> None:
             if status.get("observedGeneration") != at or status.get("Status") != "Available":
                 return False
             citadel = client.get(Deployment, "istio-citadel", namespace=NAMESPACE)
-            volumes = citadel.spec.template.spec.volumes or []
+            volumes = pod_spec(citadel).volumes or []
             return any(v.secret and v.secret.secretName == "bad-input-ca" for v in volumes)
 
         wait_for("citadel rolled out with the CA Secret", mounted, timeout=SETTLE_S)
@@ -298,8 +270,8 @@ def merged(base: dict[str, Any], edit: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in SERVER_CASES])
-def test_what_only_the_api_server_refuses_changes_nothing(setup: Setup, case: ServerCase) -> None:
-    client = setup.client
+def test_what_only_the_api_server_refuses_changes_nothing(setup: Plane, case: ServerCase) -> None:
+    client = setup.primary
     body = good_body()
     body["spec"] = merged(body["spec"], case.edit)
     # The parser and the renderer accept it (else the case belongs in the fixed corpus).
@@ -331,16 +303,16 @@ def test_what_only_the_api_server_refuses_changes_nothing(setup: Setup, case: Se
 # -- the log ----------------------------------------------------------------------------------
 
 
-def test_no_bad_input_logs_a_traceback(setup: Setup) -> None:
+def test_no_bad_input_logs_a_traceback(setup: Plane) -> None:
     setup.operator.assert_running()
     log = setup.operator.log.read_text(errors="replace")
     assert "Traceback" not in log, log[log.index("Traceback") - 500 :][:3000]
 
 
-def test_a_spec_nested_too_deep_for_json_decoding_is_refused(setup: Setup, tmp_path: Path) -> None:
+def test_a_spec_nested_too_deep_for_json_decoding_is_refused(setup: Plane, tmp_path: Path) -> None:
     """Last: before the fix, this case ends the operator."""
     (case,) = [c for c in BAD_CASES if c.name in RAW_CASES]
-    client = setup.client
+    client = setup.primary
     before = workload_versions(client)
     # The case's value is [{..., "x": [[[... "x" ...]]]}]: written out by hand.
     (item,) = case.value
@@ -354,7 +326,7 @@ def test_a_spec_nested_too_deep_for_json_decoding_is_refused(setup: Setup, tmp_p
     raw.write_text(json.dumps(body).replace(json.dumps("@@deep@@"), deep))
     try:
         setup.workspace.kubectl(
-            setup.cluster,
+            setup.primary_cluster,
             "apply",
             "--server-side",
             "--force-conflicts",
@@ -367,7 +339,14 @@ def test_a_spec_nested_too_deep_for_json_decoding_is_refused(setup: Setup, tmp_p
         # Read through kubectl: this test's client cannot decode the resource either.
         def field(path: str) -> str:
             return setup.workspace.kubectl(
-                setup.cluster, "get", "istio", "istio", "-n", NAMESPACE, "-o", f"jsonpath={path}"
+                setup.primary_cluster,
+                "get",
+                "istio",
+                "istio",
+                "-n",
+                NAMESPACE,
+                "-o",
+                f"jsonpath={path}",
             )
 
         at = field("{.metadata.generation}")

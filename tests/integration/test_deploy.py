@@ -17,6 +17,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from istio_operator.localcluster.binaries import find_binaries
+from tests.operator_harness import meta, name_of
 
 pytestmark = pytest.mark.cluster
 
@@ -71,9 +72,10 @@ def dry_run_apply(client: Client, stream: str) -> list[str]:
     for obj in first + [o for o in objects if o not in first]:
         real = obj in first
         namespace = HELM_NAMESPACE if isinstance(obj, NamespacedResource) else None
-        namespace = obj.metadata.namespace or namespace
-        client.apply(obj, namespace=namespace, dry_run=not real, force=True)
-        applied.append(f"{obj.kind}/{obj.metadata.name}")
+        namespace = meta(obj).namespace or namespace
+        # lightkube's overloads leave out `namespace`, which its apply() takes and documents.
+        client.apply(obj, namespace=namespace, dry_run=not real, force=True)  # type: ignore[call-overload]
+        applied.append(f"{obj.kind}/{name_of(obj)}")
     return applied
 
 

@@ -20,7 +20,13 @@ from lightkube.resources.coordination_v1 import Lease
 
 from istio_operator.controller.leader import LEASE_NAME, holder_of, is_expired
 from istio_operator.localcluster import LocalCluster
-from tests.operator_harness import OperatorProcess, apply_crds, wait_for, write_requests
+from tests.operator_harness import (
+    OperatorProcess,
+    apply_crds,
+    from_dict,
+    wait_for,
+    write_requests,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -203,7 +209,7 @@ def test_a_leader_that_loses_the_lease_exits_at_once(
     a.start()
     wait_for("a to lead", lambda: lease_holder(primary) == identity_of(a))
     # Someone else writes itself into the Lease (as a standby would after a partition).
-    lease = Lease.from_dict(read_lease(primary) or {})
+    lease = from_dict(Lease, read_lease(primary) or {})
     assert lease.spec is not None
     lease.spec.holderIdentity = "someone-else"
     primary.replace(lease)
@@ -212,7 +218,7 @@ def test_a_leader_that_loses_the_lease_exits_at_once(
         a.process.wait(5)
     assert a.process.returncode == 3, a.tail()
     assert "lost leadership: the Lease is now held by someone-else" in log_of(a)
-    free = Lease.from_dict(read_lease(primary) or {})
+    free = from_dict(Lease, read_lease(primary) or {})
     assert free.spec is not None
     free.spec.holderIdentity = ""
     primary.replace(free)

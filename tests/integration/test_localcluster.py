@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from lightkube import ApiError, Client
 from lightkube.generic_resource import create_namespaced_resource
@@ -13,8 +11,7 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Service
 
 from istio_operator.localcluster import LocalCluster, Workspace
-from tests.conftest import client_for
-from tests.operator_harness import wait_for
+from tests.operator_harness import client_for, from_dict, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -24,12 +21,12 @@ def make_namespace(client: Client, name: str) -> str:
     return name
 
 
-def deployment(name: str, replicas: int) -> dict[str, Any]:
+def deployment(name: str, replicas: int, namespace: str) -> Deployment:
     labels = {"app": name}
-    return {
+    manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
@@ -39,30 +36,36 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
             },
         },
     }
+    return from_dict(Deployment, manifest)
+
+
+def available_replicas(client: Client, name: str, namespace: str) -> int:
+    status = client.get(Deployment, name, namespace=namespace).status
+    return (status.availableReplicas if status else None) or 0
 
 
 def test_deployment_rolls_out_onto_fake_nodes(primary: Client) -> None:
     ns = make_namespace(primary, "rollout")
-    primary.apply(Deployment.from_dict(deployment("echo", 3)), namespace=ns)
+    primary.apply(deployment("echo", 3, ns))
 
     available = wait_for(
-        "3 available replicas",
-        lambda: (primary.get(Deployment, "echo", namespace=ns).status.availableReplicas or 0) == 3,
+        "3 available replicas", lambda: available_replicas(primary, "echo", ns) == 3
     )
     assert available
     pods = list(primary.list(Pod, namespace=ns, labels={"app": "echo"}))
     assert len(pods) == 3
-    nodes = {pod.spec.nodeName for pod in pods}
+    nodes = {pod.spec.nodeName if pod.spec else None for pod in pods}
     assert all(node and node.startswith("node-") for node in nodes)
     for pod in pods:
+        assert pod.status is not None
         assert pod.status.phase == "Running"
-        ready = {c.type: c.status for c in pod.status.conditions}
+        ready = {c.type: c.status for c in pod.status.conditions or []}
         assert ready["Ready"] == "True"
 
 
 def test_deleting_an_owner_garbage_collects_its_dependents(primary: Client) -> None:
     ns = make_namespace(primary, "gc")
-    primary.apply(Deployment.from_dict(deployment("owner", 2)), namespace=ns)
+    primary.apply(deployment("owner", 2, ns))
     wait_for("pods", lambda: len(list(primary.list(Pod, namespace=ns))) == 2)
     assert len(list(primary.list(ReplicaSet, namespace=ns))) == 1
 
@@ -103,7 +106,7 @@ WIDGET_CRD = {
 
 
 def test_crd_becomes_established_and_invalid_resources_are_rejected(primary: Client) -> None:
-    primary.apply(CustomResourceDefinition.from_dict(WIDGET_CRD))
+    primary.apply(from_dict(CustomResourceDefinition, WIDGET_CRD))
 
     def established() -> bool:
         crd = primary.get(CustomResourceDefinition, "widgets.test.example.com")
@@ -135,29 +138,27 @@ def test_two_clusters_are_isolated(primary: Client, remote: Client) -> None:
 def test_load_balancer_services_get_an_address(
     primary: Client, primary_cluster: LocalCluster
 ) -> None:
-    primary.apply(
-        Service.from_dict(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "gateway"},
-                "spec": {
-                    "type": "LoadBalancer",
-                    "selector": {"app": "gw"},
-                    "ports": [{"name": "http", "port": 80}],
-                },
-            }
-        ),
-        namespace="default",
-    )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "gateway", "namespace": "default"},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": "gw"},
+            "ports": [{"name": "http", "port": 80}],
+        },
+    }
+    primary.apply(from_dict(Service, service))
 
     def address() -> str | None:
-        lb = primary.get(Service, "gateway", namespace="default").status.loadBalancer
+        status = primary.get(Service, "gateway", namespace="default").status
+        lb = status.loadBalancer if status else None
         return lb.ingress[0].ip if lb and lb.ingress else None
 
     ip = wait_for("a load-balancer address", address)
     assert ip.startswith(primary_cluster.address_prefix + ".")
-    assert primary.get(Service, "gateway", namespace="default").spec.type == "LoadBalancer"
+    spec = primary.get(Service, "gateway", namespace="default").spec
+    assert spec is not None and spec.type == "LoadBalancer"
 
 
 def test_a_stopped_cluster_is_unreachable_and_comes_back_with_its_data(

@@ -5,28 +5,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from lightkube import ALL_NS, ApiError, Client
+from lightkube import ApiError, Client
+from lightkube.core.client import LabelSelector
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Namespace
 
 from istio_operator.api.labels import ownership_labels
-from istio_operator.kube.resources import is_namespaced, resource_class
 from istio_operator.localcluster import LocalCluster
 from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
 from istio_operator.versions import unsupported_example
 from tests.operator_harness import (
+    PRIMARY_COMPONENTS,
     IstioResource,
     OperatorProcess,
     RolloutRecorder,
     all_images,
     apply_crds,
     apply_istio,
+    create_namespaces,
+    exists,
+    images,
+    istio_available_at,
     istio_body,
     istio_status,
+    labels_of,
+    list_kind,
+    meta,
+    name_of,
+    operator_process,
+    resource_versions,
     wait_for,
     workload_images,
     write_requests,
@@ -34,30 +46,19 @@ from tests.operator_harness import (
 
 pytestmark = pytest.mark.cluster
 
-PRIMARY_IMAGES_AT = "docker.io/istio/{}:{}"
-CONTROL_PLANE = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
-
-
-def expected_images(version: str) -> set[str]:
-    return {PRIMARY_IMAGES_AT.format(c, version) for c in CONTROL_PLANE}
-
 
 @pytest.fixture(scope="module")
 def operator(
     primary: Client, primary_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     apply_crds(primary)
-    for ns in ("istio-system", "injected"):
-        primary.apply(Namespace(metadata=ObjectMeta(name=ns)))
-    process = OperatorProcess(
-        primary_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log"
-    )
-    process.start()
-    time.sleep(2)
-    process.assert_running()
-    yield process
-    process.stop()
-    print(process.tail(200))
+    create_namespaces(primary, "istio-system", "injected")
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with operator_process(primary_cluster.kubeconfig, log, tail=200) as process:
+        process.start()
+        time.sleep(2)
+        process.assert_running()
+        yield process
 
 
 def ensure_installed(client: Client, version: str) -> None:
@@ -67,11 +68,8 @@ def ensure_installed(client: Client, version: str) -> None:
 
 
 def available_at(client: Client, version: str) -> bool:
-    status = istio_status(client)
-    return (
-        status.get("Status") == "Available"
-        and status.get("version") == version
-        and (all_images(client) == expected_images(version))
+    return istio_available_at(client, version) and all_images(client) == images(
+        PRIMARY_COMPONENTS, version
     )
 
 
@@ -84,9 +82,9 @@ def test_install_upgrade_and_rollback(primary: Client, operator: OperatorProcess
         "Ready": "True",
     }
     for deployment in primary.list(Deployment, namespace="istio-system"):
-        assert deployment.status.availableReplicas >= 1, deployment.metadata.name
-    injected = primary.get(Namespace, "injected")
-    assert injected.metadata.labels.get("istio-injection") == "enabled"
+        available = deployment.status and deployment.status.availableReplicas
+        assert (available or 0) >= 1, name_of(deployment)
+    assert labels_of(primary.get(Namespace, "injected")).get("istio-injection") == "enabled"
 
     with RolloutRecorder(primary, "1.3.0") as rollout:
         apply_istio(primary, istio_body("1.3.0"))
@@ -125,7 +123,7 @@ def test_mixerless_telemetry_and_switching_telemetry_off(
     wait_for("Available at 1.3.0", lambda: available_at(primary, "1.3.0"), timeout=120)
 
 
-def _envoy_filters(client: Client) -> list[dict]:
+def _envoy_filters(client: Client) -> list[dict[str, Any]]:
     from lightkube.generic_resource import create_namespaced_resource
 
     envoy = create_namespaced_resource(
@@ -142,7 +140,7 @@ def test_drift_is_repaired_within_seconds(primary: Client, operator: OperatorPro
     primary.delete(Deployment, "istio-galley", namespace="istio-system")
     start = time.monotonic()
     # A watch event, not the resync (10 s here), brings it back: the bound stays below it.
-    wait_for("galley recreated", lambda: _exists(primary, "istio-galley"), timeout=9)
+    wait_for("galley recreated", lambda: exists(primary, Deployment, "istio-galley"), timeout=9)
     print(f"galley recreated in {time.monotonic() - start:.1f} s")
 
     primary.patch(
@@ -164,14 +162,6 @@ def test_drift_is_repaired_within_seconds(primary: Client, operator: OperatorPro
     )
 
 
-def _exists(client: Client, name: str) -> bool:
-    try:
-        client.get(Deployment, name, namespace="istio-system")
-    except ApiError:
-        return False
-    return True
-
-
 def test_no_write_requests_while_idle(
     primary: Client, primary_cluster: LocalCluster, operator: OperatorProcess
 ) -> None:
@@ -185,10 +175,7 @@ def test_no_write_requests_while_idle(
 
 def test_unsupported_version_changes_nothing(primary: Client, operator: OperatorProcess) -> None:
     ensure_installed(primary, "1.3.0")
-    before = {
-        d.metadata.name: d.metadata.resourceVersion
-        for d in primary.list(Deployment, namespace="istio-system")
-    }
+    before = resource_versions(primary)
     apply_istio(primary, istio_body(unsupported_example()))
     message = "intended Istio version is unsupported by this version of the operator"
     status = wait_for(
@@ -203,10 +190,7 @@ def test_unsupported_version_changes_nothing(primary: Client, operator: Operator
         ],
     )
     assert events[0].type == "Warning"
-    after = {
-        d.metadata.name: d.metadata.resourceVersion
-        for d in primary.list(Deployment, namespace="istio-system")
-    }
+    after = resource_versions(primary)
     assert after == before
     apply_istio(primary, istio_body("1.3.0"))
     wait_for("Available again", lambda: available_at(primary, "1.3.0"), timeout=120)
@@ -246,8 +230,7 @@ def test_injection_labels_follow_the_list_including_later_namespaces(
     primary.apply(Namespace(metadata=ObjectMeta(name="later")))
 
     def labelled(name: str) -> bool:
-        labels = primary.get(Namespace, name).metadata.labels or {}
-        return labels.get("istio-injection") == "enabled"
+        return labels_of(primary.get(Namespace, name)).get("istio-injection") == "enabled"
 
     wait_for("a namespace created later is labelled", lambda: labelled("later"), timeout=30)
     apply_istio(primary, istio_body("1.3.0"))
@@ -277,21 +260,13 @@ def test_delete_removes_everything_but_crds_and_user_config(
     primary.delete(IstioResource, "istio", namespace="istio-system")
     wait_for(
         "resource gone",
-        lambda: not istio_status(primary) and not _istio_exists(primary),
+        lambda: not istio_status(primary) and not exists(primary, IstioResource, "istio"),
         timeout=60,
     )
     assert not list(primary.list(Deployment, namespace="istio-system"))
     assert primary.get(CustomResourceDefinition, "virtualservices.networking.istio.io")
     assert primary.get(vs, "users-route", namespace="injected")
-    assert "istio-injection" not in (primary.get(Namespace, "injected").metadata.labels or {})
-
-
-def _istio_exists(client: Client) -> bool:
-    try:
-        client.get(IstioResource, "istio", namespace="istio-system")
-    except ApiError:
-        return False
-    return True
+    assert "istio-injection" not in labels_of(primary.get(Namespace, "injected"))
 
 
 def test_delete_by_a_freshly_started_operator_leaves_nothing(
@@ -307,10 +282,10 @@ def test_delete_by_a_freshly_started_operator_leaves_nothing(
 
     primary.delete(IstioResource, "istio", namespace="istio-system")
     held = primary.get(IstioResource, "istio", namespace="istio-system")
-    assert held.metadata.deletionTimestamp, "the finalizer should hold the resource"
+    assert meta(held).deletionTimestamp, "the finalizer should hold the resource"
     operator.start()
 
-    wait_for("resource gone", lambda: not _istio_exists(primary), timeout=60)
+    wait_for("resource gone", lambda: not exists(primary, IstioResource, "istio"), timeout=60)
     left: list[tuple[str, str]] = []
 
     def nothing_left() -> bool:
@@ -327,10 +302,9 @@ def test_delete_by_a_freshly_started_operator_leaves_nothing(
 def _owned_objects(client: Client) -> list[tuple[str, str]]:
     """(kind, namespace/name) of every object of a managed kind with the owner's labels."""
     register_managed_kinds()
-    labels = ownership_labels("istio", "istio-system")
-    found = []
-    for api_version, kind in MANAGED_KINDS:
-        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
-        for obj in client.list(resource_class(api_version, kind), labels=labels, **scope):
-            found.append((kind, f"{obj.metadata.namespace or ''}/{obj.metadata.name}"))
-    return found
+    labels: LabelSelector = dict(ownership_labels("istio", "istio-system"))
+    return [
+        (kind, f"{meta(obj).namespace or ''}/{name_of(obj)}")
+        for api_version, kind in MANAGED_KINDS
+        for obj in list_kind(client, api_version, kind, labels)
+    ]
