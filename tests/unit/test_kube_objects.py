@@ -81,7 +81,7 @@ def test_deployment_ready_only_when_new_generation_available() -> None:
 
 
 def test_daemonset_and_crd_readiness() -> None:
-    ds = {
+    ds: dict[str, Any] = {
         "kind": "DaemonSet",
         "metadata": {"generation": 1},
         "status": {

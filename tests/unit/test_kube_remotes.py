@@ -30,8 +30,9 @@ def encoded(text: str) -> str:
 
 
 def test_the_first_key_holds_the_kubeconfig() -> None:
-    config = kubeconfig_from_secret(secret({"remote": encoded(yaml.safe_dump(KUBECONFIG))}))
-    assert config.get().cluster.server == "https://192.0.2.10:6443"
+    config = kubeconfig_from_secret(secret({"remote": encoded(yaml.safe_dump(KUBECONFIG))})).get()
+    assert config is not None
+    assert config.cluster.server == "https://192.0.2.10:6443"
 
 
 @pytest.mark.parametrize(

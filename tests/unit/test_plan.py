@@ -231,7 +231,7 @@ def test_the_1_2_family_runs_both_mixer_deployments_with_mixers_settings() -> No
 
 
 def test_the_family_settles_domains_and_the_core_dump_image() -> None:
-    given = {
+    given: dict[str, Any] = {
         "trustDomain": "example.org",
         "proxy": {"clusterDomain": "corp", "coreDumpImage": "c:1"},
     }
