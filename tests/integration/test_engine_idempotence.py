@@ -36,9 +36,8 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.render import DesiredObject
-from tests.conftest import client_for
 from tests.integration.test_render_accepted import RENDERS
-from tests.operator_harness import SYSTEM_USER_AGENTS, wait_for
+from tests.operator_harness import SYSTEM_USER_AGENTS, client_for, wait_for
 
 pytestmark = pytest.mark.cluster
 

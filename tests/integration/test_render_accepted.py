@@ -34,8 +34,7 @@ from istio_operator.render import (
     render_primary,
     render_remote,
 )
-from tests.conftest import client_for
-from tests.operator_harness import wait_established
+from tests.operator_harness import client_for, wait_established
 from tests.unit.render_support import (
     FACTS,
     SAMPLE_REMOTE,
