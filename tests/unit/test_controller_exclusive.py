@@ -12,8 +12,14 @@ from istio_operator.controller.exclusive import Exclusive, Interrupted
 KEY = ("istio-system", "remote-a")
 
 
-async def test_cleanup_interrupts_the_reconcile_in_flight_and_runs_alone() -> None:
-    exclusive = Exclusive()
+@pytest.fixture
+def exclusive() -> Exclusive:
+    return Exclusive()
+
+
+async def test_cleanup_interrupts_the_reconcile_in_flight_and_runs_alone(
+    exclusive: Exclusive,
+) -> None:
     log: list[str] = []
     started = asyncio.Event()
 
@@ -36,8 +42,7 @@ async def test_cleanup_interrupts_the_reconcile_in_flight_and_runs_alone() -> No
     assert log == ["reconcile started", "cleanup"]
 
 
-async def test_a_reconcile_started_during_cleanup_waits_for_it() -> None:
-    exclusive = Exclusive()
+async def test_a_reconcile_started_during_cleanup_waits_for_it(exclusive: Exclusive) -> None:
     log: list[str] = []
     release = asyncio.Event()
 
@@ -59,8 +64,7 @@ async def test_a_reconcile_started_during_cleanup_waits_for_it() -> None:
     assert log == ["cleanup started", "cleanup finished", "reconcile"]
 
 
-async def test_other_remotes_are_not_blocked() -> None:
-    exclusive = Exclusive()
+async def test_other_remotes_are_not_blocked(exclusive: Exclusive) -> None:
     hold = asyncio.Event()
 
     async def stuck() -> None:
@@ -76,8 +80,7 @@ async def test_other_remotes_are_not_blocked() -> None:
     await first
 
 
-async def test_cancelling_the_worker_itself_is_not_an_interruption() -> None:
-    exclusive = Exclusive()
+async def test_cancelling_the_worker_itself_is_not_an_interruption(exclusive: Exclusive) -> None:
     started = asyncio.Event()
 
     async def reconcile() -> None:

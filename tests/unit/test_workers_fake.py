@@ -112,12 +112,16 @@ def test_backoff_is_reset_by_a_success_or_a_rollout_in_progress() -> None:
 # -- Events: one per change of state -----------------------------------------------------------
 
 
+def istio_and_writer() -> tuple[FakeCluster, dict[str, Any], StatusWriter]:
+    """A primary with the Istio, its body, and a status writer for it."""
+    primary = FakeCluster("primary")
+    return primary, with_istio(primary), StatusWriter(primary, LOG)
+
+
 async def test_an_unchanged_state_writes_no_status_and_posts_no_second_event(
     events: list[tuple[str, str, str]],
 ) -> None:
-    primary = FakeCluster("primary")
-    body = with_istio(primary)
-    writer = StatusWriter(primary, LOG)
+    primary, body, writer = istio_and_writer()
     available = observation(AVAILABLE, version="1.3.0", ready=True)
 
     assert await writer.report(ISTIO_KEY, body, available)
@@ -133,9 +137,7 @@ async def test_an_unchanged_state_writes_no_status_and_posts_no_second_event(
 async def test_a_status_change_within_one_state_posts_no_event_a_new_state_does(
     events: list[tuple[str, str, str]],
 ) -> None:
-    primary = FakeCluster("primary")
-    body = with_istio(primary)
-    writer = StatusWriter(primary, LOG)
+    primary, body, writer = istio_and_writer()
 
     def waiting(*what: str) -> Observation:
         return observation(RECONCILING, "RolloutInProgress", phase="pilot", waiting_for=what)
