@@ -249,7 +249,7 @@ async def test_an_unreachable_remote_does_not_stop_another_remotes_reconcile(
 
     waits = await asyncio.gather(a.run_once(ISTIO), b.run_once(ISTIO))
 
-    assert waits == [RETRY_AFTER_ERROR_S, RESYNC_S]
+    assert list(waits) == [RETRY_AFTER_ERROR_S, RESYNC_S]  # a list, typed as a tuple
     assert remote_status(primary, "remote-a")["Status"] == UNREACHABLE
     assert "remote-a is unreachable" in remote_status(primary, "remote-a")["ErrorMessage"]
     assert remote_status(primary, "remote-b")["Status"] == AVAILABLE
