@@ -32,6 +32,7 @@ from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.kube.client import Cluster, ClusterTrustError, ClusterUnreachableError
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
+from istio_operator.plan import resolve_remote
 from istio_operator.reconcile.engine import (
     ClusterReport,
     Ownership,
@@ -49,7 +50,7 @@ from istio_operator.reconcile.status import (
     refusal,
 )
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
-from istio_operator.versions import UnsupportedVersionError, remote_istio_spec
+from istio_operator.versions import UnsupportedVersionError
 
 log = logging.getLogger(__name__)
 MULTI_CLUSTER_LABEL = "istio/multiCluster"
@@ -232,7 +233,7 @@ async def _reconcile(
     )
     if report.done:
         await _label_secret(primary, secret)
-        wanted = remote_istio_spec(istio.spec, remote.spec).autoInjectionNamespaces or []
+        wanted = list(resolve_remote(istio, remote)[0].autoInjectionNamespaces)
         await reconcile_injection_labels(
             cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
         )
@@ -259,9 +260,9 @@ def _waiting_for_ca(
     """A remote citadel must sign with the primary's root, or the clusters' workloads would
     not trust each other: without its own CA Secret, a remote waits for the primary's
     (citadel creates it when it first starts)."""
-    citadel = remote_istio_spec(istio.spec, remote.spec).citadel
+    citadel = resolve_remote(istio, remote)[0].citadel
     own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
-    if not (citadel and citadel.enabled) or own_ca or state.facts.ca_secret_data is not None:
+    if not citadel.enabled or own_ca or state.facts.ca_secret_data is not None:
         return None
     secret = f"{istio.metadata.namespace}/{state.ca_secret_name}"
     return Observation(
