@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from lightkube.utils import quantity
 
 from istio_operator.api.labels import FIELD_MANAGER, GROUP
 
@@ -107,40 +108,13 @@ def _same_scalar(live: Any, desired: Any) -> bool:
     return False
 
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-_SUFFIXES = {
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-}
-
-
 def parse_quantity(text: str) -> Decimal | None:
-    """The value of a Kubernetes quantity (`100m`, `2Gi`, `1e3`), or None if it is none."""
-    match = _QUANTITY.match(text)
-    if not match:
-        return None
-    number, suffix = match.group(1), match.group(2) or ""
+    """The value of a Kubernetes quantity (`100m`, `2Gi`, `1e3`), or None if it is none;
+    lightkube's parser, which rounds up to thousandths."""
     try:
-        value = Decimal(number)
-    except InvalidOperation:
+        return quantity.parse_quantity(text)
+    except ValueError:
         return None
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
-        return value * Decimal(10) ** int(suffix[1:])
-    return value * _SUFFIXES[suffix]
 
 
 @dataclass(frozen=True)
