@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from istio_operator.controller.triggers import Key
+
 T = TypeVar("T")
-Key = tuple[str, str]  # (namespace, name) of a RemoteIstio
 
 
 class Interrupted(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from istio_operator.controller.triggers import Key
 from istio_operator.render.phases import Phase
 
 RECONCILES = Counter(
@@ -34,7 +35,7 @@ OBJECT_WRITES = Counter(
 
 
 def record_reconcile(
-    key: tuple[str, str], state: str, reason: str, phase: str, seconds: float, writes: int
+    key: Key, state: str, reason: str, phase: str, seconds: float, writes: int
 ) -> None:
     """Records one reconcile of the Istio resource `key` (namespace, name)."""
     namespace, name = key
