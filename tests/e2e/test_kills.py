@@ -28,6 +28,7 @@ from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
+from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.objects import readiness
 from istio_operator.kube.resources import is_namespaced, register_crds, resource_class
 from istio_operator.localcluster import LocalCluster, Workspace
@@ -80,7 +81,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         apply_crds(primary)
         primary.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
-        citadel_ca_stand_in(primary)
+        citadel_ca_stand_in(BlockingClient(primary))
         for client in (primary, remote):
             client.apply(Namespace(metadata=ObjectMeta(name="injected")))
         kubeconfig = remote_cluster.standalone_kubeconfig().encode()

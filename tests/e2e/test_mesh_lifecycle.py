@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import Namespace, Secret
 from lightkube.types import PatchType
 
 from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
+from istio_operator.kube.blocking import BlockingClient
 from istio_operator.localcluster import LocalCluster, Workspace
 from istio_operator.reconcile.remote import ABANDON_CLEANUP
 from tests.conftest import client_for
@@ -70,7 +71,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
     clients = {name: client_for(cluster) for name, cluster in remotes.items()}
     apply_crds(primary)
     primary.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
-    citadel_ca_stand_in(primary)
+    citadel_ca_stand_in(BlockingClient(primary))
     for client in (primary, *clients.values()):
         client.apply(Namespace(metadata=ObjectMeta(name="injected")))
     put_kubeconfig(primary, "east", remotes["east"].standalone_kubeconfig())

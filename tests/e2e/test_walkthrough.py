@@ -17,6 +17,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from istio_operator.cli.demo import citadel_ca_stand_in, deploy_echo, remote_istio_body
+from istio_operator.kube.blocking import BlockingClient
 from istio_operator.localcluster import LocalCluster, Workspace
 from tests.conftest import client_for
 from tests.operator_harness import (
@@ -60,7 +61,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
     primary, remote = client_for(primary_cluster), client_for(remote_cluster)
     apply_crds(primary)
     primary.apply(Namespace(metadata=ObjectMeta(name="istio-system")))
-    citadel_ca_stand_in(primary)
+    citadel_ca_stand_in(BlockingClient(primary))
     for client in (primary, remote):
         client.apply(Namespace(metadata=ObjectMeta(name="injected")))
     primary.apply(
@@ -151,8 +152,8 @@ def mesh_available_at(mesh: Mesh, version: str) -> bool:
 def test_walkthrough_upgrade_reaches_every_cluster(mesh: Mesh) -> None:
     apply_istio(mesh.primary, istio_body("1.2.5", meshExpansion=True))
     mesh.primary.apply(RemoteIstioResource.from_dict(remote_istio_body(REMOTE_NAME)), force=True)
-    deploy_echo(mesh.primary, "1.2.5")
-    deploy_echo(mesh.remote, "1.2.5")
+    deploy_echo(BlockingClient(mesh.primary), "1.2.5")
+    deploy_echo(BlockingClient(mesh.remote), "1.2.5")
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=180)
     secret = mesh.primary.get(Secret, REMOTE_NAME, namespace="istio-system")
     assert secret.metadata.labels.get("istio/multiCluster") == "true"

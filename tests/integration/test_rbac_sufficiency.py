@@ -39,6 +39,7 @@ from istio_operator.cli.demo import (
     echo_manifest,
     remote_istio_body,
 )
+from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.credentials import Token, endpoint_of, token_kubeconfig
 from istio_operator.localcluster import LocalCluster, Workspace, find_binaries
 from istio_operator.reconcile.dataplane import RESTARTED_AT
@@ -168,7 +169,7 @@ def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         apply_operator_identity(primary)
         for namespace in ("istio-system", "injected"):
             primary.apply(Namespace(metadata=ObjectMeta(name=namespace)))
-        citadel_ca_stand_in(primary)
+        citadel_ca_stand_in(BlockingClient(primary))
         access = grant_remote_access(remote_cluster, primary_cluster)
         assert access.returncode == 0, access.stderr
         print(access.stdout)
@@ -227,8 +228,8 @@ def writers(cluster: LocalCluster, since: float, namespace: str) -> set[str]:
 
 
 def test_the_service_accounts_install_1_2_5_on_the_primary_and_the_remote(mesh: Mesh) -> None:
-    deploy_echo(mesh.primary, "1.2.5", replicas=1)
-    deploy_echo(mesh.remote, "1.2.5", replicas=1)
+    deploy_echo(BlockingClient(mesh.primary), "1.2.5", replicas=1)
+    deploy_echo(BlockingClient(mesh.remote), "1.2.5", replicas=1)
     apply_istio(mesh.primary, istio_body("1.2.5", meshExpansion=True))
     mesh.primary.apply(RemoteIstioResource.from_dict(remote_istio_body(REMOTE)), force=True)
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=240)

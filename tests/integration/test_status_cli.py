@@ -22,6 +22,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from istio_operator.cli.demo import deploy_echo
+from istio_operator.kube.blocking import BlockingClient
 from istio_operator.localcluster import LocalCluster, Workspace
 from tests.conftest import client_for
 from tests.operator_harness import (
@@ -72,7 +73,7 @@ def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Ite
     apply_crds(client)
     for namespace in ("istio-system", "injected", "echo"):
         client.apply(Namespace(metadata=ObjectMeta(name=namespace)))
-    deploy_echo(client, "1.2.5")
+    deploy_echo(BlockingClient(client), "1.2.5")
     client.apply(
         Secret(
             metadata=ObjectMeta(name=GONE, namespace="istio-system"),

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -466,8 +465,6 @@ class RecordingCluster:
         self.name = name
         self.objects = objects
         self.requests: set[tuple[str, str, str]] = set()
-        self.client = self
-        self.writes = SimpleNamespace(applies=0)
 
     def record(self, verb: str, api_version: str, kind: str) -> None:
         self.requests.add((verb, *resource_of(api_version, kind)))
@@ -486,13 +483,9 @@ class RecordingCluster:
         self.record("get", key.api_version, key.kind)
         return {"metadata": {"name": key.name}, "data": {}}
 
-    async def patch(self, cls: Any, name: str, body: Any, **options: Any) -> Any:
-        info = cls._api_info
-        self.requests.add(("patch", str(info.resource.group), str(info.plural)))
-        return SimpleNamespace(to_dict=lambda: body)
-
-    async def call(self, call: Callable[[], Awaitable[Any]], **_: Any) -> Any:
-        return await call()
+    async def apply_as(self, field_manager: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.record("patch", manifest["apiVersion"], manifest["kind"])
+        return manifest
 
 
 class OneRemote:

@@ -12,9 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from lightkube import ApiError
-from lightkube.models.meta_v1 import Status
-from lightkube.resources.coordination_v1 import Lease
 
 from istio_operator.controller.leader import (
     LeaderElector,
@@ -33,6 +30,8 @@ from istio_operator.controller.leader import (
     released,
     renewal_overdue,
 )
+from istio_operator.kube.client import ApiRefusedError, ConflictError
+from istio_operator.kube.objects import ObjectKey
 
 NOW = datetime(2026, 11, 3, 12, 0, 0, 250000, tzinfo=UTC)
 
@@ -202,13 +201,15 @@ def test_timings_must_leave_a_margin() -> None:
 # --- the elector against a store with optimistic concurrency ------------------------------
 
 
-def api_error(code: int) -> ApiError:
-    return ApiError(status=Status(code=code, message=f"HTTP {code}"))
+def api_error(code: int) -> ApiRefusedError:
+    kind = ConflictError if code == 409 else ApiRefusedError
+    return kind(code, "", f"HTTP {code}")
 
 
 class LeaseStore:
-    """What the API server does with one Lease: 404 when absent, 409 on a stale
-    resourceVersion or a second create. `down` makes every call fail."""
+    """What the API server does with one Lease, as `kube.blocking.BlockingClient`
+    answers: None when absent, 409 on a stale resourceVersion or a second create. `down`
+    makes every call fail."""
 
     def __init__(self) -> None:
         self.body: dict[str, Any] | None = None
@@ -218,26 +219,23 @@ class LeaseStore:
         self.forbidden = False
         self.lock = threading.Lock()
 
-    def get(self, _kind: type[Lease], _name: str, *, namespace: str) -> Lease:
+    def get(self, key: ObjectKey) -> dict[str, Any] | None:
         with self.lock:
             self._check()
-            if self.body is None:
-                raise api_error(404)
-            return Lease.from_dict(copy.deepcopy(self.body))  # type: ignore[return-value]
+            return copy.deepcopy(self.body)
 
-    def create(self, obj: Lease, *, namespace: str) -> Lease:
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             self._check()
             if self.body is not None:
                 raise api_error(409)
             return self._store(obj)
 
-    def replace(self, obj: Lease) -> Lease:
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             self._check()
             assert self.body is not None
-            assert obj.metadata is not None
-            if obj.metadata.resourceVersion != self.body["metadata"]["resourceVersion"]:
+            if obj["metadata"].get("resourceVersion") != self.body["metadata"]["resourceVersion"]:
                 raise api_error(409)
             return self._store(obj)
 
@@ -250,9 +248,9 @@ class LeaseStore:
         if self.forbidden:
             raise api_error(403)
 
-    def _store(self, obj: Lease) -> Lease:
+    def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.version += 1
-        body = obj.to_dict()
+        body = copy.deepcopy(obj)
         body["metadata"]["resourceVersion"] = str(self.version)
         self.body = body
         self.writes.append(holder_of(body))

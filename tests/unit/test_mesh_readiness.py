@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightkube import ApiError
-
 from istio_operator.api.parse import load_istio
-from istio_operator.kube.client import ClusterTrustError, ClusterUnreachableError
+from istio_operator.kube.client import ApiRefusedError, ClusterTrustError, ClusterUnreachableError
 from istio_operator.reconcile.istio import with_remotes
 from istio_operator.reconcile.remote import _classify, primary_settled, remote_ready
 from istio_operator.reconcile.status import AVAILABLE, Observation
@@ -73,18 +71,9 @@ def test_remotes_follow_only_a_settled_primary() -> None:
     assert not primary_settled(body)
 
 
-def api_error(code: int, message: str) -> ApiError:
-    class Response:
-        status_code = code
-
-        def json(self) -> dict:
-            return {"kind": "Status", "code": code, "message": message}
-
-    return ApiError(response=Response())  # type: ignore[arg-type]
-
-
 def test_each_failure_of_a_remote_has_its_reason() -> None:
-    forbidden = _classify(api_error(403, 'replicasets.apps is forbidden: User "x"'))
+    refused = ApiRefusedError(403, "Forbidden", 'replicasets.apps is forbidden: User "x"')
+    forbidden = _classify(refused)
     assert forbidden[0] == "Forbidden"
     assert "403" in forbidden[1] and "replicasets" in forbidden[1]
     assert _classify(ClusterUnreachableError("cluster a is unreachable"))[0] == "Unreachable"

@@ -7,10 +7,8 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from lightkube.core.exceptions import ConfigError
-
 from istio_operator.api.crd import generate_crds
-from istio_operator.kube.client import Cluster, config_from_file
+from istio_operator.kube.client import Cluster, KubeconfigError, config_from_file
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.kube.resources import register_crds
 
@@ -28,17 +26,13 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class KubeconfigError(RuntimeError):
-    """The primary's kubeconfig cannot be read."""
-
-
 @asynccontextmanager
 async def mesh_clients(kubeconfig: str | None) -> AsyncIterator[tuple[Cluster, RemoteClients]]:
     """The primary's client (the operator's own kinds known) and a registry for remotes,
-    both closed afterwards."""
+    both closed afterwards; KubeconfigError when the primary's kubeconfig cannot be read."""
     try:
         config = config_from_file(kubeconfig)
-    except (ConfigError, OSError) as error:
+    except (KubeconfigError, OSError) as error:
         raise KubeconfigError(f"kubeconfig: {error}") from None
     register_crds(generate_crds())
     primary = Cluster.from_config("primary", config)

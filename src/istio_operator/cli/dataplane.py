@@ -16,24 +16,22 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from lightkube import ApiError
-
-from istio_operator.cli.clusters import (
-    KubeconfigError,
-    add_mesh_arguments,
-    mesh_clients,
-    report,
-)
+from istio_operator.cli.clusters import add_mesh_arguments, mesh_clients, report
 from istio_operator.cli.status import columns
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.client import (
+    ApiRefusedError,
+    Cluster,
+    ClusterUnreachableError,
+    KubeconfigError,
+)
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.dataplane import (
     ClusterPlan,
     NotReadyError,
-    describe,
     plan,
     restart,
 )
+from istio_operator.reconcile.inventory import describe
 
 HEADERS = ("NAMESPACE", "WORKLOAD", "PODS", "PROXY", "RESULT")
 
@@ -152,7 +150,7 @@ async def _upgrade(primary: Cluster, clients: RemoteClients, args: argparse.Name
     except NotReadyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (ClusterUnreachableError, ApiError, TimeoutError) as error:
+    except (ClusterUnreachableError, ApiRefusedError, TimeoutError) as error:
         print(f"error: primary cluster: {describe(error)}", file=sys.stderr)
         return 1
     if args.dry_run:
@@ -179,6 +177,6 @@ async def _restart_all(cluster: ClusterPlan) -> dict[str, str]:
             try:
                 await restart(cluster.cluster, item, restarted_at)
                 results[key] = "restarted"
-            except (ClusterUnreachableError, ApiError, TimeoutError) as error:
+            except (ClusterUnreachableError, ApiRefusedError, TimeoutError) as error:
                 results[key] = f"failed: {describe(error)}"
     return results

@@ -25,16 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightkube import ApiError, Client, KubeConfig
-from lightkube.codecs import from_dict
-from lightkube.generic_resource import create_namespaced_resource
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.apps_v1 import DaemonSet, Deployment
-from lightkube.resources.core_v1 import Namespace, Pod, Secret
-
 from istio_operator.api.crd import generate_crds
+from istio_operator.api.labels import API_VERSION
 from istio_operator.cli.localcluster import default_workdir
+from istio_operator.kube.blocking import BlockingClient
+from istio_operator.kube.client import ApiRefusedError
+from istio_operator.kube.objects import ObjectKey
+from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalClusterError, Workspace
 from istio_operator.localcluster.binaries import BinariesMissingError
 
@@ -43,10 +40,7 @@ NAMESPACE, REMOTE = "istio-system", "remote"
 PRIMARY_COMPONENTS = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
 REMOTE_COMPONENTS = ("citadel", "proxyv2", "sidecar_injector")
 UNSUPPORTED_MESSAGE = "intended Istio version is unsupported by this version of the operator"
-Istio = create_namespaced_resource("istio.banzaicloud.io", "v1beta1", "Istio", "istios")
-RemoteIstio = create_namespaced_resource(
-    "istio.banzaicloud.io", "v1beta1", "RemoteIstio", "remoteistios"
-)
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
 
 
 class ExpectationFailed(AssertionError):
@@ -87,13 +81,14 @@ class Stage:
     remote_kubeconfig_text: str
     workdir: Path
     timeout: float
-    primary: Client = field(init=False)
-    remote: Client = field(init=False)
+    primary: BlockingClient = field(init=False)
+    remote: BlockingClient = field(init=False)
     operator: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
-        self.primary = _client(self.primary_kubeconfig)
-        self.remote = _client(self.remote_kubeconfig)
+        register_crds(generate_crds())  # the Istio and RemoteIstio kinds
+        self.primary = _client("primary", self.primary_kubeconfig)
+        self.remote = _client("remote", self.remote_kubeconfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,11 +141,11 @@ def _walkthrough(stage: Stage) -> None:
     _install_crds(stage.primary)
     _start_operator(stage)
     for client in (stage.primary, stage.remote):
-        client.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
+        client.apply(_namespace(NAMESPACE))
     _apply_remote_access(stage)
     citadel_ca_stand_in(stage.primary)
-    stage.primary.apply(Istio.from_dict(_istio(FROM)), force=True)
-    stage.primary.apply(RemoteIstio.from_dict(remote_istio_body()), force=True)
+    stage.primary.apply(_istio(FROM), force=True)
+    stage.primary.apply(remote_istio_body(), force=True)
     _follow(stage, FROM)
     _show_and_check(stage, FROM)
 
@@ -165,7 +160,7 @@ def _walkthrough(stage: Stage) -> None:
     generations = [_echo_generation(c) for c in (stage.primary, stage.remote)]
 
     step(3, f"the same Istio resource, now with version {TO}")
-    stage.primary.apply(Istio.from_dict(_istio(TO)), force=True)
+    stage.primary.apply(_istio(TO), force=True)
 
     step(4, "the operator upgrades the primary, then the remote, phase by phase")
     gaps = _follow(stage, TO, watch_echo=True)
@@ -188,7 +183,7 @@ def _walkthrough(stage: Stage) -> None:
 
     step(6, f"version {UNSUPPORTED} is refused; nothing changes")
     before = _workload_versions(stage.primary)
-    stage.primary.apply(Istio.from_dict(_istio(UNSUPPORTED)), force=True)
+    stage.primary.apply(_istio(UNSUPPORTED), force=True)
     status = wait(
         stage,
         "the refusal in status",
@@ -198,16 +193,20 @@ def _walkthrough(stage: Stage) -> None:
     expect(status["ErrorMessage"].startswith(UNSUPPORTED_MESSAGE), "wrong refusal message")
     time.sleep(2)
     expect(_workload_versions(stage.primary) == before, "workloads changed after the refusal")
-    stage.primary.apply(Istio.from_dict(_istio(TO)), force=True)
+    stage.primary.apply(_istio(TO), force=True)
     _follow(stage, TO)
 
 
 # -- the resources ---------------------------------------------------------------------------
 
 
+def _namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
 def _istio(version: str) -> dict[str, Any]:
     return {
-        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "apiVersion": API_VERSION,
         "kind": "Istio",
         "metadata": {"name": "mesh", "namespace": NAMESPACE},
         "spec": {"version": version, "mtls": False, "meshExpansion": True},
@@ -217,7 +216,7 @@ def _istio(version: str) -> dict[str, Any]:
 def remote_istio_body(name: str = REMOTE, namespace: str = NAMESPACE) -> dict[str, Any]:
     """A RemoteIstio mirroring the primary's pilot, policy and telemetry."""
     return {
-        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "apiVersion": API_VERSION,
         "kind": "RemoteIstio",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
@@ -233,7 +232,12 @@ def remote_istio_body(name: str = REMOTE, namespace: str = NAMESPACE) -> dict[st
 def _apply_remote_access(stage: Stage) -> None:
     encoded = base64.b64encode(stage.remote_kubeconfig_text.encode()).decode()
     stage.primary.apply(
-        Secret(metadata=ObjectMeta(name=REMOTE, namespace=NAMESPACE), data={REMOTE: encoded})
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": REMOTE, "namespace": NAMESPACE},
+            "data": {REMOTE: encoded},
+        }
     )
 
 
@@ -256,7 +260,7 @@ def echo_manifest(proxy_version: str, replicas: int = 2) -> dict[str, Any]:
     }
 
 
-def citadel_ca_stand_in(client: Client, namespace: str = NAMESPACE) -> None:
+def citadel_ca_stand_in(client: BlockingClient, namespace: str = NAMESPACE) -> None:
     """The CA Secret the primary's citadel creates when it first starts (`istio-ca-secret`,
     its self-signed root), which remotes copy so that the mesh has one root. Fake nodes
     run no citadel, so the demo and the tests put a placeholder in its place."""
@@ -265,32 +269,34 @@ def citadel_ca_stand_in(client: Client, namespace: str = NAMESPACE) -> None:
         for key in ("ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem")
     }
     client.apply(
-        Secret(
-            metadata=ObjectMeta(name="istio-ca-secret", namespace=namespace),
-            type="istio.io/ca-root",
-            data=placeholder,
-        ),
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "istio-ca-secret", "namespace": namespace},
+            "type": "istio.io/ca-root",
+            "data": placeholder,
+        },
         field_manager="citadel-stand-in",
     )
 
 
-def deploy_echo(client: Client, proxy_version: str = FROM, replicas: int = 2) -> None:
-    client.apply(Namespace(metadata=ObjectMeta(name="echo")))
-    echo: Any = from_dict(echo_manifest(proxy_version, replicas))
-    client.apply(echo, force=True)
+def deploy_echo(client: BlockingClient, proxy_version: str = FROM, replicas: int = 2) -> None:
+    client.apply(_namespace("echo"))
+    client.apply(echo_manifest(proxy_version, replicas), force=True)
 
 
-def _install_crds(client: Client) -> None:
+def _install_crds(client: BlockingClient) -> None:
     crds = generate_crds()
     for crd in crds:
-        resource: Any = CustomResourceDefinition.from_dict(crd)
-        client.apply(resource, force=True)
+        client.apply(crd, force=True)
 
     def established() -> bool:
         for crd in crds:
-            live = client.get(CustomResourceDefinition, crd["metadata"]["name"])
-            conditions = (live.status.conditions if live.status else None) or []
-            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+            key = ObjectKey(
+                CRD_API_VERSION, "CustomResourceDefinition", "", crd["metadata"]["name"]
+            )
+            conditions = ((client.get(key) or {}).get("status") or {}).get("conditions") or []
+            if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 return False
         return True
 
@@ -405,67 +411,64 @@ def _show_and_check(stage: Stage, version: str) -> None:
     print()
 
 
-def _objects(client: Client, kind: Any, namespace: str) -> list[dict[str, Any]]:
-    return [dict(obj.to_dict()) for obj in client.list(kind, namespace=namespace)]
-
-
-def _workloads(client: Client) -> list[tuple[str, str, set[str]]]:
+def _workloads(client: BlockingClient) -> list[tuple[str, str, set[str]]]:
     rows = []
-    for kind in (Deployment, DaemonSet):
-        for obj in _objects(client, kind, NAMESPACE):
+    for kind in ("Deployment", "DaemonSet"):
+        for obj in client.list("apps/v1", kind, NAMESPACE):
             status = obj.get("status") or {}
-            if kind is Deployment:
+            if kind == "Deployment":
                 ready = f"{status.get('readyReplicas', 0)}/{obj['spec'].get('replicas', 0)}"
             else:
                 ready = f"{status.get('numberReady', 0)}/{status.get('desiredNumberScheduled', 0)}"
             images = {c["image"] for c in obj["spec"]["template"]["spec"]["containers"]}
-            rows.append((f"{kind.__name__.lower()}/{obj['metadata']['name']}", ready, images))
+            rows.append((f"{kind.lower()}/{obj['metadata']['name']}", ready, images))
     return sorted(rows)
 
 
-def _workload_versions(client: Client) -> dict[str, str]:
+def _workload_versions(client: BlockingClient) -> dict[str, str]:
     return {
         obj["metadata"]["name"]: obj["metadata"]["resourceVersion"]
-        for obj in _objects(client, Deployment, NAMESPACE)
+        for obj in client.list("apps/v1", "Deployment", NAMESPACE)
     }
 
 
-def _proxy_versions(client: Client) -> dict[str, int]:
+def _proxy_versions(client: BlockingClient) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for pod in _objects(client, Pod, "echo"):
+    for pod in client.list("v1", "Pod", "echo"):
         for container in pod["spec"]["containers"]:
             if container["name"] == "istio-proxy":
                 counts[container["image"]] = counts.get(container["image"], 0) + 1
     return counts
 
 
-def _echo(client: Client) -> dict[str, Any] | None:
+def _echo(client: BlockingClient) -> dict[str, Any] | None:
     try:
-        return dict(client.get(Deployment, "echo", namespace="echo").to_dict())
-    except (ApiError, OSError):
+        return client.get(ObjectKey("apps/v1", "Deployment", "echo", "echo"))
+    except (ApiRefusedError, OSError):
         return None
 
 
-def _echo_available(client: Client) -> bool:
+def _echo_available(client: BlockingClient) -> bool:
     deployment = _echo(client) or {}
     return int((deployment.get("status") or {}).get("availableReplicas") or 0) >= 2
 
 
-def _echo_generation(client: Client) -> int:
+def _echo_generation(client: BlockingClient) -> int:
     return int(((_echo(client) or {}).get("metadata") or {}).get("generation") or 0)
 
 
-def _status(client: Client) -> dict[str, Any]:
-    try:
-        return dict(client.get(Istio, "mesh", namespace=NAMESPACE).get("status") or {})
-    except ApiError:
-        return {}
+def _status(client: BlockingClient) -> dict[str, Any]:
+    return _resource_status(client, ObjectKey(API_VERSION, "Istio", NAMESPACE, "mesh"))
 
 
-def _remote_status(client: Client) -> dict[str, Any]:
+def _remote_status(client: BlockingClient) -> dict[str, Any]:
+    return _resource_status(client, ObjectKey(API_VERSION, "RemoteIstio", NAMESPACE, REMOTE))
+
+
+def _resource_status(client: BlockingClient, key: ObjectKey) -> dict[str, Any]:
     try:
-        return dict(client.get(RemoteIstio, REMOTE, namespace=NAMESPACE).get("status") or {})
-    except ApiError:
+        return dict((client.get(key) or {}).get("status") or {})
+    except ApiRefusedError:
         return {}
 
 
@@ -503,5 +506,7 @@ def say(message: str) -> None:
     print(f"   {message}", flush=True)
 
 
-def _client(kubeconfig: Path) -> Client:
-    return Client(KubeConfig.from_file(str(kubeconfig)), field_manager="istio-operator-demo")
+def _client(name: str, kubeconfig: Path) -> BlockingClient:
+    return BlockingClient.from_kubeconfig(
+        str(kubeconfig), name=name, field_manager="istio-operator-demo"
+    )

@@ -14,10 +14,12 @@ import asyncio
 import sys
 from typing import Any
 
-from lightkube import ApiError
-from lightkube.core.exceptions import ConfigError
-
-from istio_operator.kube.client import ClusterUnreachableError, config_from_file
+from istio_operator.kube.client import (
+    ApiRefusedError,
+    ClusterUnreachableError,
+    KubeconfigError,
+    config_from_file,
+)
 from istio_operator.kube.credentials import CredentialsError, cluster_with_manager, endpoint_of
 from istio_operator.reconcile.access import (
     CLUSTER_ROLE,
@@ -81,15 +83,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args))
-    except (ConfigError, CredentialsError, OSError) as error:
+    except (KubeconfigError, CredentialsError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
 async def _run(args: argparse.Namespace) -> int:
-    remote_config = config_from_file(args.remote_kubeconfig)
-    if args.remote_context:
-        remote_config.current_context = args.remote_context
+    remote_config = config_from_file(args.remote_kubeconfig, args.remote_context)
     endpoint = endpoint_of(remote_config)
     remote = cluster_with_manager("remote", remote_config, FIELD_MANAGER)
     primary = cluster_with_manager("primary", config_from_file(args.kubeconfig), FIELD_MANAGER)
@@ -105,8 +105,8 @@ async def _run(args: argparse.Namespace) -> int:
     except ClusterUnreachableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except ApiError as error:
-        print(f"error: API error {error.status.code}: {error.status.message}", file=sys.stderr)
+    except ApiRefusedError as error:
+        print(f"error: {error.summary}", file=sys.stderr)
         return 1
     finally:
         await remote.close()

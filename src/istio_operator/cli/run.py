@@ -25,7 +25,6 @@ from istio_operator.controller.leader import (
     LeaseUnavailableError,
     election_namespace,
 )
-from istio_operator.kube.client import config_from_file
 
 # Exit status when leadership is lost: the pod restarts and comes back as a standby.
 LOST_LEADERSHIP_EXIT_CODE = 3
@@ -125,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     )
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until kopf installs its own
-    elector = LeaderElector.from_config(
-        config_from_file(args.kubeconfig),
+    elector = LeaderElector.from_kubeconfig(
+        args.kubeconfig,
         namespace=election_namespace(args.leader_election_namespace, os.environ),
     )
     try:

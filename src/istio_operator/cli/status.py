@@ -20,15 +20,13 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from lightkube import ApiError
-
-from istio_operator.cli.clusters import (
+from istio_operator.cli.clusters import add_mesh_arguments, mesh_clients, report
+from istio_operator.kube.client import (
+    ApiRefusedError,
+    Cluster,
+    ClusterUnreachableError,
     KubeconfigError,
-    add_mesh_arguments,
-    mesh_clients,
-    report,
 )
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.inventory import (
     ClusterInventory,
@@ -351,7 +349,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _once(primary: Cluster, clients: RemoteClients, args: argparse.Namespace) -> int:
     try:
         inventory = await gather(primary, args.namespace, clients, per_cluster_s=args.timeout)
-    except (ClusterUnreachableError, ApiError, TimeoutError) as error:
+    except (ClusterUnreachableError, ApiRefusedError, TimeoutError) as error:
         message = "timed out" if isinstance(error, TimeoutError) else str(error)
         print(f"error: primary cluster: {message}", file=sys.stderr, flush=True)
         return 1

@@ -11,7 +11,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
-from lightkube import ApiError
 
 from istio_operator.api.crd import generate_crds
 from istio_operator.api.labels import (
@@ -34,6 +33,7 @@ from istio_operator.controller.workers import (
     Shared,
 )
 from istio_operator.kube.client import (
+    ApiRefusedError,
     Cluster,
     ClusterRefusedError,
     ClusterUnreachableError,
@@ -276,7 +276,7 @@ def _register_remotes(
                 ClusterUnreachableError,
                 ClusterRefusedError,
                 KubeconfigSecretError,
-                ApiError,
+                ApiRefusedError,
             ) as error:
                 # The remote's worker reports why in the RemoteIstio's status.
                 logger.debug(f"remote watch of {name} paused: {error}")
@@ -317,7 +317,7 @@ async def _clean_remote(
         removed = await shared.exclusive.take_over(
             key, lambda: remove_remote(shared.primary, shared.remotes, istio_name, body)
         )
-    except (ClusterUnreachableError, KubeconfigSecretError, ApiError) as error:
+    except (ClusterUnreachableError, KubeconfigSecretError, ApiRefusedError) as error:
         delay = min(5.0 * 2**retry, CLEANUP_MAX_DELAY_S)
         message = (
             f"cannot remove the operator's objects from remote cluster {key[1]} yet "
@@ -332,8 +332,8 @@ async def _clean_remote(
 
 
 def _reason(error: Exception) -> str:
-    if isinstance(error, ApiError):
-        return f"refused ({error.status.code}): {error.status.message}"
+    if isinstance(error, ApiRefusedError):
+        return f"refused ({error.code}): {error.message}"
     return str(error)
 
 

@@ -5,7 +5,7 @@ kopf's peering is not leader election (a paused peer may keep handling objects),
 operator runs kopf `--standalone` and gates it behind a `coordination.k8s.io/v1` Lease,
 the mechanism client-go's leader election uses.
 
-How it runs. The elector uses a synchronous lightkube `Client` and plain threads, not
+How it runs. The elector uses a synchronous client (`kube.blocking`) and plain threads, not
 kopf's event loop: `istio-operator run` acquires the Lease *before* it calls `kopf.run`,
 so a standby never starts kopf at all (no watch, no handler, no write). Once leader, a
 renewal thread renews the Lease and a watchdog thread stops the process when renewal
@@ -55,13 +55,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import httpx2 as httpx
-from lightkube import ApiError, Client, KubeConfig
-from lightkube.resources.coordination_v1 import Lease
+from istio_operator.kube.blocking import BlockingClient
+from istio_operator.kube.client import ApiRefusedError, ClusterUnreachableError, ConflictError
+from istio_operator.kube.objects import ObjectKey
 
 LEASE_NAME = "istio-operator-leader"
+LEASE_API_VERSION = "coordination.k8s.io/v1"
 DEFAULT_NAMESPACE = "default"
 REQUEST_TIMEOUT_S = 3.0
 # Refusals worth another look (an API server starting or overloaded); any other is final.
@@ -166,7 +167,7 @@ def claimed(
     if lease is not None and not ours:
         transitions += 1
     return {
-        "apiVersion": "coordination.k8s.io/v1",
+        "apiVersion": LEASE_API_VERSION,
         "kind": "Lease",
         "metadata": metadata,
         "spec": {
@@ -182,7 +183,7 @@ def claimed(
 def released(lease: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The Lease to write on a graceful stop: no holder, expired a second later (what
     client-go writes with ReleaseOnCancel)."""
-    body: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
+    body: dict[str, Any] = {"apiVersion": LEASE_API_VERSION, "kind": "Lease"}
     body["metadata"] = dict(lease.get("metadata") or {})
     stamp = format_micro_time(now)
     body["spec"] = {
@@ -223,8 +224,8 @@ class LeaseUnavailableError(RuntimeError):
     """The Lease cannot be read or written (no permission, no such namespace)."""
 
 
-def _to_lease(body: Mapping[str, Any]) -> Lease:
-    return cast(Lease, Lease.from_dict(dict(body)))
+# What a request about the Lease may fail with: refused, or not answered.
+LeaseRequestError = (ApiRefusedError, ClusterUnreachableError)
 
 
 def utc_now() -> datetime:
@@ -236,7 +237,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        client: Client,
+        client: BlockingClient,
         *,
         namespace: str,
         identity: str,
@@ -255,10 +256,11 @@ class LeaderElector:
         self.observed_lease: dict[str, Any] | None = None  # as read at the last attempt
 
     @classmethod
-    def from_config(
-        cls, config: KubeConfig, *, namespace: str, identity: str | None = None
+    def from_kubeconfig(
+        cls, path: str | None, *, namespace: str, identity: str | None = None
     ) -> LeaderElector:
-        client = Client(config, timeout=httpx.Timeout(REQUEST_TIMEOUT_S))
+        """The file `path` (else KUBECONFIG, else in-cluster) names the cluster."""
+        client = BlockingClient.from_kubeconfig(path, name="primary", timeout=REQUEST_TIMEOUT_S)
         if identity is None:
             identity = election_identity(os.environ, socket.gethostname(), os.getpid())
         return cls(client, namespace=namespace, identity=identity)
@@ -277,13 +279,7 @@ class LeaderElector:
         return f"{self.namespace}/{self.name}"
 
     def _read(self) -> dict[str, Any] | None:
-        try:
-            lease = self.client.get(Lease, self.name, namespace=self.namespace)
-        except ApiError as error:
-            if error.status.code == 404:
-                return None
-            raise
-        return dict(lease.to_dict())
+        return self.client.get(ObjectKey(LEASE_API_VERSION, "Lease", self.namespace, self.name))
 
     def try_acquire(self) -> bool:
         """One attempt: read the Lease and, if it is free, expired or ours, write
@@ -310,25 +306,21 @@ class LeaderElector:
         return holder
 
     def _claim(self, lease: dict[str, Any] | None, sent: float, now: datetime) -> bool:
-        body = _to_lease(
-            claimed(
-                lease,
-                self.identity,
-                now,
-                name=self.name,
-                namespace=self.namespace,
-                duration=self.timings.lease_duration,
-            )
+        body = claimed(
+            lease,
+            self.identity,
+            now,
+            name=self.name,
+            namespace=self.namespace,
+            duration=self.timings.lease_duration,
         )
         try:
             if lease is None:
-                self.client.create(body, namespace=self.namespace)
+                self.client.create(body)
             else:
                 self.client.replace(body)
-        except ApiError as error:
-            if error.status.code == 409:  # someone else wrote it first
-                return False
-            raise
+        except ConflictError:  # someone else wrote it first
+            return False
         self._renewed_at = sent
         return True
 
@@ -344,7 +336,7 @@ class LeaderElector:
                         f"held by {self.identity}"
                     )
                     return
-            except (ApiError, httpx.HTTPError, OSError) as error:
+            except LeaseRequestError as error:
                 logger.warning(f"leader election: could not read or write the Lease: {error}")
             else:
                 holder = self.observed_holder
@@ -371,11 +363,11 @@ class LeaderElector:
                         "(--no-leader-election): other operators stand by or are refused"
                     )
                     return
-            except ApiError as error:
-                if error.status.code not in TRANSIENT_CODES:
+            except ApiRefusedError as error:
+                if error.code not in TRANSIENT_CODES:
                     raise LeaseUnavailableError(self._unavailable(error)) from None
                 logger.warning(f"leader election: could not read or write the Lease: {error}")
-            except (httpx.HTTPError, OSError) as error:
+            except ClusterUnreachableError as error:
                 logger.warning(f"leader election: could not read or write the Lease: {error}")
             else:
                 lease, now = self.observed_lease, utc_now()
@@ -386,12 +378,9 @@ class LeaderElector:
                 continue  # lost a write race: read the winner's Lease at once
             time.sleep(self.timings.retry_period)
 
-    def _unavailable(self, error: ApiError) -> str:
-        message = (
-            f"cannot take the Lease {self.where} (API error {error.status.code}: "
-            f"{error.status.message})"
-        )
-        if error.status.code != 403:
+    def _unavailable(self, error: ApiRefusedError) -> str:
+        message = f"cannot take the Lease {self.where} ({error.summary})"
+        if error.code != 403:
             return message
         return (
             f"{message}; even with --no-leader-election the operator holds it, so that two "
@@ -421,7 +410,7 @@ class LeaderElector:
             while not self._stop.wait(self.timings.renew_period):
                 try:
                     holder = self.renew()
-                except (ApiError, httpx.HTTPError, OSError) as error:
+                except LeaseRequestError as error:
                     logger.warning(f"leader election: renewal failed: {error}")
                     continue
                 if holder != self.identity:
@@ -460,9 +449,9 @@ class LeaderElector:
             lease = self._read()
             if lease is None or holder_of(lease) != self.identity:
                 return
-            self.client.replace(_to_lease(released(lease, utc_now())))
+            self.client.replace(released(lease, utc_now()))
             logger.info(f"released leadership: Lease {self.namespace}/{self.name}")
-        except (ApiError, httpx.HTTPError, OSError) as error:
+        except LeaseRequestError as error:
             logger.warning(f"leader election: could not release the Lease: {error}")
 
     def close(self) -> None:

@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lightkube import ApiError
-
 from istio_operator.api.labels import API_VERSION
 from istio_operator.controller import metrics
 from istio_operator.controller.exclusive import Exclusive, Interrupted
 from istio_operator.controller.reporting import StatusWriter, generation_of, plain
 from istio_operator.controller.triggers import Key, Triggers
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
@@ -89,11 +87,10 @@ class IstioWorker:
             outcome = await reconcile_mesh(primary, self._snapshot, peers, settings)
         except ClusterUnreachableError as error:
             outcome = MeshOutcome(_failure(self._snapshot, "Unreachable", str(error)))
-        except ApiError as error:
+        except ApiRefusedError as error:
             # Refused mid-rollout (what the dry-run could not judge yet): the API server's
             # word, not our bug, so no traceback.
-            code, why = error.status.code, error.status.message
-            message = f"the API server refused a request ({code}): {why}"
+            message = f"the API server refused a request ({error.code}): {error.message}"
             self.logger.warning(message)
             outcome = MeshOutcome(_failure(self._snapshot, "Refused", message))
         except Exception as error:  # a reconcile must never kill the worker

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2 as httpx
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
+from lightkube.core.exceptions import ConfigError
 from lightkube.types import PatchType
 
 from istio_operator.api.labels import FIELD_MANAGER
@@ -28,6 +29,11 @@ TRANSIENT_RETRIES = 5
 REFUSAL_CODES = frozenset({400, 403, 422})
 
 
+# -- what goes wrong, in the operator's own terms ------------------------------------------------
+# Nothing outside this package sees the client library's exceptions: every call of a
+# client here raises these instead.
+
+
 class ClusterUnreachableError(ConnectionError):
     """The cluster's API server did not answer (down, wrong address, timed out)."""
 
@@ -41,11 +47,67 @@ class ClusterTrustError(ClusterUnreachableError):
     configuration error (a wrong CA), not an outage."""
 
 
-def config_from_file(path: str | None = None) -> KubeConfig:
-    """KUBECONFIG (or the given file), else the in-cluster service account."""
-    if path:
-        return KubeConfig.from_file(path)
-    return KubeConfig.from_env()
+class KubeconfigError(ValueError):
+    """A kubeconfig (or the in-cluster configuration) that cannot be used."""
+
+
+class ApiRefusedError(Exception):
+    """The API server answered a request with an error status (after the retries of the
+    transient ones): its HTTP status code, the Status' reason and its message. `str()` is
+    the message."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    @property
+    def summary(self) -> str:
+        """`API error <code>: <message>`, as the commands print a refusal."""
+        return f"API error {self.code}: {self.message}"
+
+
+class NotFoundError(ApiRefusedError):
+    """404: the object (or its kind, or its namespace) does not exist."""
+
+
+class ConflictError(ApiRefusedError):
+    """409: the object already exists, or it changed since it was read."""
+
+
+def refusal_of(error: httpx.HTTPStatusError) -> ApiRefusedError:
+    """The error status of an answer: an API Status, or a plain-text one (an API group
+    that is not served yet answers 404 without a Status)."""
+    code = _status_code(error)
+    if isinstance(error, ApiError):
+        reason, message = str(error.status.reason or ""), str(error.status.message or "")
+    else:
+        reason, message = error.response.reason_phrase, error.response.text[:500]
+    kind = {404: NotFoundError, 409: ConflictError}.get(code, ApiRefusedError)
+    return kind(code, reason, message or reason or f"HTTP {code}")
+
+
+def unreachable(name: str, server: str, error: BaseException) -> ClusterUnreachableError:
+    """Why the cluster `name` (its API server at `server`, if known) did not answer."""
+    at = f" at {server}" if server else ""
+    if _caused_by(error, ssl.SSLCertVerificationError):
+        return ClusterTrustError(
+            f"cluster {name}: the API server{at} presents a certificate that the "
+            f"kubeconfig's certificate authority does not trust ({error})"
+        )
+    detail = str(error) or type(error).__name__
+    return ClusterUnreachableError(f"cluster {name} is unreachable{at}: {detail}")
+
+
+def config_from_file(path: str | None = None, context: str | None = None) -> KubeConfig:
+    """KUBECONFIG (or the given file), else the in-cluster service account; `context`
+    instead of the current one. A file that cannot be read raises OSError."""
+    try:
+        config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
+    except ConfigError as error:
+        raise KubeconfigError(str(error)) from None
+    if context:
+        config.current_context = context
+    return config
 
 
 @dataclass
@@ -109,6 +171,26 @@ class Cluster:
             self.writes.applies += 1
         return dict(result.to_dict())
 
+    async def apply_as(self, field_manager: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply, forced, of a partial manifest (the fields one actor sets,
+        sent as given: it need not be a whole object) under that actor's own field
+        manager, so that the operator's fields and everybody else's stay as they are."""
+        meta = manifest["metadata"]
+        cls = resource_class(manifest["apiVersion"], manifest["kind"])
+        result = await self.call(
+            lambda: self.client.patch(
+                cls,
+                meta["name"],
+                dict(manifest),
+                namespace=meta.get("namespace"),
+                patch_type=PatchType.APPLY,
+                field_manager=field_manager,
+                force=True,
+            )
+        )
+        self.writes.applies += 1
+        return dict(result.to_dict())
+
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
         """Whether the API server would accept the manifest, exactly as given (unknown and
         duplicate fields refused): a server-side dry-run of its apply. Returns the refusal,
@@ -134,11 +216,11 @@ class Cluster:
 
         try:
             await self.call(request, missing=None)
-        except (ApiError, httpx.HTTPStatusError) as error:
+        except ApiRefusedError as error:
             # A 500 that outlasts the retries is the server's verdict on this object (a
             # duplicate node port is refused so), not an outage.
-            if _status_code(error) in REFUSAL_CODES | {500}:
-                return _message(error)
+            if error.code in REFUSAL_CODES | {500}:
+                return error.message
             raise
         return None
 
@@ -198,7 +280,7 @@ class Cluster:
             async for event, obj in self._api.watch(cls, namespace=ALL_NS, labels=labels):
                 yield event, dict(obj.to_dict())
         except httpx.HTTPStatusError as error:
-            code = error.response.status_code
+            code = _status_code(error)
             raise ClusterRefusedError(
                 f"cluster {self.name} refused to watch {kind} objects ({code})"
             ) from error
@@ -211,30 +293,24 @@ class Cluster:
     async def call(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's
         storage initialising) are retried; a missing object gives `missing` if allowed;
-        a server that does not answer raises ClusterUnreachableError."""
+        any other refusal raises ApiRefusedError (NotFoundError, ConflictError); a server
+        that does not answer raises ClusterUnreachableError."""
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
                 return await call()
-            except (ApiError, httpx.HTTPStatusError) as error:
+            except httpx.HTTPStatusError as error:  # lightkube's ApiError is one
                 code = _status_code(error)
                 if code == 404 and "missing" in on_404:
                     return on_404["missing"]
                 if code not in TRANSIENT_CODES or attempt == TRANSIENT_RETRIES:
-                    raise
+                    raise refusal_of(error) from error
                 await asyncio.sleep(min(0.25 * 2**attempt, 2.0))
             except (httpx.TransportError, OSError) as error:
                 raise self._unreachable(error) from error
         raise AssertionError("unreachable")
 
     def _unreachable(self, error: BaseException) -> ClusterUnreachableError:
-        at = f" at {self.server}" if self.server else ""
-        if _caused_by(error, ssl.SSLCertVerificationError):
-            return ClusterTrustError(
-                f"cluster {self.name}: the API server{at} presents a certificate that the "
-                f"kubeconfig's certificate authority does not trust ({error})"
-            )
-        detail = str(error) or type(error).__name__
-        return ClusterUnreachableError(f"cluster {self.name} is unreachable{at}: {detail}")
+        return unreachable(self.name, self.server, error)
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
@@ -248,18 +324,11 @@ def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _status_code(error: ApiError | httpx.HTTPStatusError) -> int:
-    """The HTTP status, from an API Status or from a plain-text answer (an API group
-    that is not served yet answers 404 without a Status)."""
+def _status_code(error: httpx.HTTPStatusError) -> int:
+    """The HTTP status, from an API Status or from a plain-text answer."""
     if isinstance(error, ApiError):
         return int(error.status.code or 0)
     return error.response.status_code
-
-
-def _message(error: ApiError | httpx.HTTPStatusError) -> str:
-    if isinstance(error, ApiError):
-        return str(error.status.message or error)
-    return error.response.text[:500]
 
 
 def _with_type(obj: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:

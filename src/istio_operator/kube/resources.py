@@ -45,6 +45,12 @@ def resource_class(api_version: str, kind: str) -> AnyResource:
         raise UnknownKindError(f"no resource type known for {api_version} {kind}") from error
 
 
+def api_resource(api_version: str, kind: str) -> tuple[str, str]:
+    """(apiGroup, plural) of a kind: what RBAC rules name it by."""
+    info = resource_class(api_version, kind)._api_info
+    return str(info.resource.group), str(info.plural)
+
+
 def to_resource(manifest: Mapping[str, Any]) -> AnyResource:
     return resource_class(manifest["apiVersion"], manifest["kind"]).from_dict(dict(manifest))
 

@@ -21,17 +21,14 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lightkube import ApiError
-from lightkube.types import PatchType
-
 from istio_operator.api.labels import API_VERSION, MANAGED_BY, MANAGED_BY_VALUE
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.kube.objects import ObjectKey, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
-from istio_operator.kube.resources import resource_class
 from istio_operator.reconcile.inventory import (
     AVAILABLE,
     PROXY_CONTAINER,
+    describe,
     image_version,
     managing_istio,
     owner_workload,
@@ -230,21 +227,7 @@ async def restart(cluster: Cluster, restart: Restart, restarted_at: str) -> dict
     """Restarts one workload (as `kubectl rollout restart`): server-side apply of the
     annotation alone, with this command's own field manager. A workload deleted meanwhile
     is not recreated: the partial body is not a valid object, the API server refuses it."""
-    cls = resource_class("apps/v1", restart.kind)
-    body = restart_patch(restart, restarted_at)
-    result = await cluster.call(
-        lambda: cluster.client.patch(
-            cls,
-            restart.name,
-            body,
-            namespace=restart.namespace,
-            patch_type=PatchType.APPLY,
-            field_manager=DATAPLANE_FIELD_MANAGER,
-            force=True,
-        )
-    )
-    cluster.writes.applies += 1
-    return dict(result.to_dict())
+    return await cluster.apply_as(DATAPLANE_FIELD_MANAGER, restart_patch(restart, restarted_at))
 
 
 # -- the mesh ----------------------------------------------------------------------------------
@@ -344,14 +327,6 @@ async def _remote_plan(
         result.selection = await read_selection(
             result.cluster, target, control_plane_namespace=state.namespace, namespaces=namespaces
         )
-    except (ClusterUnreachableError, KubeconfigSecretError, ApiError, TimeoutError) as error:
+    except (ClusterUnreachableError, KubeconfigSecretError, ApiRefusedError, TimeoutError) as error:
         result.error = describe(error)
     return result
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, ApiError):
-        return f"API error {error.status.code}: {error.status.message}"
-    if isinstance(error, TimeoutError):
-        return "timed out"
-    return str(error) or type(error).__name__

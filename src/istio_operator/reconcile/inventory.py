@@ -19,10 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lightkube import ApiError
-
 from istio_operator.api.labels import API_VERSION, PHASE, REMOTE, owner_selector
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.kube.objects import ObjectKey, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.remote import list_remotes
@@ -283,8 +281,8 @@ async def _cluster_inventory(
     pods_error = ""
     try:
         pods = await cluster.list_all("v1", "Pod")
-    except ApiError as error:  # an identity that may not read pods still shows its components
-        pods_error = _failure(error)
+    except ApiRefusedError as error:  # an identity that may not read pods shows its components
+        pods_error = describe(error)
     reconciling = resource.phase if resource and resource.status != AVAILABLE else ""
     return ClusterInventory(
         name=cluster.name,
@@ -296,9 +294,10 @@ async def _cluster_inventory(
     )
 
 
-def _failure(error: BaseException) -> str:
-    if isinstance(error, ApiError):
-        return f"API error {error.status.code}: {error.status.message}"
+def describe(error: BaseException) -> str:
+    """Why a cluster could not be read, in a line: refused, timed out, unreachable."""
+    if isinstance(error, ApiRefusedError):
+        return error.summary
     if isinstance(error, TimeoutError):
         return "timed out"
     return str(error) or type(error).__name__
@@ -323,8 +322,8 @@ async def _remote_inventory(
         return await asyncio.wait_for(
             _cluster_inventory(cluster, "remote", selector, state), per_cluster_s
         )
-    except (ClusterUnreachableError, KubeconfigSecretError, ApiError, TimeoutError) as error:
-        return ClusterInventory(name, "remote", state, error=_failure(error))
+    except (ClusterUnreachableError, KubeconfigSecretError, ApiRefusedError, TimeoutError) as error:
+        return ClusterInventory(name, "remote", state, error=describe(error))
 
 
 async def gather(

@@ -52,7 +52,7 @@ from typing import Any
 
 from istio_operator.api.labels import API_VERSION, GROUP
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.kube.resources import register_crds, resource_class
+from istio_operator.kube.resources import api_resource, register_crds
 from istio_operator.reconcile.dataplane import RESTARTABLE_KINDS
 from istio_operator.reconcile.inventory import WORKLOAD_KINDS
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
@@ -111,9 +111,8 @@ OPERATOR_ON_REMOTE: Rules = {
 
 
 def resource_of(api_version: str, kind: str) -> Resource:
-    """(apiGroup, plural) from lightkube's models and the rendered Istio CRDs."""
-    info = resource_class(api_version, kind)._api_info
-    return str(info.resource.group), str(info.plural)
+    """(apiGroup, plural) from the client's built-in kinds and the rendered Istio CRDs."""
+    return api_resource(api_version, kind)
 
 
 def _kinds(api_version: str, kinds: Iterable[str], verbs: frozenset[str]) -> Rules:

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lightkube import ApiError
-
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.kubetypes import parse_label_selector
@@ -29,7 +27,12 @@ from istio_operator.api.labels import (
 )
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
-from istio_operator.kube.client import Cluster, ClusterTrustError, ClusterUnreachableError
+from istio_operator.kube.client import (
+    ApiRefusedError,
+    Cluster,
+    ClusterTrustError,
+    ClusterUnreachableError,
+)
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.plan import resolve_remote
@@ -176,10 +179,9 @@ def _classify(error: Exception) -> tuple[str, str]:
         return "InvalidSpec", f"invalid spec: {error}"
     if isinstance(error, UnsupportedVersionError):
         return "UnsupportedVersion", str(error)
-    if isinstance(error, ApiError):
-        code = int(error.status.code or 0)
-        reason = {401: "Unauthorized", 403: "Forbidden"}.get(code, "ApiError")
-        return reason, f"the remote cluster refused a request ({code}): {error.status.message}"
+    if isinstance(error, ApiRefusedError):
+        reason = {401: "Unauthorized", 403: "Forbidden"}.get(error.code, "ApiError")
+        return reason, f"the remote cluster refused a request ({error.code}): {error.message}"
     return "Error", f"{type(error).__name__}: {error}"
 
 
