@@ -15,16 +15,16 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-import kopf
 from prometheus_client import start_http_server
 
-from istio_operator.controller.handlers import RunConfig, build_registry
+from istio_operator.controller.handlers import RunConfig
 from istio_operator.controller.leader import (
     LeaderElector,
     LeaseHeldError,
     LeaseUnavailableError,
     election_namespace,
 )
+from istio_operator.controller.runner import configure_logging, run_operator
 
 # Exit status when leadership is lost: the pod restarts and comes back as a standby.
 LOST_LEADERSHIP_EXIT_CODE = 3
@@ -83,47 +83,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-# The API server decodes JSON nested up to 10,000 levels (Go's encoding/json limit) and
-# stores it in fields that keep unknown fields; kopf decodes every watched object with
-# json.loads, which recurses once per level. The spec parser then refuses such a value
-# (with a depth bound far below) instead of the whole operator dying on it.
-DECODABLE_DEPTH = 25_000
-
-
-def _allow_deep_documents() -> None:
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), DECODABLE_DEPTH))
-
-
 class PortError(RuntimeError):
     """A port the operator serves on cannot be listened on (often: another local `run`)."""
 
 
 def run(args: argparse.Namespace) -> int:
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
-    )
-    if args.kubeconfig:
-        # kopf's own login reads KUBECONFIG; both clients must see the same cluster.
-        os.environ["KUBECONFIG"] = str(args.kubeconfig)
-    # One line per HTTP request is noise; the operator logs what it changes.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    _allow_deep_documents()
+    configure_logging(verbose=args.verbose, json_lines=args.log_format == "json")
     try:
         # Before the Lease: a process that cannot serve must not take it from others.
         _check_port_free("--health-port", args.health_port)
         _serve_metrics(args.metrics_port)
     except PortError as error:
         return _refuse(error)
-    registry = build_registry(
-        RunConfig(
-            kubeconfig=args.kubeconfig,
-            resync_period=args.resync_period,
-            phase_timeout=args.phase_timeout,
-        )
+    config = RunConfig(
+        kubeconfig=args.kubeconfig,
+        resync_period=args.resync_period,
+        phase_timeout=args.phase_timeout,
     )
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until kopf installs its own
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until the operator installs its own
     elector = LeaderElector.from_kubeconfig(
         args.kubeconfig,
         namespace=election_namespace(args.leader_election_namespace, os.environ),
@@ -131,14 +109,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _hold_the_lease(elector, wait=args.leader_election, health_port=args.health_port)
         elector.start_renewing(on_lost=_stop_at_once)
-        with contextlib.suppress(KeyboardInterrupt):
-            kopf.run(
-                registry=registry,
-                standalone=True,
-                clusterwide=not args.namespace,
-                namespaces=args.namespace,
-                liveness_endpoint=liveness,
-            )
+        run_operator(config, namespaces=args.namespace, liveness_endpoint=liveness)
         logger.info("operator stopped")
     except (LeaseHeldError, LeaseUnavailableError, PortError) as error:
         return _refuse(error)
@@ -228,7 +199,7 @@ class _StandbyHealth(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def _standby_liveness(port: int) -> Iterator[None]:
     """/healthz while waiting for leadership, so that a liveness probe does not restart
-    a standby; the port is handed to kopf's own endpoint once this replica leads."""
+    a standby; the port is handed to the operator's own endpoint once this replica leads."""
     if not port:
         yield
         return

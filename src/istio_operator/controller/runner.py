@@ -1,0 +1,50 @@
+"""Running the operator: kopf's logging, and kopf's event loop with the operator's
+handlers. `istio-operator run` parses its flags, takes the Lease (`controller.leader`)
+and calls these: kopf is used nowhere outside this package."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from istio_operator.controller.handlers import RunConfig, build_registry
+
+# The API server decodes JSON nested up to 10,000 levels (Go's encoding/json limit) and
+# stores it in fields that keep unknown fields; kopf decodes every watched object with
+# json.loads, which recurses once per level. The spec parser then refuses such a value
+# (with a depth bound far below) instead of the whole operator dying on it.
+DECODABLE_DEPTH = 25_000
+
+
+def configure_logging(*, verbose: bool, json_lines: bool) -> None:
+    """kopf's log format (text or one JSON object a line) and verbosity, for every logger."""
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if json_lines else kopf.LogFormat.FULL,
+    )
+    # One line per HTTP request is noise; the operator logs what it changes.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+def run_operator(
+    config: RunConfig, *, namespaces: Sequence[str], liveness_endpoint: str | None
+) -> None:
+    """Reconciles the Istio and RemoteIstio resources of `namespaces` (every namespace
+    when empty) until the process is told to stop (SIGTERM, Ctrl-C)."""
+    if config.kubeconfig:
+        # kopf's own login reads KUBECONFIG; both clients must see the same cluster.
+        os.environ["KUBECONFIG"] = str(config.kubeconfig)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), DECODABLE_DEPTH))
+    with contextlib.suppress(KeyboardInterrupt):
+        kopf.run(
+            registry=build_registry(config),
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            liveness_endpoint=liveness_endpoint,
+        )
