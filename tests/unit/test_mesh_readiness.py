@@ -9,7 +9,7 @@ from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import ApiRefusedError, ClusterTrustError, ClusterUnreachableError
 from istio_operator.reconcile.istio import with_remotes
 from istio_operator.reconcile.remote import _classify, primary_settled, remote_ready
-from istio_operator.reconcile.status import AVAILABLE, Observation
+from istio_operator.reconcile.status import Observation, State
 from tests.operator_harness import istio_body
 
 
@@ -26,7 +26,7 @@ def remote(name: str, state: str, generation: int = 1, istio_generation: int = 3
 
 
 def primary_available() -> Observation:
-    return Observation(3, AVAILABLE, "Available", version="1.3.0", ready=True)
+    return Observation(3, State.AVAILABLE, "Available", version="1.3.0", ready=True)
 
 
 def istio() -> Any:
@@ -34,26 +34,26 @@ def istio() -> Any:
 
 
 def test_ready_when_every_remote_is_available_at_this_generation() -> None:
-    seen = with_remotes(primary_available(), istio(), 3, [remote("a", AVAILABLE)])
+    seen = with_remotes(primary_available(), istio(), 3, [remote("a", State.AVAILABLE)])
     assert seen.ready is True
-    assert seen.remotes == {"a": AVAILABLE}
+    assert seen.remotes == {"a": State.AVAILABLE}
 
 
 def test_not_ready_while_a_remote_lags_and_the_message_names_it() -> None:
-    bodies = [remote("a", AVAILABLE), remote("b", AVAILABLE, istio_generation=2)]
+    bodies = [remote("a", State.AVAILABLE), remote("b", State.AVAILABLE, istio_generation=2)]
     seen = with_remotes(primary_available(), istio(), 3, bodies)
     assert seen.ready is False
     assert seen.not_ready == ("RemotesNotReady", "waiting for remote clusters: b (Available)")
-    assert seen.state == AVAILABLE  # the primary's own state stays as the reference has it
+    assert seen.state == State.AVAILABLE  # the primary's own state stays as the reference has it
 
 
 def test_a_remote_at_another_version_or_its_own_older_generation_is_not_ready() -> None:
-    older_version = remote("a", AVAILABLE)
+    older_version = remote("a", State.AVAILABLE)
     older_version["status"]["version"] = "1.2.5"
     assert not remote_ready(older_version, 3, "1.3.0")
-    assert not remote_ready(remote("a", AVAILABLE, generation=2), 3, "1.3.0")
+    assert not remote_ready(remote("a", State.AVAILABLE, generation=2), 3, "1.3.0")
     assert not remote_ready(remote("a", "Reconciling"), 3, "1.3.0")
-    assert remote_ready(remote("a", AVAILABLE), 3, "1.3.0")
+    assert remote_ready(remote("a", State.AVAILABLE), 3, "1.3.0")
 
 
 def test_remotes_hold_exactly_the_current_remotes() -> None:
@@ -63,7 +63,10 @@ def test_remotes_hold_exactly_the_current_remotes() -> None:
 
 
 def test_remotes_follow_only_a_settled_primary() -> None:
-    body = {"metadata": {"generation": 4}, "status": {"Status": AVAILABLE, "observedGeneration": 3}}
+    body = {
+        "metadata": {"generation": 4},
+        "status": {"Status": State.AVAILABLE, "observedGeneration": 3},
+    }
     assert not primary_settled(body)
     body["status"]["observedGeneration"] = 4
     assert primary_settled(body)

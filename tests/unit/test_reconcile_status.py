@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from istio_operator.reconcile.status import (
-    AVAILABLE,
-    FAILED,
-    RECONCILING,
-    Observation,
-    compute_status,
-    differs,
-)
+from istio_operator.reconcile.status import Observation, State, compute_status, differs
 
 
 def conditions(status: dict) -> dict[str, str]:
@@ -17,7 +10,9 @@ def conditions(status: dict) -> dict[str, str]:
 
 
 def test_available_sets_version_and_both_conditions() -> None:
-    status = compute_status({}, Observation(3, AVAILABLE, "Available", version="1.3.0", ready=True))
+    status = compute_status(
+        {}, Observation(3, State.AVAILABLE, "Available", version="1.3.0", ready=True)
+    )
     assert status["Status"] == "Available"
     assert status["version"] == "1.3.0"
     assert status["observedGeneration"] == 3
@@ -27,10 +22,11 @@ def test_available_sets_version_and_both_conditions() -> None:
 
 def test_failure_keeps_version_in_effect_and_ready_as_it_was() -> None:
     available = compute_status(
-        {}, Observation(1, AVAILABLE, "Available", version="1.2.5", ready=True)
+        {}, Observation(1, State.AVAILABLE, "Available", version="1.2.5", ready=True)
     )
     failed = compute_status(
-        available, Observation(2, FAILED, "UnsupportedVersion", message="intended ... unsupported")
+        available,
+        Observation(2, State.FAILED, "UnsupportedVersion", message="intended ... unsupported"),
     )
     assert failed["Status"] == "ReconcileFailed"
     assert failed["ErrorMessage"] == "intended ... unsupported"
@@ -39,11 +35,15 @@ def test_failure_keeps_version_in_effect_and_ready_as_it_was() -> None:
 
 
 def test_transition_time_moves_only_with_the_condition_status() -> None:
-    first = compute_status({}, Observation(1, RECONCILING, "RolloutInProgress", ready=False))
-    again = compute_status(first, Observation(1, RECONCILING, "RolloutInProgress", ready=False))
+    first = compute_status({}, Observation(1, State.RECONCILING, "RolloutInProgress", ready=False))
+    again = compute_status(
+        first, Observation(1, State.RECONCILING, "RolloutInProgress", ready=False)
+    )
     assert not differs(first, again)
     first["conditions"][0]["lastTransitionTime"] = "2000-01-01T00:00:00Z"
-    done = compute_status(first, Observation(1, AVAILABLE, "Available", version="1", ready=True))
+    done = compute_status(
+        first, Observation(1, State.AVAILABLE, "Available", version="1", ready=True)
+    )
     assert done["conditions"][0]["lastTransitionTime"] != "2000-01-01T00:00:00Z"
 
 
@@ -52,7 +52,7 @@ def test_waiting_phase_and_awaited_objects_are_reported() -> None:
         {},
         Observation(
             1,
-            RECONCILING,
+            State.RECONCILING,
             "RolloutInProgress",
             phase="pilot",
             waiting_for=("Deployment istio-system/istio-pilot: 0/1 available",),
@@ -77,10 +77,12 @@ def test_merge_patch_removes_what_is_gone() -> None:
 
 
 def test_unreachable_carries_its_message_and_is_not_ready() -> None:
-    from istio_operator.reconcile.status import UNREACHABLE
-
-    available = compute_status({}, Observation(1, AVAILABLE, "Available", version="1", ready=True))
-    seen = Observation(1, UNREACHABLE, UNREACHABLE, "cluster a is unreachable at x", ready=False)
+    available = compute_status(
+        {}, Observation(1, State.AVAILABLE, "Available", version="1", ready=True)
+    )
+    seen = Observation(
+        1, State.UNREACHABLE, State.UNREACHABLE, "cluster a is unreachable at x", ready=False
+    )
     status = compute_status(available, seen)
     assert status["ErrorMessage"] == "cluster a is unreachable at x"
     assert conditions(status)["Ready"] == "False"
@@ -88,7 +90,10 @@ def test_unreachable_carries_its_message_and_is_not_ready() -> None:
 
 def test_remote_identity_and_istio_generation_are_kept_until_seen_again() -> None:
     first = compute_status(
-        {}, Observation(1, AVAILABLE, "Available", ready=True, istio_generation=4, cluster_id="u")
+        {},
+        Observation(
+            1, State.AVAILABLE, "Available", ready=True, istio_generation=4, cluster_id="u"
+        ),
     )
-    rolling = compute_status(first, Observation(1, RECONCILING, "RollingOut"))
+    rolling = compute_status(first, Observation(1, State.RECONCILING, "RollingOut"))
     assert (rolling["istioObservedGeneration"], rolling["clusterID"]) == (4, "u")

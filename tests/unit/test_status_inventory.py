@@ -12,10 +12,9 @@ from istio_operator.api.labels import PHASE
 from istio_operator.cli.main import build_parser
 from istio_operator.cli.status import columns, format_table, render, to_json
 from istio_operator.reconcile.inventory import (
-    AVAILABLE,
-    PROGRESSING,
     ClusterInventory,
     Inventory,
+    WorkloadState,
     components,
     data_plane,
     image_version,
@@ -120,24 +119,24 @@ def test_components_group_by_phase_in_rollout_order() -> None:
     assert [c.phase for c in found] == ["citadel", "pilot", "sidecar-injector", "addons"]
     citadel, pilot, _, addons = found
     assert (citadel.state, citadel.ready, citadel.total, citadel.versions) == (
-        AVAILABLE,
+        WorkloadState.AVAILABLE,
         1,
         1,
         ("1.2.5",),
     )
     assert (pilot.state, pilot.ready, pilot.total, pilot.versions) == (
-        PROGRESSING,
+        WorkloadState.PROGRESSING,
         1,
         2,
         ("1.3.0",),
     )
     assert pilot.workloads[0].reason == "1/2 updated, 1/2 available"
-    assert (addons.state, addons.ready, addons.total) == (PROGRESSING, 2, 3)
+    assert (addons.state, addons.ready, addons.total) == (WorkloadState.PROGRESSING, 2, 3)
 
 
 def test_the_phase_the_status_waits_for_is_progressing() -> None:
     (citadel,) = components([deployment("istio-citadel", "citadel", "i/citadel:1.2.5")], "citadel")
-    assert citadel.state == PROGRESSING
+    assert citadel.state == WorkloadState.PROGRESSING
     (unlabelled,) = components([deployment("x", "", "i/x:1")])
     assert unlabelled.phase == "other"
 

@@ -34,6 +34,7 @@ from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalClusterError, Workspace
 from istio_operator.localcluster.binaries import BinariesMissingError
+from istio_operator.reconcile.status import State
 
 FROM, TO, UNSUPPORTED = "1.2.5", "1.3.0", "1.4.0"
 NAMESPACE, REMOTE = "istio-system", "remote"
@@ -187,7 +188,7 @@ def _walkthrough(stage: Stage) -> None:
     status = wait(
         stage,
         "the refusal in status",
-        lambda: (s := _status(stage.primary)).get("Status") == "ReconcileFailed" and s,
+        lambda: (s := _status(stage.primary)).get("Status") == State.FAILED and s,
     )
     print(f"  status: {status['Status']}: {status['ErrorMessage']}")
     expect(status["ErrorMessage"].startswith(UNSUPPORTED_MESSAGE), "wrong refusal message")
@@ -385,9 +386,9 @@ def _follow(stage: Stage, version: str, watch_echo: bool = False) -> list[str]:
                 if not _echo_available(c)
             )
         return (
-            primary.get("Status") == "Available"
+            primary.get("Status") == State.AVAILABLE
             and primary.get("version") == version
-            and remote.get("Status") == "Available"
+            and remote.get("Status") == State.AVAILABLE
             and remote.get("version") == version
         )
 

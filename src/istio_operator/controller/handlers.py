@@ -52,7 +52,7 @@ from istio_operator.reconcile.remote import (
     list_remotes,
     remove_remote,
 )
-from istio_operator.reconcile.status import FAILED, Observation
+from istio_operator.reconcile.status import Observation, State
 
 __all__ = ["RunConfig", "build_registry"]
 
@@ -324,7 +324,9 @@ async def _clean_remote(
             f"(retrying in {delay:.0f} s): {_reason(error)}; if that cluster is gone for good, "
             f'annotate the RemoteIstio with {ABANDON_CLEANUP}="true" to leave it as it is'
         )
-        seen = Observation(generation_of(body), FAILED, "CleanupPending", message, ready=False)
+        seen = Observation(
+            generation_of(body), State.FAILED, "CleanupPending", message, ready=False
+        )
         remote_key = ObjectKey(API_VERSION, "RemoteIstio", key[0], key[1])
         await StatusWriter(shared.primary, logger).report(remote_key, body, seen)
         raise kopf.TemporaryError(message, delay=delay) from error

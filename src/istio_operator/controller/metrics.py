@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from istio_operator.controller.triggers import Key
+from istio_operator.reconcile.status import State
 from istio_operator.render.phases import Phase
 
 RECONCILES = Counter(
@@ -41,7 +42,7 @@ def record_reconcile(
     namespace, name = key
     RECONCILE_SECONDS.observe(seconds)
     RECONCILES.labels(namespace, name, state).inc()
-    if state == "ReconcileFailed":
+    if state == State.FAILED:
         RECONCILE_ERRORS.labels(reason).inc()
     PHASE.labels(namespace, name).set(Phase.from_label(phase) + 1 if phase else 0)
     OBJECT_WRITES.labels("primary").inc(writes)

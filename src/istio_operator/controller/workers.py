@@ -21,7 +21,7 @@ from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
 from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote
-from istio_operator.reconcile.status import AVAILABLE, FAILED, RECONCILING, Observation
+from istio_operator.reconcile.status import Observation, State
 from istio_operator.render.phases import Phase
 
 REQUEUE_WHILE_ROLLING_S = 2.0
@@ -57,10 +57,10 @@ class Backoff:
         self.failures = 0
 
     def after(self, seen: Observation, resync: float) -> float:
-        if seen.state == AVAILABLE:
+        if seen.state == State.AVAILABLE:
             self.failures = 0
             return resync
-        if seen.state == RECONCILING:
+        if seen.state == State.RECONCILING:
             self.failures = 0
             return min(resync, REQUEUE_WHILE_ROLLING_S)
         self.failures += 1
@@ -107,7 +107,7 @@ class IstioWorker:
             primary.writes.total - writes_before,
         )
         await self.status.report(self.istio_key, self._snapshot, seen)
-        if seen.state == AVAILABLE:
+        if seen.state == State.AVAILABLE:
             # Remotes follow the primary: they read its facts afresh now that it is settled.
             self.shared.remote_triggers.fire_namespace(self.key[0])
         return self.backoff.after(seen, self.shared.config.resync_period)
@@ -169,7 +169,7 @@ class RemoteWorker:
 def _rolling(body: Mapping[str, Any], phase: Phase) -> Observation:
     return Observation(
         generation=generation_of(body),
-        state=RECONCILING,
+        state=State.RECONCILING,
         reason="RollingOut",
         message=f"rolling out phase {phase.label}",
         phase=phase.label,
@@ -177,4 +177,6 @@ def _rolling(body: Mapping[str, Any], phase: Phase) -> Observation:
 
 
 def _failure(body: Mapping[str, Any], reason: str, message: str) -> Observation:
-    return Observation(generation=generation_of(body), state=FAILED, reason=reason, message=message)
+    return Observation(
+        generation=generation_of(body), state=State.FAILED, reason=reason, message=message
+    )

@@ -26,7 +26,6 @@ from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreacha
 from istio_operator.kube.objects import ObjectKey, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.inventory import (
-    AVAILABLE,
     PROXY_CONTAINER,
     describe,
     image_version,
@@ -35,6 +34,7 @@ from istio_operator.reconcile.inventory import (
     resource_state,
 )
 from istio_operator.reconcile.remote import list_remotes
+from istio_operator.reconcile.status import State
 
 DATAPLANE_FIELD_MANAGER = "istio-operator-dataplane"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -260,7 +260,7 @@ def refusal(istio: Mapping[str, Any] | None, namespace: str, force: bool) -> str
     what = f"Istio {state.namespace}/{state.name}"
     if not state.version:
         return f"{what} has no control-plane version in effect yet (status.version)"
-    if state.status != AVAILABLE and not force:
+    if state.status != State.AVAILABLE and not force:
         detail = f"phase {state.phase}, " if state.phase else ""
         spec_version = str((istio.get("spec") or {}).get("version") or "")
         return (
@@ -311,7 +311,7 @@ async def _remote_plan(
     state = resource_state(body)
     target = state.version or mesh_version
     result = ClusterPlan(state.name, "remote", target)
-    if state.status != AVAILABLE and not force:
+    if state.status != State.AVAILABLE and not force:
         result.error = (
             f"RemoteIstio {state.namespace}/{state.name} is {state.status or 'not yet reconciled'}"
             ", not Available: skipped (--force to restart anyway)"

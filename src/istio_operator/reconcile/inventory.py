@@ -17,6 +17,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from istio_operator.api.labels import API_VERSION, PHASE, REMOTE, owner_selector
@@ -24,14 +25,20 @@ from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreacha
 from istio_operator.kube.objects import ObjectKey, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.remote import list_remotes
+from istio_operator.reconcile.status import State
 from istio_operator.render.phases import Phase
 
 PROXY_CONTAINER = "istio-proxy"
 WORKLOAD_KINDS = ("Deployment", "DaemonSet")
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-UNREACHABLE = "Unreachable"
 DEFAULT_CLUSTER_TIMEOUT_S = 20.0
+
+
+class WorkloadState(StrEnum):
+    """The state `status` shows for a control-plane workload, and for a component (the
+    workloads of one rollout phase), as read from the workloads themselves."""
+
+    AVAILABLE = "Available"
+    PROGRESSING = "Progressing"
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class ResourceState:
     kind: str
     namespace: str
     name: str
-    status: str = ""  # Created / Reconciling / Available / ReconcileFailed / Unreachable
+    status: str = ""  # a `State`, or "" before the operator wrote one
     version: str = ""  # the version in effect (status.version)
     desired_version: str = ""  # the Istio resource's spec.version
     phase: str = ""
@@ -60,7 +67,7 @@ class Workload:
     images: tuple[str, ...]
     ready: int
     total: int
-    state: str  # Available / Progressing
+    state: WorkloadState
     reason: str = ""
 
 
@@ -69,7 +76,7 @@ class Component:
     """The workloads of one rollout phase."""
 
     phase: str
-    state: str
+    state: WorkloadState
     workloads: tuple[Workload, ...]
 
     @property
@@ -177,7 +184,7 @@ def workload(obj: Mapping[str, Any]) -> Workload:
         images=tuple(str(c.get("image")) for c in _containers(obj)),
         ready=int(ready or 0),
         total=int(total or 0),
-        state=AVAILABLE if check.ready else PROGRESSING,
+        state=WorkloadState.AVAILABLE if check.ready else WorkloadState.PROGRESSING,
         reason=check.reason,
     )
 
@@ -201,8 +208,11 @@ def components(
     result = []
     for label in sorted(by_phase, key=_phase_order):
         members = tuple(sorted(by_phase[label], key=lambda w: (w.namespace, w.kind, w.name)))
-        ready = all(w.state == AVAILABLE for w in members) and label != reconciling_phase
-        result.append(Component(label, AVAILABLE if ready else PROGRESSING, members))
+        ready = label != reconciling_phase and all(
+            w.state == WorkloadState.AVAILABLE for w in members
+        )
+        state = WorkloadState.AVAILABLE if ready else WorkloadState.PROGRESSING
+        result.append(Component(label, state, members))
     return tuple(result)
 
 
@@ -283,7 +293,7 @@ async def _cluster_inventory(
         pods = await cluster.list_all("v1", "Pod")
     except ApiRefusedError as error:  # an identity that may not read pods shows its components
         pods_error = describe(error)
-    reconciling = resource.phase if resource and resource.status != AVAILABLE else ""
+    reconciling = resource.phase if resource and resource.status != State.AVAILABLE else ""
     return ClusterInventory(
         name=cluster.name,
         role=role,

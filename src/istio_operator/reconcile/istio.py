@@ -31,13 +31,7 @@ from istio_operator.reconcile.remote import (
     remote_networks,
     remote_ready,
 )
-from istio_operator.reconcile.status import (
-    AVAILABLE,
-    FAILED,
-    RECONCILING,
-    Observation,
-    refusal,
-)
+from istio_operator.reconcile.status import Observation, State, refusal
 from istio_operator.render import render_primary
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
@@ -67,7 +61,7 @@ class Peer:
 
 
 def _failed(generation: int, reason: str, message: str) -> Observation:
-    return Observation(generation=generation, state=FAILED, reason=reason, message=message)
+    return Observation(generation=generation, state=State.FAILED, reason=reason, message=message)
 
 
 def _conflict(istio: Istio, created: str, peers: Sequence[Peer]) -> str | None:
@@ -145,7 +139,7 @@ def with_remotes(
     """The primary's observation with each remote's state, and Ready only when the whole
     mesh is: the primary and every remote available at this generation and version."""
     states = {
-        str(b["metadata"]["name"]): str((b.get("status") or {}).get("Status") or "Pending")
+        str(b["metadata"]["name"]): str((b.get("status") or {}).get("Status") or State.PENDING)
         for b in remote_bodies
     }
     lagging = sorted(
@@ -172,7 +166,7 @@ def observe(
         phase = report.waiting_phase.label if report.waiting_phase else ""
         return Observation(
             generation=generation,
-            state=RECONCILING,
+            state=State.RECONCILING,
             reason="RolloutInProgress",
             message=f"waiting for phase {phase}: {'; '.join(report.awaiting)}",
             phase=phase,
@@ -183,7 +177,7 @@ def observe(
         )
     return Observation(
         generation=generation,
-        state=AVAILABLE,
+        state=State.AVAILABLE,
         reason="Available",
         message="",
         version=istio.spec.version,
@@ -210,10 +204,10 @@ def component_states(report: ClusterReport) -> dict[str, dict[str, Any]]:
 
 def _phase_state(
     report: ClusterReport, phase: Phase | None, workloads: list[dict[str, Any]]
-) -> str:
+) -> State:
     if phase is not None and phase == report.waiting_phase:
-        return RECONCILING
-    return AVAILABLE if all(readiness(w).ready for w in workloads) else RECONCILING
+        return State.RECONCILING
+    return State.AVAILABLE if all(readiness(w).ready for w in workloads) else State.RECONCILING
 
 
 def _containers(workload: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -44,14 +44,7 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
-from istio_operator.reconcile.status import (
-    AVAILABLE,
-    FAILED,
-    RECONCILING,
-    UNREACHABLE,
-    Observation,
-    refusal,
-)
+from istio_operator.reconcile.status import Observation, State, refusal
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
 from istio_operator.versions import UnsupportedVersionError
 
@@ -102,7 +95,7 @@ def remote_ready(body: Mapping[str, Any], istio_generation: int, version: str) -
     status = body.get("status") or {}
     meta = body.get("metadata") or {}
     return (
-        status.get("Status") == AVAILABLE
+        status.get("Status") == State.AVAILABLE
         and status.get("observedGeneration") == meta.get("generation")
         and status.get("istioObservedGeneration") == istio_generation
         and status.get("version") == version
@@ -114,7 +107,9 @@ def primary_settled(istio_body: Mapping[str, Any]) -> bool:
     remotes follow the primary, never lead it."""
     status = istio_body.get("status") or {}
     generation = (istio_body.get("metadata") or {}).get("generation")
-    return status.get("Status") == AVAILABLE and status.get("observedGeneration") == generation
+    return (
+        status.get("Status") == State.AVAILABLE and status.get("observedGeneration") == generation
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +146,7 @@ async def reconcile_remote(
 def _no_istio(generation: int, namespace: str) -> Observation:
     return Observation(
         generation,
-        FAILED,
+        State.FAILED,
         "NoIstio",
         f"no Istio resource in namespace {namespace}: a RemoteIstio joins the mesh of the "
         "Istio resource in its own namespace",
@@ -164,7 +159,7 @@ def _failure_of(generation: int, name: str, error: Exception) -> Observation:
     reason, message = _classify(error)
     if reason == "Error":
         log.exception("reconcile of remote %s failed", name)
-    state = UNREACHABLE if reason == UNREACHABLE else FAILED
+    state = State.UNREACHABLE if reason == State.UNREACHABLE else State.FAILED
     return Observation(generation, state, reason, message, ready=False)
 
 
@@ -172,7 +167,7 @@ def _classify(error: Exception) -> tuple[str, str]:
     if isinstance(error, ClusterTrustError):
         return "UntrustedServer", str(error)
     if isinstance(error, ClusterUnreachableError):
-        return UNREACHABLE, str(error)
+        return State.UNREACHABLE, str(error)
     if isinstance(error, KubeconfigSecretError):
         return "InvalidKubeconfig", str(error)
     if isinstance(error, SpecError):
@@ -202,13 +197,13 @@ async def _reconcile(
     claim = await _claimed_elsewhere(primary, body, cluster_id)
     if claim:
         return Observation(
-            generation, FAILED, "ClusterClaimed", claim, ready=False, cluster_id=cluster_id
+            generation, State.FAILED, "ClusterClaimed", claim, ready=False, cluster_id=cluster_id
         )
     state = await read_primary(primary, istio)
     if istio.spec.meshExpansion and not state.facts.ingress_gateway_addresses:
         return Observation(
             generation,
-            RECONCILING,
+            State.RECONCILING,
             "GatewayAddressPending",
             message="waiting for the primary ingress gateway's load-balancer address",
             phase="base",
@@ -221,7 +216,7 @@ async def _reconcile(
         cluster, "spec.citadel.caSecretName", remote.metadata.namespace, own_ca
     )
     if missing:
-        return Observation(generation, FAILED, "MissingReference", missing, ready=False)
+        return Observation(generation, State.FAILED, "MissingReference", missing, ready=False)
     ca_wait = _waiting_for_ca(generation, istio, remote, state)
     if ca_wait is not None:
         return replace(ca_wait, cluster_id=cluster_id)
@@ -269,7 +264,7 @@ def _waiting_for_ca(
     secret = f"{istio.metadata.namespace}/{state.ca_secret_name}"
     return Observation(
         generation,
-        RECONCILING,
+        State.RECONCILING,
         "CAPending",
         message=f"waiting for the primary's CA Secret {secret}, which its citadel creates",
         phase="base",
@@ -312,7 +307,7 @@ def _observe(
         phase = report.waiting_phase.label if report.waiting_phase else ""
         return Observation(
             generation,
-            RECONCILING,
+            State.RECONCILING,
             "RolloutInProgress",
             message=f"waiting for phase {phase}: {'; '.join(report.awaiting)}",
             phase=phase,
@@ -329,10 +324,10 @@ def _observe(
     )
     return Observation(
         generation,
-        AVAILABLE,
+        State.AVAILABLE,
         "Available",
         version=istio.spec.version,
-        components={"remote": {"state": AVAILABLE, "images": images}},
+        components={"remote": {"state": State.AVAILABLE, "images": images}},
         gateway_addresses=addresses,
         ready=True,
     )

@@ -11,14 +11,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-AVAILABLE = "Available"
-RECONCILING = "Reconciling"
-FAILED = "ReconcileFailed"
-UNREACHABLE = "Unreachable"
+
+class State(StrEnum):
+    """`status.Status` of an `Istio` or `RemoteIstio` resource, as the reference spells
+    it; also the state of each component in `status.components` and of each remote in
+    `status.remotes`."""
+
+    AVAILABLE = "Available"
+    RECONCILING = "Reconciling"
+    FAILED = "ReconcileFailed"
+    UNREACHABLE = "Unreachable"  # a remote cluster whose API server does not answer
+    PENDING = "Pending"  # in `status.remotes` only: a remote without a status yet
+
+
 # Status values whose reason is a problem worth a Warning event (and an ErrorMessage).
-WARNING_STATES = frozenset({FAILED, UNREACHABLE})
+WARNING_STATES = frozenset({State.FAILED, State.UNREACHABLE})
 
 
 @dataclass(frozen=True)
@@ -26,7 +36,7 @@ class Observation:
     """What one reconcile found, in the terms the status speaks."""
 
     generation: int
-    state: str
+    state: State
     reason: str
     message: str = ""
     version: str | None = None  # the version now in effect, when the rollout completed
@@ -53,7 +63,7 @@ def refusal(generation: int, refused: list[str]) -> Observation:
     shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
     return Observation(
         generation,
-        FAILED,
+        State.FAILED,
         "Refused",
         f"the API server refuses the change, nothing was applied: {shown}",
     )
@@ -110,7 +120,7 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
             _condition(
                 previous,
                 "Reconciled",
-                seen.state == AVAILABLE,
+                seen.state == State.AVAILABLE,
                 seen.reason,
                 seen.message,
                 seen.generation,
