@@ -117,6 +117,12 @@ def parse_quantity(text: str) -> Decimal | None:
         return None
 
 
+def pod_template_containers(workload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The containers of a workload's pod template (none if it has no template)."""
+    spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return list(spec.get("containers") or [])
+
+
 @dataclass(frozen=True)
 class Readiness:
     ready: bool

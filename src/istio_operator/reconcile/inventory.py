@@ -22,7 +22,7 @@ from typing import Any
 
 from istio_operator.api.labels import API_VERSION, PHASE, REMOTE, owner_selector
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
-from istio_operator.kube.objects import ObjectKey, readiness
+from istio_operator.kube.objects import ObjectKey, pod_template_containers, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.remote import list_remotes
 from istio_operator.reconcile.status import State
@@ -164,11 +164,6 @@ def resource_state(body: Mapping[str, Any], desired_version: str = "") -> Resour
     )
 
 
-def _containers(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return list(spec.get("containers") or [])
-
-
 def workload(obj: Mapping[str, Any]) -> Workload:
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
@@ -181,7 +176,7 @@ def workload(obj: Mapping[str, Any]) -> Workload:
         kind=str(obj.get("kind")),
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name")),
-        images=tuple(str(c.get("image")) for c in _containers(obj)),
+        images=tuple(str(c.get("image")) for c in pod_template_containers(obj)),
         ready=int(ready or 0),
         total=int(total or 0),
         state=WorkloadState.AVAILABLE if check.ready else WorkloadState.PROGRESSING,

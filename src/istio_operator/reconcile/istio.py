@@ -16,7 +16,7 @@ from istio_operator.api.istio import Istio
 from istio_operator.api.labels import PHASE, owner_selector
 from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import Cluster
-from istio_operator.kube.objects import readiness
+from istio_operator.kube.objects import pod_template_containers, readiness
 from istio_operator.reconcile.engine import (
     ClusterReport,
     Ownership,
@@ -31,7 +31,7 @@ from istio_operator.reconcile.remote import (
     remote_networks,
     remote_ready,
 )
-from istio_operator.reconcile.status import Observation, State, refusal
+from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import render_primary
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
@@ -120,7 +120,7 @@ async def reconcile_mesh(
     await reconcile_injection_labels(
         primary, name, namespace, istio.spec.autoInjectionNamespaces or []
     )
-    seen = observe(istio, generation, report, gateways)
+    seen = observe(generation, report, istio.spec.version, gateways, component_states(report))
     return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
 
 
@@ -156,37 +156,6 @@ def with_remotes(
     )
 
 
-def observe(
-    istio: Istio, generation: int, report: ClusterReport, gateways: tuple[str, ...]
-) -> Observation:
-    if report.refused:
-        return replace(refusal(generation, report.refused), gateway_addresses=gateways)
-    components = component_states(report)
-    if not report.done:
-        phase = report.waiting_phase.label if report.waiting_phase else ""
-        return Observation(
-            generation=generation,
-            state=State.RECONCILING,
-            reason="RolloutInProgress",
-            message=f"waiting for phase {phase}: {'; '.join(report.awaiting)}",
-            phase=phase,
-            waiting_for=tuple(report.awaiting),
-            components=components,
-            gateway_addresses=gateways,
-            ready=False,
-        )
-    return Observation(
-        generation=generation,
-        state=State.AVAILABLE,
-        reason="Available",
-        message="",
-        version=istio.spec.version,
-        components=components,
-        gateway_addresses=gateways,
-        ready=True,
-    )
-
-
 def component_states(report: ClusterReport) -> dict[str, dict[str, Any]]:
     """Per phase with workloads: its state, images and ready replicas."""
     by_phase: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -197,7 +166,7 @@ def component_states(report: ClusterReport) -> dict[str, dict[str, Any]]:
         phase = Phase.from_label(label) if label else None
         states[label or "other"] = {
             "state": _phase_state(report, phase, workloads),
-            "images": sorted({c["image"] for w in workloads for c in _containers(w)}),
+            "images": sorted({c["image"] for w in workloads for c in pod_template_containers(w)}),
         }
     return states
 
@@ -208,8 +177,3 @@ def _phase_state(
     if phase is not None and phase == report.waiting_phase:
         return State.RECONCILING
     return State.AVAILABLE if all(readiness(w).ready for w in workloads) else State.RECONCILING
-
-
-def _containers(workload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return list(spec.get("containers") or [])

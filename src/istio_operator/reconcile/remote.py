@@ -33,7 +33,7 @@ from istio_operator.kube.client import (
     ClusterTrustError,
     ClusterUnreachableError,
 )
-from istio_operator.kube.objects import ObjectKey
+from istio_operator.kube.objects import ObjectKey, pod_template_containers
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.plan import resolve_remote
 from istio_operator.reconcile.engine import (
@@ -44,7 +44,7 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
-from istio_operator.reconcile.status import Observation, State, refusal
+from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
 from istio_operator.versions import UnsupportedVersionError
 
@@ -235,7 +235,7 @@ async def _reconcile(
             cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
         )
     addresses = await ingress_addresses(cluster, remote.metadata.namespace or "")
-    seen = _observe(generation, istio, report, addresses)
+    seen = observe(generation, report, istio.spec.version, addresses, _components(report))
     return replace(seen, istio_generation=istio_generation, cluster_id=cluster_id)
 
 
@@ -298,39 +298,13 @@ def _age(body: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(meta.get("creationTimestamp")), str(meta.get("namespace")), str(meta["name"]))
 
 
-def _observe(
-    generation: int, istio: Istio, report: ClusterReport, addresses: tuple[str, ...]
-) -> Observation:
-    if report.refused:
-        return refusal(generation, report.refused)
+def _components(report: ClusterReport) -> dict[str, dict[str, Any]]:
+    """A remote's status shows its control plane as one component, once rolled out."""
     if not report.done:
-        phase = report.waiting_phase.label if report.waiting_phase else ""
-        return Observation(
-            generation,
-            State.RECONCILING,
-            "RolloutInProgress",
-            message=f"waiting for phase {phase}: {'; '.join(report.awaiting)}",
-            phase=phase,
-            waiting_for=tuple(report.awaiting),
-            gateway_addresses=addresses,
-            ready=False,
-        )
-    images = sorted(
-        {
-            c["image"]
-            for w in report.live_workloads.values()
-            for c in w["spec"]["template"]["spec"]["containers"]
-        }
-    )
-    return Observation(
-        generation,
-        State.AVAILABLE,
-        "Available",
-        version=istio.spec.version,
-        components={"remote": {"state": State.AVAILABLE, "images": images}},
-        gateway_addresses=addresses,
-        ready=True,
-    )
+        return {}
+    workloads = report.live_workloads.values()
+    images = sorted({c["image"] for w in workloads for c in pod_template_containers(w)})
+    return {"remote": {"state": State.AVAILABLE, "images": images}}
 
 
 async def _kubeconfig_secret(primary: Cluster, remote: RemoteIstio) -> dict[str, Any]:

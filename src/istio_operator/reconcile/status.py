@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from istio_operator.reconcile.engine import ClusterReport
 
 
 class State(StrEnum):
@@ -66,6 +69,43 @@ def refusal(generation: int, refused: list[str]) -> Observation:
         State.FAILED,
         "Refused",
         f"the API server refuses the change, nothing was applied: {shown}",
+    )
+
+
+def observe(
+    generation: int,
+    report: ClusterReport,
+    version: str,
+    gateway_addresses: tuple[str, ...],
+    components: Mapping[str, Mapping[str, Any]],
+) -> Observation:
+    """What one reconcile of a cluster (the primary or a remote) found, from its report:
+    the change refused by the API server (nothing applied), a rollout waiting for a phase,
+    or the control plane available at `version`. `components` is what the status shows
+    per component (empty: the previous components are kept)."""
+    if report.refused:
+        return replace(refusal(generation, report.refused), gateway_addresses=gateway_addresses)
+    if not report.done:
+        phase = report.waiting_phase.label if report.waiting_phase else ""
+        return Observation(
+            generation,
+            State.RECONCILING,
+            "RolloutInProgress",
+            message=f"waiting for phase {phase}: {'; '.join(report.awaiting)}",
+            phase=phase,
+            waiting_for=tuple(report.awaiting),
+            components=components,
+            gateway_addresses=gateway_addresses,
+            ready=False,
+        )
+    return Observation(
+        generation,
+        State.AVAILABLE,
+        "Available",
+        version=version,
+        components=components,
+        gateway_addresses=gateway_addresses,
+        ready=True,
     )
 
 
