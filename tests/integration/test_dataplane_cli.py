@@ -23,7 +23,7 @@ from lightkube.resources.core_v1 import Namespace, Pod, Secret
 
 from istio_operator.cli.demo import echo_manifest, remote_istio_body
 from istio_operator.localcluster import LocalCluster, Workspace
-from istio_operator.reconcile.dataplane import DATAPLANE_FIELD_MANAGER, RESTARTED_AT
+from istio_operator.operations.dataplane import DATAPLANE_FIELD_MANAGER, RESTARTED_AT
 from tests.conftest import client_for
 from tests.operator_harness import (
     OperatorProcess,

@@ -42,7 +42,7 @@ from istio_operator.cli.demo import (
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.credentials import Token, endpoint_of, token_kubeconfig
 from istio_operator.localcluster import LocalCluster, Workspace, find_binaries
-from istio_operator.reconcile.dataplane import RESTARTED_AT
+from istio_operator.operations.dataplane import RESTARTED_AT
 from tests.conftest import client_for
 from tests.operator_harness import (
     REPO,

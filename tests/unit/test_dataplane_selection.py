@@ -9,7 +9,7 @@ import pytest
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.cli.dataplane import format_plan
 from istio_operator.cli.main import build_parser
-from istio_operator.reconcile.dataplane import (
+from istio_operator.operations.dataplane import (
     RESTARTED_AT,
     ClusterPlan,
     Restart,

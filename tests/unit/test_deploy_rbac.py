@@ -1,6 +1,6 @@
 """The operator's RBAC is derived from what it renders: nothing missing, nothing extra.
 
-The rules come from `istio_operator.reconcile.rbac` (the renderer with every optional
+The rules come from `istio_operator.operations.rbac` (the renderer with every optional
 component on, both Istio families, with and without mTLS and mesh expansion, plus the
 operator's own needs), which `istio-operator remote-access` also applies; they are
 compared with deploy/base's ClusterRole, the chart's copy of it and deploy/remote's
@@ -22,10 +22,9 @@ from istio_operator.api.crd import generate_crds
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import register_crds
-from istio_operator.reconcile import dataplane, inventory
-from istio_operator.reconcile.access import remote_manifests
-from istio_operator.reconcile.kinds import MANAGED_KINDS
-from istio_operator.reconcile.rbac import (
+from istio_operator.operations import dataplane, inventory
+from istio_operator.operations.access import remote_manifests
+from istio_operator.operations.rbac import (
     OPERATOR_ON_REMOTE,
     OPTIONAL_COMPONENTS,
     PRIMARY_USES,
@@ -44,6 +43,7 @@ from istio_operator.reconcile.rbac import (
     resource_of,
     without_covered,
 )
+from istio_operator.reconcile.kinds import MANAGED_KINDS
 from istio_operator.render import (
     DesiredObject,
     PortFact,

@@ -20,14 +20,14 @@ from istio_operator.kube.credentials import (
 )
 from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import kubeconfig_from_secret
-from istio_operator.reconcile import access
-from istio_operator.reconcile.access import (
+from istio_operator.operations import access
+from istio_operator.operations.access import (
     AccessReport,
     grant_remote_access,
     kubeconfig_secret,
     remote_manifests,
 )
-from istio_operator.reconcile.rbac import policy_rules, remote_rules
+from istio_operator.operations.rbac import policy_rules, remote_rules
 
 SECRET_TOKEN = "s3cr3t-token-value"
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

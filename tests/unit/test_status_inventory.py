@@ -11,7 +11,7 @@ import pytest
 from istio_operator.api.labels import PHASE
 from istio_operator.cli.main import build_parser
 from istio_operator.cli.status import columns, format_table, render, to_json
-from istio_operator.reconcile.inventory import (
+from istio_operator.operations.inventory import (
     ClusterInventory,
     Inventory,
     WorkloadState,

@@ -5,7 +5,7 @@ command finds the Deployments, StatefulSets and DaemonSets whose pods run a prox
 than the control plane's version in effect (the Istio resource's `status.version`) and
 restarts them as `kubectl rollout restart` does, namespace by namespace, on the primary
 and, with `--all-clusters`, on every remote. The selection and the restart live in
-`reconcile.dataplane`; this module parses arguments and prints.
+`operations.dataplane`; this module parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from istio_operator.kube.client import (
     KubeconfigError,
 )
 from istio_operator.kube.remotes import RemoteClients
-from istio_operator.reconcile.dataplane import (
+from istio_operator.operations.dataplane import (
     ClusterPlan,
     NotReadyError,
     plan,
     restart,
 )
-from istio_operator.reconcile.inventory import describe
+from istio_operator.operations.inventory import describe
 
 HEADERS = ("NAMESPACE", "WORKLOAD", "PODS", "PROXY", "RESULT")
 

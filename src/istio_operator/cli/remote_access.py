@@ -21,7 +21,7 @@ from istio_operator.kube.client import (
     config_from_file,
 )
 from istio_operator.kube.credentials import CredentialsError, cluster_with_manager, endpoint_of
-from istio_operator.reconcile.access import (
+from istio_operator.operations.access import (
     CLUSTER_ROLE,
     FIELD_MANAGER,
     ONE_YEAR_S,

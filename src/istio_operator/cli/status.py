@@ -28,7 +28,7 @@ from istio_operator.kube.client import (
     KubeconfigError,
 )
 from istio_operator.kube.remotes import RemoteClients
-from istio_operator.reconcile.inventory import (
+from istio_operator.operations.inventory import (
     ClusterInventory,
     Component,
     Inventory,

@@ -9,14 +9,20 @@ One derivation per kind of cluster, each the sum of four declared parts:
   own (`MANAGED_KINDS`) are only read, since every reconcile lists them to prune;
 - what the operator does beyond that (`OPERATOR_ON_PRIMARY`, `OPERATOR_ON_REMOTE`);
 - what `istio-operator status` and `dataplane-upgrade` read and patch on each cluster
-  (`STATUS_*`, `DATAPLANE_*`, built from the kinds `reconcile.inventory` and
-  `reconcile.dataplane` list and restart, so that a kind added there is granted here);
+  (`STATUS_*`, `DATAPLANE_*`, built from the kinds `operations.inventory` and
+  `operations.dataplane` list and restart, so that a kind added there is granted here);
 - every permission the rendered (Cluster)Roles grant, and `bind` on those roles by name.
 
 `primary_rules()` is deploy/base's ClusterRole (and the chart's); `remote_rules()` is
 deploy/remote's and the one `istio-operator remote-access` applies, rule for rule in the
 same order, so that a server-side apply of one over the other finds the same value and
 does not conflict. tests/unit/test_deploy_rbac.py checks every copy.
+
+Why here, among the operations, and not in `reconcile` or `kube`: the derivation reads
+the renderer's output, the kinds the reconcile owns and the kinds that `status` and
+`dataplane-upgrade` (`operations.inventory`, `operations.dataplane`) read and restart, so
+it sits above all of them; and its one user at run time is `remote-access`
+(`operations.access`), which applies it. Lower, it would have to know the commands.
 
 No privilege escalation. The API server lets a subject write a (Cluster)Role only with
 rules the subject holds itself, unless it has `escalate` on that role, and bind a role
@@ -53,8 +59,8 @@ from typing import Any
 from istio_operator.api.labels import API_VERSION, GROUP
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.kube.resources import api_resource, register_crds
-from istio_operator.reconcile.dataplane import RESTARTABLE_KINDS
-from istio_operator.reconcile.inventory import WORKLOAD_KINDS
+from istio_operator.operations.dataplane import RESTARTABLE_KINDS
+from istio_operator.operations.inventory import WORKLOAD_KINDS
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
 from istio_operator.render import (
     DesiredObject,
@@ -126,13 +132,13 @@ MESH_ON_PRIMARY: Rules = {
     (GROUP, "remoteistios"): LIST,
     ("", "secrets"): GET,
 }
-# `status` (reconcile.inventory) on every cluster: the control-plane workloads, by label,
+# `status` (operations.inventory) on every cluster: the control-plane workloads, by label,
 # and every pod for its sidecar's version.
 STATUS_ON_EVERY_CLUSTER: Rules = {
     **_kinds("apps/v1", WORKLOAD_KINDS, LIST),
     ("", "pods"): LIST,
 }
-# `dataplane-upgrade` (reconcile.dataplane) on every cluster it restarts: pods, their
+# `dataplane-upgrade` (operations.dataplane) on every cluster it restarts: pods, their
 # ReplicaSets and workloads, listed; a restart is a server-side apply (PATCH) of the pod
 # template's annotation. No create: a workload deleted meanwhile is not recreated.
 DATAPLANE_ON_EVERY_CLUSTER: Rules = {

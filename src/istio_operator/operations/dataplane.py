@@ -25,7 +25,7 @@ from istio_operator.api.labels import API_VERSION, MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.kube.objects import ObjectKey, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
-from istio_operator.reconcile.inventory import (
+from istio_operator.operations.inventory import (
     PROXY_CONTAINER,
     describe,
     image_version,
