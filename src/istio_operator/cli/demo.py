@@ -35,12 +35,14 @@ from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalClusterError, Workspace
 from istio_operator.localcluster.binaries import BinariesMissingError
 from istio_operator.reconcile.status import State
+from istio_operator.versions import UNSUPPORTED_VERSION_MESSAGE, unsupported_example
 
-FROM, TO, UNSUPPORTED = "1.2.5", "1.3.0", "1.4.0"
+FROM, TO = "1.2.5", "1.3.0"
+# A version no supported family accepts: the operator must refuse it and change nothing.
+UNSUPPORTED = unsupported_example()
 NAMESPACE, REMOTE = "istio-system", "remote"
 PRIMARY_COMPONENTS = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
 REMOTE_COMPONENTS = ("citadel", "proxyv2", "sidecar_injector")
-UNSUPPORTED_MESSAGE = "intended Istio version is unsupported by this version of the operator"
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 
 
@@ -191,7 +193,7 @@ def _walkthrough(stage: Stage) -> None:
         lambda: (s := _status(stage.primary)).get("Status") == State.FAILED and s,
     )
     print(f"  status: {status['Status']}: {status['ErrorMessage']}")
-    expect(status["ErrorMessage"].startswith(UNSUPPORTED_MESSAGE), "wrong refusal message")
+    expect(status["ErrorMessage"].startswith(UNSUPPORTED_VERSION_MESSAGE), "wrong refusal message")
     time.sleep(2)
     expect(_workload_versions(stage.primary) == before, "workloads changed after the refusal")
     stage.primary.apply(_istio(TO), force=True)

@@ -70,6 +70,7 @@ from istio_operator.render import (
     render_primary,
     render_remote,
 )
+from istio_operator.versions import families
 
 Resource = tuple[str, str]  # (apiGroup, plural, or plural/subresource)
 Rules = Mapping[Resource, frozenset[str]]  # resource -> verbs, on every object of it
@@ -174,8 +175,6 @@ OPTIONAL_COMPONENTS = (
     "mixerlessTelemetry",
     "localityLB",
 )
-# One release of each family the operator supports.
-FAMILY_RELEASES = ("1.2.8", "1.3.8")
 _NAMESPACE = "istio-system"
 _SERVICE = "istio-pilot"
 
@@ -224,7 +223,11 @@ def all_on_variants() -> list[dict[str, Any]]:
     return [
         all_on_istio(version, mtls, expansion)
         for version, mtls, expansion in itertools.product(
-            FAMILY_RELEASES, (False, True), (False, True)
+            # One release of each family the operator supports (read when called, so that
+            # a family declared later is covered too).
+            [family.reference_version for family in families.FAMILIES],
+            (False, True),
+            (False, True),
         )
     ]
 
