@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import FIELD_MANAGER
 from istio_operator.kube.client import ClusterUnreachableError, WriteCounter
-from istio_operator.kube.objects import ObjectKey, key_of
 from istio_operator.kube.remotes import RemoteClients
 
 _uids = itertools.count(1)

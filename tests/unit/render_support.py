@@ -10,6 +10,7 @@ import yaml
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from istio_operator.api.istio import Istio
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.render import (
@@ -20,7 +21,6 @@ from istio_operator.render import (
     render_remote,
     yaml_stream,
 )
-from istio_operator.render.objects import ObjectKey
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
 NAMESPACE = "istio-system"

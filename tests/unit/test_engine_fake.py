@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import (
     FIELD_MANAGER,
     MANAGED_BY,
@@ -24,7 +25,6 @@ from istio_operator.api.labels import (
     ownership_labels,
 )
 from istio_operator.kube.client import Cluster, ClusterUnreachableError
-from istio_operator.kube.objects import ObjectKey, key_of
 from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.reconcile.engine import Ownership, delete_owned, reconcile_cluster
 from istio_operator.render import DesiredObject

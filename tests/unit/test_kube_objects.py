@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.kube.objects import (
     DESIRED_HASH,
-    ObjectKey,
     applied_by_us,
     contains,
     difference,
-    key_of,
     parse_quantity,
     readiness,
     with_desired_hash,

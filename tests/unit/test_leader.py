@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.controller.leader import (
     LeaderElector,
     LeaseHeldError,
@@ -31,7 +32,6 @@ from istio_operator.controller.leader import (
     renewal_overdue,
 )
 from istio_operator.kube.client import ApiRefusedError, ConflictError
-from istio_operator.kube.objects import ObjectKey
 
 NOW = datetime(2026, 11, 3, 12, 0, 0, 250000, tzinfo=UTC)
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from lightkube import KubeConfig
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.kube.credentials import (
     CredentialsError,
     Endpoint,
@@ -18,7 +19,6 @@ from istio_operator.kube.credentials import (
     endpoint_of,
     token_kubeconfig,
 )
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import kubeconfig_from_secret
 from istio_operator.operations import access
 from istio_operator.operations.access import (

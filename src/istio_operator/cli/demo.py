@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from istio_operator.api.crd import generate_crds
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION
 from istio_operator.cli.localcluster import default_workdir
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import ApiRefusedError
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalClusterError, Workspace
 from istio_operator.localcluster.binaries import BinariesMissingError

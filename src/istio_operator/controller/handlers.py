@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from istio_operator.api.crd import generate_crds
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import (
     API_VERSION,
     GROUP,
@@ -39,7 +40,6 @@ from istio_operator.kube.client import (
     ClusterUnreachableError,
     config_from_file,
 )
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.engine import Ownership, delete_owned

@@ -57,9 +57,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import ApiRefusedError, ClusterUnreachableError, ConflictError
-from istio_operator.kube.objects import ObjectKey
 
 LEASE_NAME = "istio-operator-leader"
 LEASE_API_VERSION = "coordination.k8s.io/v1"

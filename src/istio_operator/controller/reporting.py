@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import kopf
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.kube.client import Cluster, ClusterUnreachableError
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.reconcile.status import (
     WARNING_STATES,
     Observation,

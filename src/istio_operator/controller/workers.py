@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION
 from istio_operator.controller import metrics
 from istio_operator.controller.exclusive import Exclusive, Interrupted
 from istio_operator.controller.reporting import StatusWriter, generation_of, plain
 from istio_operator.controller.triggers import Key, Triggers
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
 from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 import httpx2 as httpx
 from lightkube import Client
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.kube.client import (
     NotFoundError,
     config_from_file,
     refusal_of,
     unreachable,
 )
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import resource_class, to_resource
 
 T = TypeVar("T")

@@ -13,8 +13,8 @@ from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
 from lightkube.core.exceptions import ConfigError
 from lightkube.types import PatchType
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import FIELD_MANAGER
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import (
     is_namespaced,
     resource_class,

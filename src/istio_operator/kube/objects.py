@@ -1,4 +1,5 @@
-"""Pure helpers on Kubernetes objects as plain dicts: identity, drift, readiness."""
+"""Pure helpers on Kubernetes objects as plain dicts: identity (from `api.keys`), drift,
+readiness."""
 
 from __future__ import annotations
 
@@ -14,30 +15,6 @@ from lightkube.utils import quantity
 from istio_operator.api.labels import FIELD_MANAGER, GROUP
 
 DESIRED_HASH = f"{GROUP}/desired-hash"
-
-
-@dataclass(frozen=True, order=True)
-class ObjectKey:
-    """What identifies an object within one cluster."""
-
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name}"
-
-
-def key_of(obj: Mapping[str, Any]) -> ObjectKey:
-    meta = obj.get("metadata") or {}
-    return ObjectKey(
-        api_version=str(obj["apiVersion"]),
-        kind=str(obj["kind"]),
-        namespace=str(meta.get("namespace") or ""),
-        name=str(meta["name"]),
-    )
 
 
 def applied_by_us(obj: Mapping[str, Any]) -> bool:

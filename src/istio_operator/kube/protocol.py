@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from istio_operator.kube.objects import ObjectKey
+from istio_operator.api.keys import ObjectKey
 
 
 class WriteCount(Protocol):

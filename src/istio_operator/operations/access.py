@@ -15,9 +15,9 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.credentials import Endpoint, Token, request_token, token_kubeconfig
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.operations.rbac import policy_rules, remote_rules
 
 FIELD_MANAGER = "istio-operator-remote-access"

@@ -21,9 +21,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION, MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
-from istio_operator.kube.objects import ObjectKey, readiness
+from istio_operator.kube.objects import readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.operations.inventory import (
     PROXY_CONTAINER,

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION, PHASE, REMOTE, owner_selector
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
-from istio_operator.kube.objects import ObjectKey, pod_template_containers, readiness
+from istio_operator.kube.objects import pod_template_containers, readiness
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.reconcile.remote import list_remotes
 from istio_operator.reconcile.status import State

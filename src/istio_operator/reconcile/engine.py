@@ -20,15 +20,9 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME
-from istio_operator.kube.objects import (
-    ObjectKey,
-    applied_by_us,
-    difference,
-    key_of,
-    readiness,
-    with_desired_hash,
-)
+from istio_operator.kube.objects import applied_by_us, difference, readiness, with_desired_hash
 from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds

@@ -16,6 +16,7 @@ from typing import Any
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.kubetypes import parse_label_selector
 from istio_operator.api.labels import (
     API_VERSION,
@@ -33,7 +34,7 @@ from istio_operator.kube.client import (
     ClusterTrustError,
     ClusterUnreachableError,
 )
-from istio_operator.kube.objects import ObjectKey, pod_template_containers
+from istio_operator.kube.objects import pod_template_containers
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.plan import resolve_remote
 from istio_operator.reconcile.engine import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.render.phases import Phase
 
 # Kinds rendered without a namespace.
@@ -19,8 +20,6 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ValidatingWebhookConfiguration",
     }
 )
-
-ObjectKey = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,8 @@ class DesiredObject:
 
     @property
     def key(self) -> ObjectKey:
-        """Identity of the object on a cluster: (apiVersion, kind, namespace or "", name)."""
-        return (self.api_version, self.kind, self.namespace or "", self.name)
+        """Identity of the object on a cluster."""
+        return key_of(self.manifest)
 
     def __hash__(self) -> int:
         return hash(self.key)
