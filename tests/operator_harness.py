@@ -32,6 +32,13 @@ from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.resources.core_v1 import Namespace, Pod, Secret
 
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, REMOTE
+from istio_operator.cli.demo import (
+    PRIMARY_COMPONENTS,
+    REMOTE_COMPONENTS,
+    citadel_ca_stand_in,
+    remote_istio_body,
+)
+from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.resources import is_namespaced, resource_class
 from istio_operator.localcluster import LocalCluster, Workspace
 from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
@@ -47,9 +54,7 @@ SYSTEM_USER_AGENTS = ("kube-", "kwok")
 # The operator's command line, as `python -m`: the tests run it with this interpreter.
 CLI = (sys.executable, "-m", "istio_operator.cli.main")
 OPERATOR_ARGS = ("--resync-period", "10", "--phase-timeout", "20")
-# The images of the control plane's workloads, by component, on a primary and on a remote.
-PRIMARY_COMPONENTS = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
-REMOTE_COMPONENTS = ("citadel", "proxyv2", "sidecar_injector")
+REMOTE_NAME = "remote"  # the RemoteIstio of a mesh of one primary and one remote
 
 Workload = Deployment | DaemonSet | StatefulSet
 Kind = TypeVar("Kind", bound=DictMixin)
@@ -240,6 +245,20 @@ def apply_remote_istio(client: Client, body: dict[str, Any]) -> None:
     client.apply(RemoteIstioResource.from_dict(copy.deepcopy(body)), force=True)
 
 
+def apply_remote(client: Client, name: str, namespace: str = NAMESPACE) -> None:
+    """The demo's RemoteIstio `name` (for the cluster of the kubeconfig Secret `name`)."""
+    apply_remote_istio(client, remote_istio_body(name, namespace))
+
+
+def remote_access(
+    primary: LocalCluster, remote_kubeconfig: Path, name: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`istio-operator remote-access` for the remote cluster of `remote_kubeconfig`: the
+    kubeconfig Secret `name` on the primary."""
+    remote = ["--remote-kubeconfig", str(remote_kubeconfig), "--name", name]
+    return cli("remote-access", *remote, "--kubeconfig", str(primary.kubeconfig), *args)
+
+
 def _status(
     client: Client, kind: type[GenericNamespacedResource], name: str, namespace: str
 ) -> dict[str, Any]:
@@ -264,6 +283,19 @@ def istio_available_at(client: Client, version: str) -> bool:
     """The `Istio` Available with `version` in effect."""
     status = istio_status(client)
     return status.get("Status") == "Available" and status.get("version") == version
+
+
+def remote_mesh_at(primary: Client, remote: Client, name: str, version: str) -> bool:
+    """The Istio and the RemoteIstio `name` Available at `version`, and the control plane's
+    images at `version` on the primary and on the remote."""
+    remote_state = remote_status(primary, name)
+    return (
+        istio_available_at(primary, version)
+        and remote_state.get("Status") == "Available"
+        and remote_state.get("version") == version
+        and all_images(primary) == images(PRIMARY_COMPONENTS, version)
+        and all_images(remote) == images(REMOTE_COMPONENTS, version)
+    )
 
 
 def ready(status: Mapping[str, Any]) -> bool:
@@ -405,13 +437,16 @@ def operator_plane(
     install: Callable[[Client], None] = apply_crds,
     namespaces: Sequence[str] = (NAMESPACE, "injected"),
     remote_namespaces: Sequence[str] = ("injected",),
+    citadel_ca: bool = False,
     operator_args: tuple[str, ...] = OPERATOR_ARGS,
     tail: int = 100,
 ) -> Iterator[Plane]:
     """Creates the cluster `primary` and the `remotes` ({name in the tests: cluster name}),
     `install`s the CRDs on the primary, creates the `namespaces` there and the
-    `remote_namespaces` on each remote. The operator (for the primary, not started) is
-    stopped at the end and its log's last `tail` lines printed; the clusters are deleted."""
+    `remote_namespaces` on each remote; with `citadel_ca`, the stand-in for the CA Secret
+    citadel makes on the primary (in istio-system), which remotes copy. The operator (for
+    the primary, not started) is stopped at the end and its log's last `tail` lines
+    printed; the clusters are deleted."""
     clusters = [workspace.create(primary)]
     try:
         remote_clusters = {}
@@ -435,10 +470,26 @@ def operator_plane(
             create_namespaces(client, *namespaces)
             for remote in plane.remotes.values():
                 create_namespaces(remote, *remote_namespaces)
+            if citadel_ca:
+                citadel_ca_stand_in(BlockingClient(client), NAMESPACE)
             yield plane
     finally:
         for cluster in clusters:
             workspace.delete(cluster.name)
+
+
+@contextmanager
+def primary_and_remote(workspace: Workspace, directory: Path, prefix: str) -> Iterator[Plane]:
+    """The clusters `{prefix}-primary` and `{prefix}-remote` (that of the RemoteIstio
+    REMOTE_NAME, its kubeconfig Secret on the primary), the CA stand-in, and the operator
+    running."""
+    remotes = {REMOTE_NAME: f"{prefix}-remote"}
+    with operator_plane(
+        workspace, directory, f"{prefix}-primary", remotes, citadel_ca=True, tail=150
+    ) as mesh:
+        put_kubeconfig(mesh.primary, REMOTE_NAME, mesh.remote_cluster.standalone_kubeconfig())
+        mesh.operator.start()
+        yield mesh
 
 
 # -- what the clusters saw ---------------------------------------------------------------------

@@ -16,11 +16,11 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Namespace
 
 from istio_operator.api.labels import ownership_labels
+from istio_operator.cli.demo import PRIMARY_COMPONENTS
 from istio_operator.localcluster import LocalCluster
 from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
 from istio_operator.versions import unsupported_example
 from tests.operator_harness import (
-    PRIMARY_COMPONENTS,
     IstioResource,
     OperatorProcess,
     RolloutRecorder,
