@@ -11,12 +11,10 @@ Own clusters, so that no other test's Istio resources interfere; deleted at the 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +32,32 @@ from lightkube.resources.core_v1 import Namespace, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from istio_operator.cli.demo import (
-    citadel_ca_stand_in,
+    PRIMARY_COMPONENTS,
+    REMOTE_COMPONENTS,
     deploy_echo,
     echo_manifest,
-    remote_istio_body,
 )
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.credentials import Token, endpoint_of, token_kubeconfig
 from istio_operator.localcluster import LocalCluster, Workspace, find_binaries
 from istio_operator.operations.dataplane import RESTARTED_AT
-from tests.conftest import client_for
 from tests.operator_harness import (
+    OPERATOR_ARGS,
     REPO,
-    OperatorProcess,
-    RemoteIstioResource,
-    all_images,
+    Plane,
     apply_istio,
+    apply_remote,
+    cli,
+    from_dict,
+    images,
     istio_body,
     istio_status,
+    labels_of,
+    meta,
+    name_of,
+    operator_plane,
+    remote_access,
+    remote_mesh_at,
     wait_established,
     wait_for,
     write_requests,
@@ -64,8 +70,6 @@ REMOTE = "remote"  # the RemoteIstio, its Secret and the Secret's key
 OPERATOR_NAMESPACE = "istio-operator"  # deploy/base's namespace
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:istio-operator"
 REMOTE_USER = "system:serviceaccount:istio-system:istio-operator"
-PRIMARY_IMAGES = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
-REMOTE_IMAGES = ("citadel", "proxyv2", "sidecar_injector")
 # deploy/base without the operator's own workload: the operator runs here as a process.
 IDENTITY_KINDS = (
     "CustomResourceDefinition",
@@ -76,21 +80,6 @@ IDENTITY_KINDS = (
     "Role",
     "RoleBinding",
 )
-
-
-@dataclass
-class Mesh:
-    primary_cluster: LocalCluster
-    remote_cluster: LocalCluster
-    primary: Client  # admin clients, to look
-    remote: Client
-    operator: OperatorProcess
-    started: float
-    operator_kubeconfig: Path  # the primary, as the operator's ServiceAccount
-
-
-def images(components: tuple[str, ...], version: str) -> set[str]:
-    return {f"docker.io/istio/{c}:{version}" for c in components}
 
 
 def apply_operator_identity(client: Client) -> None:
@@ -106,9 +95,7 @@ def apply_operator_identity(client: Client) -> None:
     objects.sort(key=lambda o: IDENTITY_KINDS.index(o.kind))
     for obj in objects:
         client.apply(obj, force=True)
-    wait_established(
-        client, [o.metadata.name for o in objects if o.kind == "CustomResourceDefinition"]
-    )
+    wait_established(client, [name_of(o) for o in objects if o.kind == "CustomResourceDefinition"])
 
 
 def service_account_kubeconfig(cluster: LocalCluster, client: Client, path: Path) -> Path:
@@ -119,99 +106,49 @@ def service_account_kubeconfig(cluster: LocalCluster, client: Client, path: Path
         spec=TokenRequestSpec(audiences=[], expirationSeconds=3600),
     )
     answer = client.create(request, "istio-operator", namespace=OPERATOR_NAMESPACE)
+    assert answer.status is not None
     token = Token(str(answer.status.token), "")
     endpoint = endpoint_of(KubeConfig.from_file(str(cluster.kubeconfig)))
     path.write_text(token_kubeconfig(cluster.name, endpoint, "istio-operator", token))
     return path
 
 
-def remote_status(client: Client) -> dict[str, Any]:
-    try:
-        body = client.get(RemoteIstioResource, REMOTE, namespace="istio-system")
-    except ApiError:
-        return {}
-    return dict(body.get("status") or {})
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "istio_operator.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def grant_remote_access(
     remote: LocalCluster, primary: LocalCluster
 ) -> subprocess.CompletedProcess[str]:
     """`istio-operator remote-access` for the remote, its Secret written on the primary."""
-    return cli(
-        "remote-access",
-        "--remote-kubeconfig",
-        str(remote.kubeconfig),
-        "--name",
-        REMOTE,
-        "--kubeconfig",
-        str(primary.kubeconfig),
-    )
+    return remote_access(primary, remote.kubeconfig, REMOTE)
 
 
 @pytest.fixture(scope="module")
-def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     directory = tmp_path_factory.mktemp("rbac")
-    primary_cluster = workspace.create(PRIMARY_NAME)
-    remote_cluster = workspace.create(REMOTE_NAME)
-    operator: OperatorProcess | None = None
-    try:
-        primary, remote = client_for(primary_cluster), client_for(remote_cluster)
-        apply_operator_identity(primary)
-        for namespace in ("istio-system", "injected"):
-            primary.apply(Namespace(metadata=ObjectMeta(name=namespace)))
-        citadel_ca_stand_in(BlockingClient(primary))
-        access = grant_remote_access(remote_cluster, primary_cluster)
+    with operator_plane(
+        workspace,
+        directory,
+        PRIMARY_NAME,
+        {REMOTE: REMOTE_NAME},
+        install=apply_operator_identity,
+        remote_namespaces=(),
+        citadel_ca=True,
+        operator_args=(*OPERATOR_ARGS, "--leader-election-namespace", OPERATOR_NAMESPACE),
+        tail=150,
+    ) as mesh:
+        access = grant_remote_access(mesh.remote_cluster, mesh.primary_cluster)
         assert access.returncode == 0, access.stderr
         print(access.stdout)
-        kubeconfig = service_account_kubeconfig(
-            primary_cluster, primary, directory / "operator-kubeconfig.yaml"
+        mesh.operator.kubeconfig = service_account_kubeconfig(
+            mesh.primary_cluster, mesh.primary, directory / "operator-kubeconfig.yaml"
         )
-        operator = OperatorProcess(
-            kubeconfig,
-            directory / "operator.log",
-            args=(
-                "--resync-period",
-                "10",
-                "--phase-timeout",
-                "20",
-                "--leader-election-namespace",
-                OPERATOR_NAMESPACE,
-            ),
-        )
-        started = time.time()
-        operator.start()
-        yield Mesh(primary_cluster, remote_cluster, primary, remote, operator, started, kubeconfig)
-    finally:
-        if operator is not None:
-            operator.stop()
-            print(operator.tail(150))
-        workspace.delete(PRIMARY_NAME)
-        workspace.delete(REMOTE_NAME)
+        mesh.operator.start()
+        yield mesh
 
 
-def mesh_available_at(mesh: Mesh, version: str) -> bool:
-    primary, remote = istio_status(mesh.primary), remote_status(mesh.primary)
-    return (
-        primary.get("Status") == "Available"
-        and primary.get("version") == version
-        and remote.get("Status") == "Available"
-        and remote.get("version") == version
-        and all_images(mesh.primary) == images(PRIMARY_IMAGES, version)
-        and all_images(mesh.remote) == images(REMOTE_IMAGES, version)
-    )
+def mesh_available_at(mesh: Plane, version: str) -> bool:
+    return remote_mesh_at(mesh.primary, mesh.remote, REMOTE, version)
 
 
-def assert_nothing_forbidden(mesh: Mesh) -> None:
+def assert_nothing_forbidden(mesh: Plane) -> None:
     mesh.operator.assert_running()
     log = mesh.operator.log.read_text(errors="replace").lower()
     assert "forbidden" not in log, mesh.operator.tail(100)
@@ -227,36 +164,37 @@ def writers(cluster: LocalCluster, since: float, namespace: str) -> set[str]:
     }
 
 
-def test_the_service_accounts_install_1_2_5_on_the_primary_and_the_remote(mesh: Mesh) -> None:
+def test_the_service_accounts_install_1_2_5_on_the_primary_and_the_remote(mesh: Plane) -> None:
     deploy_echo(BlockingClient(mesh.primary), "1.2.5", replicas=1)
     deploy_echo(BlockingClient(mesh.remote), "1.2.5", replicas=1)
     apply_istio(mesh.primary, istio_body("1.2.5", meshExpansion=True))
-    mesh.primary.apply(RemoteIstioResource.from_dict(remote_istio_body(REMOTE)), force=True)
+    apply_remote(mesh.primary, REMOTE)
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=240)
     wait_for(  # the Istio resource's summary of its remotes follows the RemoteIstio's status
         "the remote Available in the Istio status",
         lambda: istio_status(mesh.primary).get("remotes") == {REMOTE: "Available"},
     )
     assert_nothing_forbidden(mesh)
-    assert writers(mesh.primary_cluster, mesh.started, "istio-system") == {OPERATOR_USER}
-    assert writers(mesh.remote_cluster, mesh.started, "istio-system") == {REMOTE_USER}
+    started = mesh.operator.started_at
+    assert writers(mesh.primary_cluster, started, "istio-system") == {OPERATOR_USER}
+    assert writers(mesh.remote_cluster, started, "istio-system") == {REMOTE_USER}
 
 
-def test_the_service_accounts_upgrade_to_1_3_0(mesh: Mesh) -> None:
+def test_the_service_accounts_upgrade_to_1_3_0(mesh: Plane) -> None:
     wait_for("the mesh at 1.2.5", lambda: mesh_available_at(mesh, "1.2.5"), timeout=240)
     apply_istio(mesh.primary, istio_body("1.3.0", meshExpansion=True))
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=240)
     assert_nothing_forbidden(mesh)
 
 
-def test_status_reads_the_remote_with_the_remote_access_identity(mesh: Mesh) -> None:
+def test_status_reads_the_remote_with_the_remote_access_identity(mesh: Plane) -> None:
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=240)
     result = cli("status", "--kubeconfig", str(mesh.primary_cluster.kubeconfig), "-o", "json")
     assert result.returncode == 0, result.stderr
     primary, remote = json.loads(result.stdout)["clusters"]
     assert (remote["name"], remote["reachable"], remote["dataPlaneError"]) == (REMOTE, True, None)
     assert remote["resource"]["status"] == "Available"
-    for cluster, expected in ((primary, PRIMARY_IMAGES), (remote, REMOTE_IMAGES)):
+    for cluster, expected in ((primary, PRIMARY_COMPONENTS), (remote, REMOTE_COMPONENTS)):
         assert {i for c in cluster["components"] for i in c["images"]} == images(expected, "1.3.0")
         assert all(c["current"] and c["state"] == "Available" for c in cluster["components"])
         (sidecars,) = [g for g in cluster["dataPlane"] if g["namespace"] == "echo"]
@@ -264,15 +202,15 @@ def test_status_reads_the_remote_with_the_remote_access_identity(mesh: Mesh) -> 
     print(cli("status", "--kubeconfig", str(mesh.primary_cluster.kubeconfig)).stdout)
 
 
-def test_remote_access_again_renews_the_token_and_keeps_the_mesh(mesh: Mesh) -> None:
+def test_remote_access_again_renews_the_token_and_keeps_the_mesh(mesh: Plane) -> None:
     again = grant_remote_access(mesh.remote_cluster, mesh.primary_cluster)
     assert again.returncode == 0, again.stderr
     secret = mesh.primary.get(Secret, REMOTE, namespace="istio-system")
-    kubeconfig = yaml.safe_load(base64.b64decode(secret.data[REMOTE]))
+    kubeconfig = yaml.safe_load(base64.b64decode((secret.data or {})[REMOTE]))
     token = kubeconfig["users"][0]["user"]["token"]
     assert token not in again.stdout + again.stderr
     assert kubeconfig["clusters"][0]["cluster"]["server"] in again.stdout
-    assert secret.metadata.labels.get("istio/multiCluster") == "true"  # the operator's, kept
+    assert labels_of(secret).get("istio/multiCluster") == "true"  # the operator's, kept
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=120)
     assert_nothing_forbidden(mesh)
 
@@ -289,7 +227,7 @@ def deploy_stateful_echo(client: Client, proxy_version: str) -> None:
     manifest["metadata"]["namespace"] = STATEFUL
     manifest["spec"]["serviceName"] = "echo"
     client.apply(Namespace(metadata=ObjectMeta(name=STATEFUL)))
-    client.apply(StatefulSet.from_dict(manifest), force=True)
+    client.apply(from_dict(StatefulSet, manifest), force=True)
 
 
 def stateful_echo_ready(client: Client) -> bool:
@@ -302,10 +240,10 @@ def restarted(client: Client, kind: Any, namespace: str) -> bool:
     return RESTARTED_AT in ((template.metadata and template.metadata.annotations) or {})
 
 
-def as_operator(mesh: Mesh, *args: str) -> subprocess.CompletedProcess[str]:
+def as_operator(mesh: Plane, *args: str) -> subprocess.CompletedProcess[str]:
     """A command with the operator's identities: its ServiceAccount on the primary, the
     remote-access token (from the kubeconfig Secret) on the remote."""
-    return cli(*args, "--kubeconfig", str(mesh.operator_kubeconfig))
+    return cli(*args, "--kubeconfig", str(mesh.operator.kubeconfig))
 
 
 def assert_no_403(result: subprocess.CompletedProcess[str]) -> None:
@@ -314,7 +252,7 @@ def assert_no_403(result: subprocess.CompletedProcess[str]) -> None:
     assert "403" not in output and "forbidden" not in output.lower(), output
 
 
-def test_status_with_the_operators_identities(mesh: Mesh) -> None:
+def test_status_with_the_operators_identities(mesh: Plane) -> None:
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=240)
     result = as_operator(mesh, "status", "-o", "json")
     assert_no_403(result)
@@ -325,12 +263,12 @@ def test_status_with_the_operators_identities(mesh: Mesh) -> None:
         assert [g["version"] for g in cluster["dataPlane"] if g["namespace"] == "echo"] == ["1.2.5"]
 
 
-def test_dataplane_upgrade_with_the_operators_identities(mesh: Mesh) -> None:
+def test_dataplane_upgrade_with_the_operators_identities(mesh: Plane) -> None:
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=240)
     for client in (mesh.primary, mesh.remote):
         deploy_stateful_echo(client, "1.2.5")
     for client in (mesh.primary, mesh.remote):
-        wait_for("the stateful echo ready", lambda c=client: stateful_echo_ready(c))
+        wait_for("the stateful echo ready", functools.partial(stateful_echo_ready, client))
 
     dry_run = as_operator(mesh, "dataplane-upgrade", "--all-clusters", "--dry-run")
     assert_no_403(dry_run)
@@ -353,17 +291,17 @@ ISTIO_ROLE = "istio-citadel-cluster-role"  # rendered for the primary and for a 
 RBAC_API = "rbac.authorization.k8s.io"
 
 
-def remote_access_client(mesh: Mesh, directory: Path) -> Client:
+def remote_access_client(mesh: Plane, directory: Path) -> Client:
     """The remote, as the identity `remote-access` created (the primary's Secret)."""
     secret = mesh.primary.get(Secret, REMOTE, namespace="istio-system")
     path = directory / "remote-access-kubeconfig.yaml"
-    path.write_bytes(base64.b64decode(secret.data[REMOTE]))
+    path.write_bytes(base64.b64decode((secret.data or {})[REMOTE]))
     return Client(KubeConfig.from_file(str(path)), field_manager="escalation-attempt")
 
 
-def operator_client(mesh: Mesh) -> Client:
+def operator_client(mesh: Plane) -> Client:
     return Client(
-        KubeConfig.from_file(str(mesh.operator_kubeconfig)), field_manager="escalation-attempt"
+        KubeConfig.from_file(str(mesh.operator.kubeconfig)), field_manager="escalation-attempt"
     )
 
 
@@ -373,7 +311,8 @@ def allowed(client: Client, verb: str, resource: str, group: str = "*", name: st
     review = SelfSubjectAccessReview(
         spec=SelfSubjectAccessReviewSpec(resourceAttributes=attributes)
     )
-    return bool(client.create(review).status.allowed)
+    status = client.create(review).status
+    return bool(status and status.allowed)
 
 
 def everything_role(name: str) -> ClusterRole:
@@ -400,7 +339,7 @@ def assert_forbidden(attempt: Callable[[], Any]) -> None:
 
 @pytest.mark.parametrize("cluster", ["primary", "remote"])
 def test_the_operators_identity_cannot_grant_itself_more(
-    mesh: Mesh, cluster: str, tmp_path: Path
+    mesh: Plane, cluster: str, tmp_path: Path
 ) -> None:
     wait_for("the mesh at 1.3.0", lambda: mesh_available_at(mesh, "1.3.0"), timeout=240)
     if cluster == "primary":
@@ -424,7 +363,7 @@ def test_the_operators_identity_cannot_grant_itself_more(
     assert not allowed(client, "*", "*")
 
 
-def test_deploy_remote_applies_over_remote_access_without_conflict(mesh: Mesh) -> None:
+def test_deploy_remote_applies_over_remote_access_without_conflict(mesh: Plane) -> None:
     """Both write the ClusterRole istio-operator-remote: the same rules, so that a
     server-side apply without --force-conflicts shares the field instead of failing."""
     kubectl = str(find_binaries()["kubectl"])
@@ -440,7 +379,7 @@ def test_deploy_remote_applies_over_remote_access_without_conflict(mesh: Mesh) -
     role = mesh.remote.get(ClusterRole, "istio-operator-remote")
     owners = {
         m.manager
-        for m in role.metadata.managedFields or []
+        for m in meta(role).managedFields or []
         if "f:rules" in json.dumps(m.fieldsV1 or {})
     }
     assert owners == {"kubectl", "istio-operator-remote-access"}, owners

@@ -4,35 +4,36 @@ cluster cannot be reached."""
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace, Secret
 
-from istio_operator.cli.demo import deploy_echo
+from istio_operator.cli.demo import PRIMARY_COMPONENTS, deploy_echo
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.localcluster import LocalCluster, Workspace
-from tests.conftest import client_for
 from tests.operator_harness import (
-    OperatorProcess,
+    CLI,
+    Plane,
     RemoteIstioResource,
     all_images,
-    apply_crds,
     apply_istio,
+    apply_remote_istio,
+    cli,
+    images,
+    istio_available_at,
     istio_body,
-    istio_status,
+    operator_plane,
+    put_kubeconfig,
+    unreachable_kubeconfig,
     wait_for,
 )
 from tests.servers import SilentServer
@@ -46,89 +47,54 @@ HUNG = "hung"  # a RemoteIstio whose API server accepts connections and never an
 # what waiting out a hung request takes (the --timeout given, HUNG_TIMEOUT_S).
 INTERRUPT_LIMIT_S = 5.0
 HUNG_TIMEOUT_S = 60
-PRIMARY_IMAGES = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
-
-
-@dataclass
-class Setup:
-    cluster: LocalCluster
-    client: Client
-    operator: OperatorProcess
-
-
-def unreachable_kubeconfig(server: str = "https://127.0.0.1:1") -> str:
-    return (
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters: [{{name: gone, cluster: {{server: '{server}'}}}}]\n"
-        "users: [{name: gone, user: {token: none}}]\n"
-        "contexts: [{name: gone, context: {cluster: gone, user: gone}}]\n"
-        "current-context: gone\n"
-    )
 
 
 @pytest.fixture(scope="module")
-def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    cluster = workspace.create(CLUSTER)
-    client = client_for(cluster)
-    apply_crds(client)
-    for namespace in ("istio-system", "injected", "echo"):
-        client.apply(Namespace(metadata=ObjectMeta(name=namespace)))
-    deploy_echo(BlockingClient(client), "1.2.5")
-    client.apply(
-        Secret(
-            metadata=ObjectMeta(name=GONE, namespace="istio-system"),
-            data={GONE: base64.b64encode(unreachable_kubeconfig().encode()).decode()},
-        )
-    )
-    operator = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("status") / "op.log")
-    operator.start()
-    try:
-        yield Setup(cluster, client, operator)
-    finally:
-        operator.stop()
-        print(operator.tail(80))
-        workspace.delete(CLUSTER)
+def setup(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    directory = tmp_path_factory.mktemp("status")
+    namespaces = ("istio-system", "injected", "echo")
+    with operator_plane(workspace, directory, CLUSTER, namespaces=namespaces, tail=80) as plane:
+        deploy_echo(BlockingClient(plane.primary), "1.2.5")
+        put_kubeconfig(plane.primary, GONE, unreachable_kubeconfig())
+        plane.operator.start()
+        yield plane
 
 
-def status_command(cluster: LocalCluster, *args: str, timeout: float = 10) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "istio_operator.cli.main",
-        "status",
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-        "--timeout",
-        f"{timeout:g}",
-        *args,
-    ]
+def status_args(cluster: LocalCluster, *args: str, timeout: float = 10) -> list[str]:
+    return ["status", "--kubeconfig", str(cluster.kubeconfig), "--timeout", f"{timeout:g}", *args]
 
 
 def status(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        status_command(cluster, *args), capture_output=True, text=True, timeout=60, check=False
+    return cli(*status_args(cluster, *args), timeout=60)
+
+
+def installed(setup: Plane) -> bool:
+    return istio_available_at(setup.primary, "1.2.5") and all_images(setup.primary) == images(
+        PRIMARY_COMPONENTS, "1.2.5"
     )
 
 
-def installed(setup: Setup) -> bool:
-    state = istio_status(setup.client)
-    return (
-        state.get("Status") == "Available"
-        and state.get("version") == "1.2.5"
-        and all_images(setup.client) == {f"docker.io/istio/{c}:1.2.5" for c in PRIMARY_IMAGES}
-    )
+def unreachable_remote(name: str) -> dict[str, Any]:
+    """A RemoteIstio for the cluster of the kubeconfig Secret `name`, mirroring pilot."""
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "RemoteIstio",
+        "metadata": {"name": name, "namespace": "istio-system"},
+        "spec": {"enabledServices": [{"name": "istio-pilot", "labelSelector": "istio=pilot"}]},
+    }
 
 
 def echo_ready(client: Client) -> bool:
-    return (client.get(Deployment, "echo", namespace="echo").status.readyReplicas or 0) == 2
+    status = client.get(Deployment, "echo", namespace="echo").status
+    return ((status.readyReplicas if status else None) or 0) == 2
 
 
-def test_status_json_shows_the_control_plane_and_the_sidecars_at_1_2_5(setup: Setup) -> None:
-    apply_istio(setup.client, istio_body("1.2.5"))
+def test_status_json_shows_the_control_plane_and_the_sidecars_at_1_2_5(setup: Plane) -> None:
+    apply_istio(setup.primary, istio_body("1.2.5"))
     wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
-    wait_for("echo ready", lambda: echo_ready(setup.client))
+    wait_for("echo ready", lambda: echo_ready(setup.primary))
 
-    result = status(setup.cluster, "-o", "json")
+    result = status(setup.primary_cluster, "-o", "json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["desiredVersion"] == "1.2.5"
@@ -144,8 +110,8 @@ def test_status_json_shows_the_control_plane_and_the_sidecars_at_1_2_5(setup: Se
         assert component["current"] is True
         assert component["state"] == "Available", component
         assert component["ready"] == component["total"] > 0, component
-    images = {i for c in primary["components"] for i in c["images"]}
-    assert images == {f"docker.io/istio/{c}:1.2.5" for c in PRIMARY_IMAGES}
+    shown = {i for c in primary["components"] for i in c["images"]}
+    assert shown == images(PRIMARY_COMPONENTS, "1.2.5")
     echo = [g for g in primary["dataPlane"] if g["namespace"] == "echo"]
     assert echo == [
         {
@@ -160,9 +126,9 @@ def test_status_json_shows_the_control_plane_and_the_sidecars_at_1_2_5(setup: Se
     ]
 
 
-def test_status_table_is_readable(setup: Setup) -> None:
+def test_status_table_is_readable(setup: Plane) -> None:
     wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
-    result = status(setup.cluster)
+    result = status(setup.primary_cluster)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "CLUSTER primary"
@@ -176,29 +142,23 @@ def test_status_table_is_readable(setup: Setup) -> None:
     )
 
 
-def test_an_unreachable_remote_is_reported_not_fatal(setup: Setup) -> None:
+def test_an_unreachable_remote_is_reported_not_fatal(setup: Plane) -> None:
     wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
-    remote: dict[str, Any] = {
-        "apiVersion": "istio.banzaicloud.io/v1beta1",
-        "kind": "RemoteIstio",
-        "metadata": {"name": GONE, "namespace": "istio-system"},
-        "spec": {"enabledServices": [{"name": "istio-pilot", "labelSelector": "istio=pilot"}]},
-    }
-    setup.client.apply(RemoteIstioResource.from_dict(remote), force=True)
+    apply_remote_istio(setup.primary, unreachable_remote(GONE))
     try:
-        result = status(setup.cluster, "-o", "json")
+        result = status(setup.primary_cluster, "-o", "json")
         assert result.returncode == 0, result.stderr
         primary, gone = json.loads(result.stdout)["clusters"]
         assert primary["reachable"] is True
         assert (gone["name"], gone["role"], gone["reachable"]) == (GONE, "remote", False)
         assert "unreachable" in gone["error"]
         assert gone["resource"]["kind"] == "RemoteIstio"
-        table = status(setup.cluster)
+        table = status(setup.primary_cluster)
         assert table.returncode == 0, table.stderr
         assert f"CLUSTER {GONE} (remote)" in table.stdout
         assert "UNREACHABLE: cluster gone is unreachable" in table.stdout
     finally:
-        setup.client.delete(RemoteIstioResource, GONE, namespace="istio-system")
+        setup.primary.delete(RemoteIstioResource, GONE, namespace="istio-system")
 
 
 # The status command with its pass replaced by one that outlives its cancellation, as a
@@ -235,11 +195,12 @@ def interrupt(process: subprocess.Popen[str]) -> float:
     return time.monotonic() - sent
 
 
-def test_watch_reprints_until_interrupted(setup: Setup, tmp_path: Path) -> None:
+def test_watch_reprints_until_interrupted(setup: Plane, tmp_path: Path) -> None:
     out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+    watch = status_args(setup.primary_cluster, "-o", "json", "--watch", "--interval", "0.5")
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
-            status_command(setup.cluster, "-o", "json", "--watch", "--interval", "0.5"),
+            [*CLI, *watch],
             stdout=stdout,
             stderr=stderr,
             text=True,
@@ -257,29 +218,18 @@ def test_watch_reprints_until_interrupted(setup: Setup, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_ends_watch_at_once_while_a_remote_request_hangs(
-    setup: Setup, tmp_path: Path
+    setup: Plane, tmp_path: Path
 ) -> None:
     wait_for("Istio 1.2.5 Available", lambda: installed(setup), timeout=180)
     setup.operator.stop()  # so that every connection to the silent server is the command's
     silent = SilentServer()
-    setup.client.apply(
-        Secret(
-            metadata=ObjectMeta(name=HUNG, namespace="istio-system"),
-            data={HUNG: base64.b64encode(unreachable_kubeconfig(silent.url).encode()).decode()},
-        )
-    )
-    remote: dict[str, Any] = {
-        "apiVersion": "istio.banzaicloud.io/v1beta1",
-        "kind": "RemoteIstio",
-        "metadata": {"name": HUNG, "namespace": "istio-system"},
-        "spec": {"enabledServices": [{"name": "istio-pilot", "labelSelector": "istio=pilot"}]},
-    }
-    setup.client.apply(RemoteIstioResource.from_dict(remote), force=True)
+    put_kubeconfig(setup.primary, HUNG, unreachable_kubeconfig(silent.url))
+    apply_remote_istio(setup.primary, unreachable_remote(HUNG))
     err = tmp_path / "watch.err"
     try:
         with err.open("w") as stderr:
             process = subprocess.Popen(
-                status_command(setup.cluster, "--watch", timeout=HUNG_TIMEOUT_S),
+                [*CLI, *status_args(setup.primary_cluster, "--watch", timeout=HUNG_TIMEOUT_S)],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 text=True,
@@ -290,7 +240,7 @@ def test_ctrl_c_ends_watch_at_once_while_a_remote_request_hangs(
         assert process.returncode == 0, err.read_text()
         assert "Traceback" not in err.read_text()
     finally:
-        setup.client.delete(RemoteIstioResource, HUNG, namespace="istio-system")
+        setup.primary.delete(RemoteIstioResource, HUNG, namespace="istio-system")
         silent.close()
         setup.operator.start()
 
