@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from istio_operator.api.crd import generate_crds
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.kube.objects import ObjectKey
 from istio_operator.kube.resources import register_crds
 from istio_operator.operations import dataplane, inventory
 from istio_operator.operations.access import remote_manifests
@@ -379,11 +379,15 @@ def holds(role: Role, group: str, resource: str, verb: str) -> bool:
     return any(role.rules.get((group, r), frozenset()) & {verb, "*"} for r in (resource, "*"))
 
 
-@pytest.mark.parametrize(
+# Each cluster's rendered objects, with the operator's rules there.
+each_cluster_role = pytest.mark.parametrize(
     ("objects", "role"),
     [(rendered_primary_variants, primary_rules), (rendered_remote_variants, remote_rules)],
     ids=["primary", "remote"],
 )
+
+
+@each_cluster_role
 def test_the_operator_holds_every_right_of_the_roles_it_writes(
     objects: Callable[[], list[DesiredObject]], role: Callable[[], Role]
 ) -> None:
@@ -398,11 +402,7 @@ def test_the_operator_holds_every_right_of_the_roles_it_writes(
                 assert holds(role(), group, resource, verb), (obj.name, group, resource, verb)
 
 
-@pytest.mark.parametrize(
-    ("objects", "role"),
-    [(rendered_primary_variants, primary_rules), (rendered_remote_variants, remote_rules)],
-    ids=["primary", "remote"],
-)
+@each_cluster_role
 def test_bind_only_on_the_rendered_roles_by_name(
     objects: Callable[[], list[DesiredObject]], role: Callable[[], Role]
 ) -> None:

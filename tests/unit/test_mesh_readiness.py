@@ -13,7 +13,7 @@ from istio_operator.reconcile.status import Observation, State
 from tests.operator_harness import istio_body
 
 
-def remote(name: str, state: str, generation: int = 1, istio_generation: int = 3) -> dict:
+def remote(name: str, state: str, generation: int = 1, istio_generation: int = 3) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "generation": generation},
         "status": {
@@ -63,7 +63,7 @@ def test_remotes_hold_exactly_the_current_remotes() -> None:
 
 
 def test_remotes_follow_only_a_settled_primary() -> None:
-    body = {
+    body: dict[str, Any] = {
         "metadata": {"generation": 4},
         "status": {"Status": State.AVAILABLE, "observedGeneration": 3},
     }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from istio_operator.reconcile.status import Observation, State, compute_status, differs
 
 
-def conditions(status: dict) -> dict[str, str]:
+def conditions(status: dict[str, Any]) -> dict[str, str]:
     return {c["type"]: c["status"] for c in status["conditions"]}
 
 

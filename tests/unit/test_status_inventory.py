@@ -189,7 +189,7 @@ def test_managing_istio_is_the_oldest_of_the_namespace() -> None:
     assert managing_istio(bodies, "nowhere") is None
 
 
-ISTIO_BODY = {
+ISTIO_BODY: dict[str, Any] = {
     "kind": "Istio",
     "metadata": {"name": "istio", "namespace": "istio-system", "generation": 3},
     "spec": {"version": "1.3.0"},

@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 import pytest
 
+from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION
 from istio_operator.controller.exclusive import Exclusive
 from istio_operator.controller.reporting import StatusWriter
@@ -27,8 +28,7 @@ from istio_operator.controller.workers import (
     RunConfig,
     Shared,
 )
-from istio_operator.kube.objects import ObjectKey
-from istio_operator.reconcile.status import Observation
+from istio_operator.reconcile.status import Observation, State
 from tests.fakes import FakeCluster, FakeRemoteClients
 
 from .render_support import NAMESPACE, SAMPLE_REMOTE, sample_body
@@ -79,7 +79,7 @@ def with_istio(primary: FakeCluster, **status: Any) -> dict[str, Any]:
 
 
 def observation(state: str, reason: str = "", **fields: Any) -> Observation:
-    return Observation(generation=1, state=state, reason=reason or state, **fields)
+    return Observation(generation=1, state=State(state), reason=reason or state, **fields)
 
 
 # -- Backoff -----------------------------------------------------------------------------------
