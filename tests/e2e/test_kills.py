@@ -9,11 +9,8 @@ replays a run), and so are the figures: kills, converged, stale statuses, missin
 
 from __future__ import annotations
 
-import base64
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,35 +19,38 @@ from typing import Any
 
 import pytest
 import yaml
-from lightkube import ALL_NS, ApiError, Client
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apps_v1 import DaemonSet, Deployment
-from lightkube.resources.core_v1 import Namespace, Secret
+from lightkube import ApiError, Client
+from lightkube.resources.core_v1 import Secret
 
-from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
-from istio_operator.kube.blocking import BlockingClient
+from istio_operator.cli.demo import PRIMARY_COMPONENTS, REMOTE_COMPONENTS, remote_istio_body
 from istio_operator.kube.objects import readiness
-from istio_operator.kube.resources import is_namespaced, register_crds, resource_class
-from istio_operator.localcluster import LocalCluster, Workspace
+from istio_operator.kube.resources import register_crds
+from istio_operator.localcluster import Workspace
 from istio_operator.reconcile.kinds import register_managed_kinds
-from tests.conftest import client_for
 from tests.operator_harness import (
+    REMOTE_NAME,
     IstioResource,
-    OperatorProcess,
+    Plane,
     RemoteIstioResource,
-    apply_crds,
     apply_istio,
+    apply_remote,
+    cli,
+    container_images,
+    generation_of,
+    images,
     istio_body,
     istio_status,
+    list_kind,
+    meta,
+    name_of,
+    primary_and_remote,
     wait_for,
+    workloads,
 )
 
 pytestmark = pytest.mark.cluster
 
 NAMESPACE = "istio-system"
-REMOTE_NAME = "remote"
-PRIMARY = ("citadel", "galley", "mixer", "pilot", "proxyv2", "sidecar_injector")
-REMOTE = ("citadel", "proxyv2", "sidecar_injector")
 UPGRADES = ("1.3.0", "1.2.5", "1.3.0")  # from 1.2.5, installed first
 # A kill lands this long after the new spec is applied: an upgrade of both clusters takes
 # a few seconds here, a restarted operator waits for the dead one's Lease to expire.
@@ -60,80 +60,39 @@ CONVERGE_S = 180.0
 STATUS_S = 40.0
 
 
-@dataclass
-class Mesh:
-    workspace: Workspace
-    primary_cluster: LocalCluster
-    remote_cluster: LocalCluster
-    primary: Client
-    remote: Client
-    operator: OperatorProcess
-    directory: Path
-
-
 @pytest.fixture(scope="module")
-def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    directory = tmp_path_factory.mktemp("kills")
-    primary_cluster = workspace.create("kills-primary")
-    remote_cluster = workspace.create("kills-remote")
-    primary, remote = client_for(primary_cluster), client_for(remote_cluster)
-    operator = OperatorProcess(primary_cluster.kubeconfig, directory / "operator.log")
-    try:
-        apply_crds(primary)
-        primary.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
-        citadel_ca_stand_in(BlockingClient(primary))
-        for client in (primary, remote):
-            client.apply(Namespace(metadata=ObjectMeta(name="injected")))
-        kubeconfig = remote_cluster.standalone_kubeconfig().encode()
-        primary.apply(
-            Secret(
-                metadata=ObjectMeta(name=REMOTE_NAME, namespace=NAMESPACE),
-                data={REMOTE_NAME: base64.b64encode(kubeconfig).decode()},
-            )
-        )
-        operator.start()
-        apply_istio(primary, istio_body("1.2.5"))
-        primary.apply(
-            RemoteIstioResource.from_dict(remote_istio_body(REMOTE_NAME, NAMESPACE)), force=True
-        )
-        yield Mesh(workspace, primary_cluster, remote_cluster, primary, remote, operator, directory)
-    finally:
-        operator.stop()
-        print(operator.tail(150))
-        for cluster in (primary_cluster, remote_cluster):
-            workspace.delete(cluster.name)
+def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    with primary_and_remote(workspace, tmp_path_factory.mktemp("kills"), "kills") as mesh:
+        apply_istio(mesh.primary, istio_body("1.2.5"))
+        apply_remote(mesh.primary, REMOTE_NAME)
+        yield mesh
 
 
 # -- what the clusters say --------------------------------------------------------------------
 
 
-def images(components: tuple[str, ...], version: str) -> set[str]:
-    return {f"docker.io/istio/{c}:{version}" for c in components}
-
-
 def workloads_at(client: Client, components: tuple[str, ...], version: str) -> bool:
     """Every control-plane workload runs `version`'s images and is rolled out."""
     found: set[str] = set()
-    for kind in (Deployment, DaemonSet):
-        for obj in client.list(kind, namespace=NAMESPACE):
-            found |= {c.image for c in obj.spec.template.spec.containers}
-            if not readiness(obj.to_dict()).ready:
-                return False
+    for obj in workloads(client, NAMESPACE):
+        found |= container_images(obj)
+        if not readiness(obj.to_dict()).ready:
+            return False
     return found == images(components, version)
 
 
-def clusters_at(mesh: Mesh, version: str) -> bool:
-    return workloads_at(mesh.primary, PRIMARY, version) and workloads_at(
-        mesh.remote, REMOTE, version
+def clusters_at(mesh: Plane, version: str) -> bool:
+    return workloads_at(mesh.primary, PRIMARY_COMPONENTS, version) and workloads_at(
+        mesh.remote, REMOTE_COMPONENTS, version
     )
 
 
-def remote_resource(mesh: Mesh) -> dict[str, Any]:
+def remote_resource(mesh: Plane) -> dict[str, Any]:
     try:
         found = mesh.primary.get(RemoteIstioResource, REMOTE_NAME, namespace=NAMESPACE)
     except ApiError:
         return {}
-    return {"generation": found.metadata.generation, "status": dict(found.get("status") or {})}
+    return {"generation": generation_of(found), "status": dict(found.get("status") or {})}
 
 
 def stale_fields(status: dict[str, Any], version: str, generation: int) -> list[str]:
@@ -150,10 +109,10 @@ def stale_fields(status: dict[str, Any], version: str, generation: int) -> list[
     return wrong
 
 
-def stale_statuses(mesh: Mesh, version: str) -> dict[str, list[str]]:
+def stale_statuses(mesh: Plane, version: str) -> dict[str, list[str]]:
     istio = mesh.primary.get(IstioResource, "istio", namespace=NAMESPACE)
     status = istio_status(mesh.primary)
-    found = {"Istio": stale_fields(status, version, istio.metadata.generation)}
+    found = {"Istio": stale_fields(status, version, generation_of(istio))}
     ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
     if not ready or ready[0].get("status") != "True":
         found["Istio"].append(f"Ready={ready}")
@@ -167,12 +126,12 @@ def stale_statuses(mesh: Mesh, version: str) -> dict[str, list[str]]:
 
 
 def render(files: list[Path], remote: str | None = None) -> list[dict[str, Any]]:
-    args = [sys.executable, "-m", "istio_operator.cli.main", "render"]
+    args = ["render"]
     for path in files:
         args += ["-f", str(path)]
     if remote:
         args += ["--remote", remote]
-    done = subprocess.run(args, check=True, capture_output=True, text=True)
+    done = cli(*args, timeout=None, check=True)
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
 
@@ -185,21 +144,21 @@ def missing_objects(client: Client, desired: list[dict[str, Any]]) -> list[str]:
     for obj in desired:
         kind = (obj["apiVersion"], obj["kind"])
         if kind not in live:
-            scope = {"namespace": ALL_NS} if is_namespaced(*kind) else {}
             try:
-                items = client.list(resource_class(*kind), **scope)
-                live[kind] = {(i.metadata.namespace or "", i.metadata.name) for i in items}
+                items = list_kind(client, *kind)
+                live[kind] = {(meta(i).namespace or "", name_of(i)) for i in items}
             except ApiError as error:
                 if error.status.code != 404:
                     raise
                 live[kind] = set()  # the kind is not served there
-        meta = obj["metadata"]
-        if (meta.get("namespace") or "", meta["name"]) not in live[kind]:
-            missing.append(f"{obj['kind']} {meta.get('namespace') or ''}/{meta['name']}")
+        metadata = obj["metadata"]
+        namespace, name = metadata.get("namespace") or "", metadata["name"]
+        if (namespace, name) not in live[kind]:
+            missing.append(f"{obj['kind']} {namespace}/{name}")
     return missing
 
 
-def missing_everywhere(mesh: Mesh, version: str, figures: Figures) -> dict[str, list[str]]:
+def missing_everywhere(mesh: Plane, version: str, figures: Figures) -> dict[str, list[str]]:
     istio_file = mesh.directory / f"istio-{version}.yaml"
     remote_file = mesh.directory / "remoteistio.yaml"
     istio_file.write_text(yaml.safe_dump(istio_body(version)))
@@ -244,7 +203,7 @@ class Figures:
         )
 
 
-def converge(mesh: Mesh, version: str, figures: Figures, what: str) -> None:
+def converge(mesh: Plane, version: str, figures: Figures, what: str) -> None:
     wait_for(f"both clusters at {version} ({what})", lambda: clusters_at(mesh, version), CONVERGE_S)
     figures.converged += 1
     stale: dict[str, list[str]] = {}
@@ -264,7 +223,7 @@ def converge(mesh: Mesh, version: str, figures: Figures, what: str) -> None:
     ]
 
 
-def test_statuses_and_objects_are_right_after_kills_during_upgrades(mesh: Mesh) -> None:
+def test_statuses_and_objects_are_right_after_kills_during_upgrades(mesh: Plane) -> None:
     seed = int(os.environ.get("KILL_SEED") or time.time_ns() % 2**32)
     print(f"\nKILL_SEED={seed}")
     rng = random.Random(seed)

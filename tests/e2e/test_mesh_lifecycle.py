@@ -5,39 +5,42 @@ remote is total (during a rollout, while unreachable, abandoned)."""
 
 from __future__ import annotations
 
-import base64
-import os
-import subprocess
-import sys
+import functools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from lightkube import ApiError, Client
+from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 from lightkube.types import PatchType
 
-from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
-from istio_operator.kube.blocking import BlockingClient
 from istio_operator.localcluster import LocalCluster, Workspace
 from istio_operator.reconcile.remote import ABANDON_CLEANUP
-from tests.conftest import client_for
 from tests.operator_harness import (
     IstioResource,
-    OperatorProcess,
+    Plane,
     RemoteIstioResource,
-    apply_crds,
     apply_istio,
+    apply_remote,
+    containers,
+    exists,
     istio_body,
     istio_status,
+    labels_of,
+    operator_plane,
     owned_objects,
     pods_can_be_created_in_an_injection_namespace,
+    put_kubeconfig,
+    ready,
+    reason,
+    remote_access,
+    remote_status,
+    resource_versions,
     wait_for,
     write_requests,
 )
@@ -50,109 +53,51 @@ AT_REST_WINDOW_S = 120.0
 RESYNC_S = "5"
 
 
-@dataclass
-class Mesh:
-    workspace: Workspace
-    primary_cluster: LocalCluster
-    remotes: dict[str, LocalCluster]
-    primary: Client
-    clients: dict[str, Client]
-    operator: OperatorProcess
-    directory: Path
-    hang: SilentServer | None = None
+@pytest.fixture(scope="module")
+def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    directory = tmp_path_factory.mktemp("mesh")
+    remotes = {name: f"mesh-{name}" for name in ("east", "west")}
+    with operator_plane(
+        workspace,
+        directory,
+        "mesh-primary",
+        remotes,
+        citadel_ca=True,
+        operator_args=("--resync-period", RESYNC_S, "--phase-timeout", "20"),
+        tail=200,
+    ) as mesh:
+        east, west = mesh.remote_clusters["east"], mesh.remote_clusters["west"]
+        put_kubeconfig(mesh.primary, "east", east.standalone_kubeconfig())
+        _remote_access(mesh.primary_cluster, west, "west", directory)
+        mesh.operator.start()
+        apply_istio(mesh.primary, istio_body("1.2.5"))
+        for name in remotes:
+            apply_remote(mesh.primary, name)
+        yield mesh
 
 
 @pytest.fixture(scope="module")
-def mesh(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    directory = tmp_path_factory.mktemp("mesh")
-    primary_cluster = workspace.create("mesh-primary")
-    remotes = {name: workspace.create(f"mesh-{name}") for name in ("east", "west")}
-    primary = client_for(primary_cluster)
-    clients = {name: client_for(cluster) for name, cluster in remotes.items()}
-    apply_crds(primary)
-    primary.apply(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
-    citadel_ca_stand_in(BlockingClient(primary))
-    for client in (primary, *clients.values()):
-        client.apply(Namespace(metadata=ObjectMeta(name="injected")))
-    put_kubeconfig(primary, "east", remotes["east"].standalone_kubeconfig())
-    _remote_access(primary_cluster, remotes["west"], "west", directory)
-    operator = OperatorProcess(
-        primary_cluster.kubeconfig,
-        directory / "operator.log",
-        args=("--resync-period", RESYNC_S, "--phase-timeout", "20"),
-    )
-    operator.start()
-    apply_istio(primary, istio_body("1.2.5"))
-    for name in remotes:
-        apply_remote(primary, name)
-    mesh = Mesh(workspace, primary_cluster, remotes, primary, clients, operator, directory)
-    yield mesh
-    operator.stop()
-    if mesh.hang is not None:
-        mesh.hang.close()
-    print(operator.tail(200))
-    for cluster in (primary_cluster, *remotes.values()):
-        workspace.delete(cluster.name)
+def hang() -> Iterator[SilentServer]:
+    """The API server of a remote that accepts connections and never answers."""
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def _remote_access(primary: LocalCluster, remote: LocalCluster, name: str, where: Path) -> None:
     kubeconfig = where / f"{name}-admin.yaml"
     kubeconfig.write_text(remote.standalone_kubeconfig())
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "istio_operator.cli.main",
-            "remote-access",
-            "--remote-kubeconfig",
-            str(kubeconfig),
-            "--name",
-            name,
-            "-n",
-            NAMESPACE,
-        ],
-        check=True,
-        env={**os.environ, "KUBECONFIG": str(primary.kubeconfig)},
-        capture_output=True,
-    )
+    granted = remote_access(primary, kubeconfig, name, "-n", NAMESPACE)
+    assert granted.returncode == 0, granted.stderr
 
 
-def put_kubeconfig(primary: Client, name: str, kubeconfig: str, namespace: str = NAMESPACE) -> None:
-    data = {name: base64.b64encode(kubeconfig.encode()).decode()}
-    primary.apply(Secret(metadata=ObjectMeta(name=name, namespace=namespace), data=data))
+def remote_gone(primary: Client, name: str) -> bool:
+    return not exists(primary, RemoteIstioResource, name)
 
 
-def apply_remote(primary: Client, name: str, namespace: str = NAMESPACE) -> None:
-    body = remote_istio_body(name, namespace)
-    primary.apply(RemoteIstioResource.from_dict(body), force=True)
-
-
-def remote_status(primary: Client, name: str) -> dict[str, Any]:
-    try:
-        found = primary.get(RemoteIstioResource, name, namespace=NAMESPACE)
-    except ApiError:
-        return {}
-    return dict(found.get("status") or {})
-
-
-def exists(primary: Client, name: str) -> bool:
-    try:
-        primary.get(RemoteIstioResource, name, namespace=NAMESPACE)
-    except ApiError as error:
-        if error.status.code == 404:
-            return False
-        raise
-    return True
-
-
-def ready(status: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
-def mesh_ready_at(mesh: Mesh, version: str) -> bool:
+def mesh_ready_at(mesh: Plane, version: str) -> bool:
     """The Istio's Ready condition at `version`: the primary and every current remote."""
     status = istio_status(mesh.primary)
     return ready(status) and status.get("version") == version
@@ -161,7 +106,7 @@ def mesh_ready_at(mesh: Mesh, version: str) -> bool:
 # -- at rest ----------------------------------------------------------------------------------
 
 
-def test_mesh_settles_and_is_silent_on_every_cluster(mesh: Mesh) -> None:
+def test_mesh_settles_and_is_silent_on_every_cluster(mesh: Plane) -> None:
     wait_for("the mesh Ready at 1.2.5", lambda: mesh_ready_at(mesh, "1.2.5"), timeout=240)
     assert istio_status(mesh.primary)["remotes"] == {"east": "Available", "west": "Available"}
     # Let the convergence's own follow-up passes (status echoes, label writes) finish.
@@ -179,12 +124,12 @@ def test_mesh_settles_and_is_silent_on_every_cluster(mesh: Mesh) -> None:
     assert mesh_ready_at(mesh, "1.2.5")
 
 
-def _operator_writes(mesh: Mesh, since: float) -> dict[str, list[dict[str, Any]]]:
-    clusters = {"primary": mesh.primary_cluster, **mesh.remotes}
+def _operator_writes(mesh: Plane, since: float) -> dict[str, list[dict[str, Any]]]:
+    clusters = {"primary": mesh.primary_cluster, **mesh.remote_clusters}
     return {name: write_requests(cluster, since) for name, cluster in clusters.items()}
 
 
-def _quiet_for(mesh: Mesh, seconds: float) -> bool:
+def _quiet_for(mesh: Plane, seconds: float) -> bool:
     return all(not found for found in _operator_writes(mesh, time.time() - seconds).values())
 
 
@@ -203,13 +148,13 @@ def _describe(writes: dict[str, list[dict[str, Any]]]) -> str:
 # -- independence -----------------------------------------------------------------------------
 
 
-def test_failing_remotes_fail_only_themselves(mesh: Mesh) -> None:
+def test_failing_remotes_fail_only_themselves(mesh: Plane, hang: SilentServer) -> None:
     wait_for("the mesh Ready at 1.2.5", lambda: mesh_ready_at(mesh, "1.2.5"), timeout=240)
-    east = mesh.remotes["east"]
-    mesh.hang = SilentServer()
-    put_kubeconfig(mesh.primary, "hung", _kubeconfig(east, server=mesh.hang.url, insecure=True))
+    east = mesh.remote_clusters["east"]
+    put_kubeconfig(mesh.primary, "hung", _kubeconfig(east, server=hang.url, insecure=True))
     put_kubeconfig(mesh.primary, "nobody", _kubeconfig(east, token=_token_without_rights(mesh)))
-    put_kubeconfig(mesh.primary, "untrusted", _kubeconfig(east, ca_from=mesh.remotes["west"]))
+    untrusted = _kubeconfig(east, ca_from=mesh.remote_clusters["west"])
+    put_kubeconfig(mesh.primary, "untrusted", untrusted)
     for name in ("hung", "nobody", "untrusted"):
         apply_remote(mesh.primary, name)
     statuses = wait_for(
@@ -224,11 +169,11 @@ def test_failing_remotes_fail_only_themselves(mesh: Mesh) -> None:
         ),
         timeout=120,
     )
-    assert _reason(statuses["nobody"]) == "Forbidden"
+    assert reason(statuses["nobody"]) == "Forbidden"
     assert "403" in statuses["nobody"]["ErrorMessage"]
-    assert _reason(statuses["untrusted"]) == "UntrustedServer"
+    assert reason(statuses["untrusted"]) == "UntrustedServer"
     assert "certificate" in statuses["untrusted"]["ErrorMessage"]
-    wait_for("the hung remote contacted", lambda: mesh.hang and mesh.hang.connections, timeout=60)
+    wait_for("the hung remote contacted", lambda: hang.connections, timeout=60)
 
     # The hung remote has been contacted and never answers; the primary repairs drift anyway.
     hacked = {
@@ -258,15 +203,14 @@ def test_failing_remotes_fail_only_themselves(mesh: Mesh) -> None:
     )
     assert "unreachable" in hung["ErrorMessage"]
     assert not ready(hung)
-    assert mesh.hang.url.removeprefix("https://") in hung["ErrorMessage"]
+    assert hang.url.removeprefix("https://") in hung["ErrorMessage"]
 
     for name in ("hung", "nobody", "untrusted"):
         _annotate_abandon(mesh.primary, name)
         mesh.primary.delete(RemoteIstioResource, name, namespace=NAMESPACE)
     for name in ("hung", "nobody", "untrusted"):
-        wait_for(
-            f"RemoteIstio {name} gone", lambda n=name: not exists(mesh.primary, n), timeout=120
-        )
+        gone = functools.partial(remote_gone, mesh.primary, name)
+        wait_for(f"RemoteIstio {name} gone", gone, timeout=120)
     wait_for("the mesh Ready again", lambda: mesh_ready_at(mesh, "1.2.5"), timeout=120)
     assert set(istio_status(mesh.primary)["remotes"]) == {"east", "west"}
 
@@ -276,14 +220,7 @@ HACKED = "example/hacked:1"
 
 def _drifted(client: Client) -> bool:
     pilot = client.get(Deployment, "istio-pilot", namespace=NAMESPACE)
-    return any(c.image == HACKED for c in pilot.spec.template.spec.containers)
-
-
-def _reason(status: dict[str, Any]) -> str:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Reconciled":
-            return str(condition.get("reason"))
-    return ""
+    return any(c.image == HACKED for c in containers(pilot))
 
 
 def _kubeconfig(
@@ -311,8 +248,8 @@ def _kubeconfig(
     return str(yaml.safe_dump(config))
 
 
-def _token_without_rights(mesh: Mesh) -> str:
-    east = mesh.remotes["east"]
+def _token_without_rights(mesh: Plane) -> str:
+    east = mesh.remote_clusters["east"]
     mesh.workspace.kubectl(east, "create", "serviceaccount", "nobody", "-n", "default", check=False)
     return mesh.workspace.kubectl(east, "create", "token", "nobody", "-n", "default").strip()
 
@@ -330,14 +267,11 @@ def _annotate_abandon(primary: Client, name: str) -> None:
 # -- one RemoteIstio per cluster, and one mesh per RemoteIstio --------------------------------
 
 
-def test_a_cluster_is_managed_by_one_remoteistio(mesh: Mesh) -> None:
+def test_a_cluster_is_managed_by_one_remoteistio(mesh: Plane) -> None:
     wait_for("the mesh Ready at 1.2.5", lambda: mesh_ready_at(mesh, "1.2.5"), timeout=240)
-    east = mesh.clients["east"]
-    before = {
-        d.metadata.name: d.metadata.resourceVersion
-        for d in east.list(Deployment, namespace=NAMESPACE)
-    }
-    put_kubeconfig(mesh.primary, "east-again", mesh.remotes["east"].standalone_kubeconfig())
+    east = mesh.remotes["east"]
+    before = resource_versions(east)
+    put_kubeconfig(mesh.primary, "east-again", mesh.remote_clusters["east"].standalone_kubeconfig())
     apply_remote(mesh.primary, "east-again")
     status = wait_for(
         "the second RemoteIstio refused",
@@ -347,21 +281,19 @@ def test_a_cluster_is_managed_by_one_remoteistio(mesh: Mesh) -> None:
         ),
         timeout=60,
     )
-    assert _reason(status) == "ClusterClaimed"
+    assert reason(status) == "ClusterClaimed"
     assert "RemoteIstio istio-system/east" in status["ErrorMessage"]
     assert owned_objects(east, "east-again") == []
     mesh.primary.delete(RemoteIstioResource, "east-again", namespace=NAMESPACE)
-    wait_for("east-again gone", lambda: not exists(mesh.primary, "east-again"), timeout=60)
-    after = {
-        d.metadata.name: d.metadata.resourceVersion
-        for d in east.list(Deployment, namespace=NAMESPACE)
-    }
+    wait_for("east-again gone", lambda: remote_gone(mesh.primary, "east-again"), timeout=60)
+    after = resource_versions(east)
     assert after == before  # the refused one neither changed nor removed east's objects
 
 
-def test_a_remoteistio_without_an_istio_says_so(mesh: Mesh) -> None:
+def test_a_remoteistio_without_an_istio_says_so(mesh: Plane) -> None:
     mesh.primary.apply(Namespace(metadata=ObjectMeta(name="lonely")))
-    put_kubeconfig(mesh.primary, "lonely", mesh.remotes["east"].standalone_kubeconfig(), "lonely")
+    east = mesh.remote_clusters["east"]
+    put_kubeconfig(mesh.primary, "lonely", east.standalone_kubeconfig(), "lonely")
     apply_remote(mesh.primary, "lonely", namespace="lonely")
 
     def status() -> dict[str, Any]:
@@ -377,7 +309,7 @@ def test_a_remoteistio_without_an_istio_says_so(mesh: Mesh) -> None:
 # -- removal ----------------------------------------------------------------------------------
 
 
-def test_removal_during_a_rollout_is_total(mesh: Mesh) -> None:
+def test_removal_during_a_rollout_is_total(mesh: Plane) -> None:
     wait_for("the mesh Ready at 1.2.5", lambda: mesh_ready_at(mesh, "1.2.5"), timeout=240)
     apply_istio(mesh.primary, istio_body("1.3.0"))
     wait_for(
@@ -388,9 +320,9 @@ def test_removal_during_a_rollout_is_total(mesh: Mesh) -> None:
     )
     started = time.monotonic()
     mesh.primary.delete(RemoteIstioResource, "west", namespace=NAMESPACE)
-    wait_for("west gone", lambda: not exists(mesh.primary, "west"), timeout=120)
+    wait_for("west gone", lambda: remote_gone(mesh.primary, "west"), timeout=120)
     print(f"west removed {time.monotonic() - started:.1f} s after its deletion, mid-rollout")
-    west = mesh.clients["west"]
+    west = mesh.remotes["west"]
     assert owned_objects(west, "west") == []
     assert pods_can_be_created_in_an_injection_namespace(west)
     wait_for(
@@ -400,33 +332,32 @@ def test_removal_during_a_rollout_is_total(mesh: Mesh) -> None:
     assert owned_objects(west, "west") == []  # nothing reappeared while the mesh converged
 
 
-def test_removal_of_an_unreachable_remote_waits_then_completes(mesh: Mesh) -> None:
+def test_removal_of_an_unreachable_remote_waits_then_completes(mesh: Plane) -> None:
     wait_for("the mesh Ready at 1.3.0", lambda: mesh_ready_at(mesh, "1.3.0"), timeout=240)
-    mesh.workspace.stop(mesh.remotes["east"].name)
+    mesh.workspace.stop(mesh.remote_clusters["east"].name)
     mesh.primary.delete(RemoteIstioResource, "east", namespace=NAMESPACE)
     status = wait_for(
         "the pending cleanup reported",
-        lambda: _reason(s := remote_status(mesh.primary, "east")) == "CleanupPending" and s,
+        lambda: reason(s := remote_status(mesh.primary, "east")) == "CleanupPending" and s,
         timeout=120,
     )
     assert ABANDON_CLEANUP in status["ErrorMessage"]
-    assert exists(mesh.primary, "east")
+    assert not remote_gone(mesh.primary, "east")
     started = time.monotonic()
-    mesh.remotes["east"] = mesh.workspace.start(mesh.remotes["east"].name)
-    mesh.clients["east"] = east = client_for(mesh.remotes["east"])
-    wait_for("east gone", lambda: not exists(mesh.primary, "east"), timeout=180)
+    east = mesh.start_remote("east")
+    wait_for("east gone", lambda: remote_gone(mesh.primary, "east"), timeout=180)
     print(f"east removed {time.monotonic() - started:.1f} s after its cluster came back")
     assert owned_objects(east, "east") == []
     assert pods_can_be_created_in_an_injection_namespace(east)
     secret = mesh.primary.get(Secret, "east", namespace=NAMESPACE)
-    assert "istio/multiCluster" not in (secret.metadata.labels or {})
+    assert "istio/multiCluster" not in labels_of(secret)
     status = wait_for(
         "the mesh Ready with no remote", lambda: ready(s := istio_status(mesh.primary)) and s
     )
     assert "remotes" not in status
 
 
-def test_deleting_the_istio_cleans_its_remotes_and_they_say_so(mesh: Mesh) -> None:
+def test_deleting_the_istio_cleans_its_remotes_and_they_say_so(mesh: Plane) -> None:
     apply_remote(mesh.primary, "east")
     wait_for(
         "the mesh Ready at 1.3.0 with east",
@@ -436,20 +367,20 @@ def test_deleting_the_istio_cleans_its_remotes_and_they_say_so(mesh: Mesh) -> No
         ),
         timeout=240,
     )
-    assert owned_objects(mesh.clients["east"], "east")
+    assert owned_objects(mesh.remotes["east"], "east")
     mesh.primary.delete(IstioResource, "istio", namespace=NAMESPACE)
     wait_for("the Istio gone", lambda: not istio_status(mesh.primary), timeout=180)
     kept = owned_objects(mesh.primary)  # Istio's CRDs stay: users' configuration lives there
     assert kept and all(item.startswith("CustomResourceDefinition ") for item in kept)
-    assert owned_objects(mesh.clients["east"], "east") == []
-    assert pods_can_be_created_in_an_injection_namespace(mesh.clients["east"])
+    assert owned_objects(mesh.remotes["east"], "east") == []
+    assert pods_can_be_created_in_an_injection_namespace(mesh.remotes["east"])
     status = wait_for(
         "east's RemoteIstio reports its missing mesh",
-        lambda: _reason(s := remote_status(mesh.primary, "east")) == "NoIstio" and s,
+        lambda: reason(s := remote_status(mesh.primary, "east")) == "NoIstio" and s,
         timeout=120,
     )
     assert status["Status"] == "ReconcileFailed"
     assert not ready(status)
     mesh.primary.delete(RemoteIstioResource, "east", namespace=NAMESPACE)
-    wait_for("east gone", lambda: not exists(mesh.primary, "east"), timeout=120)
+    wait_for("east gone", lambda: remote_gone(mesh.primary, "east"), timeout=120)
     assert "Traceback" not in mesh.operator.log.read_text()
