@@ -70,20 +70,13 @@ REMOTE = "remote"  # the RemoteIstio, its Secret and the Secret's key
 OPERATOR_NAMESPACE = "istio-operator"  # deploy/base's namespace
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:istio-operator"
 REMOTE_USER = "system:serviceaccount:istio-system:istio-operator"
-# deploy/base without the operator's own workload: the operator runs here as a process.
-IDENTITY_KINDS = (
-    "CustomResourceDefinition",
-    "Namespace",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-)
+# The operator's own workload in deploy/base: the operator runs here as a process instead.
+WORKLOAD_KINDS = ("Deployment", "PodDisruptionBudget", "Service")
 
 
 def apply_operator_identity(client: Client) -> None:
-    """deploy/base's ServiceAccount, ClusterRole, leader-election Role and bindings."""
+    """deploy/base's CRDs, namespace, ServiceAccount, ClusterRole, leader-election Role and
+    bindings (in kustomize's order: namespaces and CRDs first)."""
     kubectl = find_binaries()["kubectl"]
     rendered = subprocess.run(
         [str(kubectl), "kustomize", str(REPO / "deploy/base")],
@@ -91,8 +84,7 @@ def apply_operator_identity(client: Client) -> None:
         text=True,
         check=True,
     ).stdout
-    objects = [o for o in load_all_yaml(rendered) if o.kind in IDENTITY_KINDS]
-    objects.sort(key=lambda o: IDENTITY_KINDS.index(o.kind))
+    objects = [o for o in load_all_yaml(rendered) if o.kind not in WORKLOAD_KINDS]
     for obj in objects:
         client.apply(obj, force=True)
     wait_established(client, [name_of(o) for o in objects if o.kind == "CustomResourceDefinition"])
