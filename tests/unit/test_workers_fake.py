@@ -59,9 +59,14 @@ def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str
     yield posted
 
 
+# `Shared.primary` and `StatusWriter`'s primary are typed `kube.client.Cluster` (the kopf
+# handlers use more of it); the workers and the writer, which these tests drive, use only
+# its `kube.protocol.ClusterAccess` part, which `FakeCluster` implements.
+
+
 def shared(primary: FakeCluster, remotes: dict[str, FakeCluster] | None = None) -> Shared:
     return Shared(
-        primary=primary,
+        primary=primary,  # type: ignore[arg-type]  # a ClusterAccess (see above)
         remotes=FakeRemoteClients(remotes or {}),
         exclusive=Exclusive(),
         istio_triggers=Triggers(),
@@ -112,10 +117,14 @@ def test_backoff_is_reset_by_a_success_or_a_rollout_in_progress() -> None:
 # -- Events: one per change of state -----------------------------------------------------------
 
 
+def status_writer(primary: FakeCluster) -> StatusWriter:
+    return StatusWriter(primary, LOG)  # type: ignore[arg-type]  # a ClusterAccess (see above)
+
+
 def istio_and_writer() -> tuple[FakeCluster, dict[str, Any], StatusWriter]:
     """A primary with the Istio, its body, and a status writer for it."""
     primary = FakeCluster("primary")
-    return primary, with_istio(primary), StatusWriter(primary, LOG)
+    return primary, with_istio(primary), status_writer(primary)
 
 
 async def test_an_unchanged_state_writes_no_status_and_posts_no_second_event(
@@ -127,7 +136,7 @@ async def test_an_unchanged_state_writes_no_status_and_posts_no_second_event(
     assert await writer.report(ISTIO_KEY, body, available)
     assert not await writer.report(ISTIO_KEY, body, available)  # the body is not updated yet
     # A restarted operator's writer, reading the status the first one wrote.
-    restarted = StatusWriter(primary, LOG)
+    restarted = status_writer(primary)
     assert not await restarted.report(ISTIO_KEY, await primary.get(ISTIO_KEY) or {}, available)
 
     assert primary.written() == [ISTIO_KEY]
