@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from istio_operator.api.istio import Istio
 from istio_operator.api.parse import load_istio, load_remote_istio
@@ -19,9 +17,9 @@ from istio_operator.versions import (
     family_for,
     unsupported_example,
 )
+from istio_operator.versions import UNSUPPORTED_VERSION_MESSAGE as MESSAGE
 
-SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
-MESSAGE = "intended Istio version is unsupported by this version of the operator"
+from .render_support import SAMPLE_REMOTE, sample_body
 
 
 def bare(version: str = "1.3.0", **fields: Any) -> Istio:
@@ -121,15 +119,9 @@ def test_an_unsupported_version_is_refused_before_anything_else() -> None:
 
 
 def test_walkthrough_upgrade_changes_every_default_image() -> None:
-    body = yaml.safe_load((SAMPLES / "istio_v1beta1_istio.yaml").read_text())
-    for section in ("pilot", "citadel", "galley", "mixer", "sidecarInjector", "nodeAgent"):
-        del body["spec"][section]["image"]
-    del body["spec"]["proxy"]["image"]
-    del body["spec"]["proxyInit"]["image"]
     images = {}
     for version in ("1.2.5", "1.3.0"):
-        body["spec"]["version"] = version
-        plan, _ = resolve_primary(load_istio(body).resource)
+        plan, _ = resolve_primary(load_istio(sample_body(version)).resource)
         images[version] = {
             plan.pilot.image,
             plan.citadel.image,
@@ -145,7 +137,7 @@ def test_walkthrough_upgrade_changes_every_default_image() -> None:
     assert all(image.endswith(":1.2.5") for image in images["1.2.5"])
 
 
-REMOTE = load_remote_istio(yaml.safe_load((SAMPLES / "istio_v1beta1_remoteistio.yaml").read_text()))
+REMOTE = load_remote_istio(SAMPLE_REMOTE)
 
 
 def test_a_remote_runs_the_primarys_images() -> None:
