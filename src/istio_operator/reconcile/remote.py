@@ -36,7 +36,7 @@ from istio_operator.kube.client import (
 )
 from istio_operator.kube.objects import pod_template_containers
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
-from istio_operator.plan import resolve_remote
+from istio_operator.plan import MeshPlan, resolve_remote
 from istio_operator.reconcile.engine import (
     ClusterReport,
     Ownership,
@@ -46,7 +46,7 @@ from istio_operator.reconcile.engine import (
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
 from istio_operator.reconcile.status import Observation, State, observe
-from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote
+from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote_plan
 from istio_operator.versions import UnsupportedVersionError
 
 log = logging.getLogger(__name__)
@@ -218,10 +218,12 @@ async def _reconcile(
     )
     if missing:
         return Observation(generation, State.FAILED, "MissingReference", missing, ready=False)
-    ca_wait = _waiting_for_ca(generation, istio, remote, state)
+    # Resolved once for the pass: the CA wait, the render and the injection labels read it.
+    plan, family = resolve_remote(istio, remote)
+    ca_wait = _waiting_for_ca(generation, istio, remote, plan, state)
     if ca_wait is not None:
         return replace(ca_wait, cluster_id=cluster_id)
-    objects = render_remote(istio, remote, state.facts_for(remote))
+    objects = render_remote_plan(plan, family, istio, remote, state.facts_for(remote))
     report = await reconcile_cluster(
         cluster,
         objects,
@@ -231,7 +233,7 @@ async def _reconcile(
     )
     if report.done:
         await _label_secret(primary, secret)
-        wanted = list(resolve_remote(istio, remote)[0].autoInjectionNamespaces)
+        wanted = list(plan.autoInjectionNamespaces)
         await reconcile_injection_labels(
             cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
         )
@@ -253,14 +255,13 @@ async def missing_secret(
 
 
 def _waiting_for_ca(
-    generation: int, istio: Istio, remote: RemoteIstio, state: PrimaryState
+    generation: int, istio: Istio, remote: RemoteIstio, plan: MeshPlan, state: PrimaryState
 ) -> Observation | None:
     """A remote citadel must sign with the primary's root, or the clusters' workloads would
     not trust each other: without its own CA Secret, a remote waits for the primary's
     (citadel creates it when it first starts)."""
-    citadel = resolve_remote(istio, remote)[0].citadel
     own_ca = remote.spec.citadel.caSecretName if remote.spec.citadel else None
-    if not citadel.enabled or own_ca or state.facts.ca_secret_data is not None:
+    if not plan.citadel.enabled or own_ca or state.facts.ca_secret_data is not None:
         return None
     secret = f"{istio.metadata.namespace}/{state.ca_secret_name}"
     return Observation(

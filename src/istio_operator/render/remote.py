@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.remoteistio import IstioService, RemoteIstio
-from istio_operator.plan import control_plane_namespace, resolve_remote
+from istio_operator.plan import MeshPlan, control_plane_namespace, resolve_remote
 from istio_operator.render import builders as b
 from istio_operator.render.builders import Manifest
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
 from istio_operator.render.primary import components, order
+from istio_operator.versions import Family
 
 CA_SECRET = "cacerts"
 MIRROR_LABELS = {"app": "istio-remote-mirror"}
@@ -176,8 +177,15 @@ def render_remote(istio: Istio, remote: RemoteIstio, facts: PrimaryFacts) -> lis
 
     Raises `SpecError` or `UnsupportedVersionError`.
     """
-    owner_namespace = control_plane_namespace(istio)
     plan, family = resolve_remote(istio, remote)
+    return render_remote_plan(plan, family, istio, remote, facts)
+
+
+def render_remote_plan(
+    plan: MeshPlan, family: Family, istio: Istio, remote: RemoteIstio, facts: PrimaryFacts
+) -> list[DesiredObject]:
+    """`render_remote` from the remote's plan, for a caller that has resolved it already."""
+    owner_namespace = control_plane_namespace(istio)
     ctx = Context(
         plan=plan,
         family=family,
