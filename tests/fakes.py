@@ -177,7 +177,39 @@ class FakeCluster:
             if (key.api_version, key.kind) == (api_version, kind)
         ]
 
-    async def delete(self, key: ObjectKey) -> None:
+    async def take_over(
+        self, manifest: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A replace by the manifest, then owned by our apply alone (see kube.client)."""
+        await self._reached()
+        key = key_of(manifest)
+        old = self.objects.get(key) or {}
+        obj = copy.deepcopy(dict(manifest))
+        meta = obj["metadata"]
+        meta["uid"] = old.get("metadata", {}).get("uid") or f"uid-{next(_uids)}"
+        meta["generation"] = int(old.get("metadata", {}).get("generation") or 1) + 1
+        meta["managedFields"] = [{"manager": FIELD_MANAGER, "operation": "Apply"}]
+        meta["resourceVersion"] = self._next_revision()
+        if "status" in old:
+            obj["status"] = old["status"]
+        self.audit.append(Write("take-over", key))
+        self.writes.applies += 1
+        self.objects[key] = obj
+        self._applied[key] = {k: copy.deepcopy(v) for k, v in manifest.items()}
+        self._settle(key)
+        return copy.deepcopy(obj)
+
+    async def merge_patch(self, key: ObjectKey, patch: Mapping[str, Any]) -> dict[str, Any]:
+        await self._reached()
+        self.audit.append(Write("merge-patch", key))
+        self.writes.applies += 1
+        obj = self.objects[key]
+        patched = _merge_patch(obj, patch)
+        patched["metadata"]["resourceVersion"] = self._next_revision()
+        self.objects[key] = patched
+        return copy.deepcopy(patched)
+
+    async def delete(self, key: ObjectKey, *, orphan: bool = False) -> None:
         await self._reached()
         self.audit.append(Write("delete", key))
         self.writes.deletes += 1

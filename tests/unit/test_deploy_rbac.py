@@ -547,4 +547,3 @@ def test_a_role_without_the_dataplane_rights_is_caught() -> None:
     """The check above can fail: without `DATAPLANE_ON_EVERY_CLUSTER`, it would."""
     without = required(rendered_remote_variants(), OPERATOR_ON_REMOTE, STATUS_ON_EVERY_CLUSTER)
     assert not holds(without, "apps", "statefulsets", "patch")
-    assert not holds(without, "apps", "replicasets", "list")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,9 +12,9 @@ from typing import Any
 import httpx2 as httpx
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
 from lightkube.core.exceptions import ConfigError
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
-from istio_operator.api.keys import ObjectKey
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import FIELD_MANAGER
 from istio_operator.kube.resources import (
     is_namespaced,
@@ -191,6 +192,47 @@ class Cluster:
         self.writes.applies += 1
         return dict(result.to_dict())
 
+    async def take_over(
+        self, manifest: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Makes an object that another writer created exactly `manifest`, and ours alone.
+
+        A replace (PUT) drops whatever the other writer set and we do not (its labels,
+        annotations, ownerReferences, fields); the server re-defaults the rest and keeps
+        what it allocated (a Service's cluster IP and node ports). Our server-side apply
+        follows, then only our apply's entry is kept in managedFields (status writers'
+        too): a field we later stop setting is then removed, as on an object we created.
+        """
+        replacement = json.loads(json.dumps(dict(manifest)))
+        replacement["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        await self.call(lambda: self.client.replace(to_resource(replacement)))
+        applied = await self.apply(manifest)
+        meta = applied["metadata"]
+        kept = [
+            entry
+            for entry in meta.get("managedFields") or []
+            if entry.get("subresource")
+            or (entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply")
+        ]
+        result = await self.merge_patch(key_of(applied), {"metadata": {"managedFields": kept}})
+        self.writes.applies += 1  # the replace
+        return result
+
+    async def merge_patch(self, key: ObjectKey, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (a None value removes its key), whoever owns the fields."""
+        cls = resource_class(key.api_version, key.kind)
+        result = await self.call(
+            lambda: self.client.patch(
+                cls,
+                key.name,
+                dict(patch),
+                namespace=key.namespace or None,
+                patch_type=PatchType.MERGE,
+            )
+        )
+        self.writes.applies += 1
+        return _with_type(dict(result.to_dict()), key.api_version, key.kind)
+
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
         """Whether the API server would accept the manifest, exactly as given (unknown and
         duplicate fields refused): a server-side dry-run of its apply. Returns the refusal,
@@ -264,9 +306,13 @@ class Cluster:
         )
         self.writes.applies += 1
 
-    async def delete(self, key: ObjectKey) -> None:
+    async def delete(self, key: ObjectKey, *, orphan: bool = False) -> None:
+        """Deletes the object (one already gone is no error); `orphan` leaves what it
+        owns (a Deployment's ReplicaSets and their pods) running."""
         cls = resource_class(key.api_version, key.kind)
-        scope = {"namespace": key.namespace} if key.namespace else {}
+        scope: dict[str, Any] = {"namespace": key.namespace} if key.namespace else {}
+        if orphan:
+            scope["cascade"] = CascadeType.ORPHAN
         await self.call(lambda: self._api.delete(cls, key.name, **scope), missing=None)
         self.writes.deletes += 1
 

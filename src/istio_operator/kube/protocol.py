@@ -62,8 +62,20 @@ class ClusterAccess(Protocol):
 
     async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]: ...
 
-    async def delete(self, key: ObjectKey) -> None:
-        """Deletes the object; one already gone is no error."""
+    async def take_over(
+        self, manifest: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Makes an object another writer created (`live`) exactly `manifest`, owned by
+        the operator's field manager alone; returns the live object it made."""
+        ...
+
+    async def merge_patch(self, key: ObjectKey, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the object (a None value removes its key)."""
+        ...
+
+    async def delete(self, key: ObjectKey, *, orphan: bool = False) -> None:
+        """Deletes the object; one already gone is no error. With `orphan`, what it owns
+        (a workload's ReplicaSets and pods) is left running."""
         ...
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:

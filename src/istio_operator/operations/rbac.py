@@ -82,7 +82,8 @@ GET = frozenset({"get"})
 LIST = frozenset({"list"})
 PATCH = frozenset({"patch"})
 READ = frozenset({"get", "list", "watch"})
-APPLY = READ | {"create", "patch"}  # server-side apply may create
+# Server-side apply may create; taking over an object another writer made is a replace.
+APPLY = READ | {"create", "patch", "update"}
 OWN = APPLY | {"delete"}  # pruned when no longer desired
 BIND = frozenset({"bind"})
 # Istio's CRDs (users' configuration lives in them) and a remote's control-plane namespace.
@@ -108,6 +109,12 @@ OPERATOR_ON_PRIMARY: Rules = {
     ("", "pods"): READ,
     # Events on Istio and RemoteIstio resources, in whatever namespace they live.
     ("", "events"): frozenset({"create", "patch"}),
+}
+# What a workload superseded in a take-over ran (see reconcile.takeover): labelled as
+# ours, then pruned once the replacement is available.
+SUPERSEDED_DEPENDENTS: Rules = {
+    ("apps", "replicasets"): READ | PATCH | {"delete"},
+    ("", "pods"): READ | PATCH | {"delete"},
 }
 # On a remote the operator applies, prunes and labels namespaces, and reads the
 # kube-system Namespace, whose uid identifies the cluster (one RemoteIstio per cluster).
@@ -330,12 +337,14 @@ def required(objects: Sequence[DesiredObject], *uses: Rules) -> Role:
 
 PRIMARY_USES: tuple[Rules, ...] = (
     OPERATOR_ON_PRIMARY,
+    SUPERSEDED_DEPENDENTS,
     MESH_ON_PRIMARY,
     STATUS_ON_EVERY_CLUSTER,
     DATAPLANE_ON_EVERY_CLUSTER,
 )
 REMOTE_USES: tuple[Rules, ...] = (
     OPERATOR_ON_REMOTE,
+    SUPERSEDED_DEPENDENTS,
     STATUS_ON_EVERY_CLUSTER,
     DATAPLANE_ON_EVERY_CLUSTER,
 )

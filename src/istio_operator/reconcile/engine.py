@@ -26,6 +26,15 @@ from istio_operator.kube.objects import applied_by_us, difference, readiness, wi
 from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds
+from istio_operator.reconcile.takeover import (
+    foreign_objects,
+    needs_replacement,
+    reference_leftovers,
+    replacement_probe,
+    selector_moves,
+    supersede,
+    sweep_kinds,
+)
 from istio_operator.render import DesiredObject
 from istio_operator.render.phases import Phase
 
@@ -70,6 +79,15 @@ class Ownership:
     selector: str  # label selector of every owned object
     # Kinds that may exist from earlier renders even if the current one lacks them.
     kinds: Sequence[tuple[str, str]] = MANAGED_KINDS
+    # The uid of the Istio resource whose objects another operator may have made (see
+    # `takeover`): what it made and we do not render is deleted after a rollout that
+    # changed something, or when `sweep` asks for it (the first pass of an operator).
+    adopts_from: str = ""
+    sweep: bool = False
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(part.split("=", 1) for part in self.selector.split(","))
 
     def owns(self, obj: Mapping[str, Any]) -> bool:
         """Whether the live object carries every label of the selector."""
@@ -91,12 +109,18 @@ async def reconcile_cluster(
     register_crds(o.manifest for o in objects if o.manifest["kind"] == CRD_KIND)
     live = await _live_index(cluster, ownership, objects)
     changes = _changes(objects, live)
-    report.refused = await _refusals(cluster, changes.values())
+    # Objects we would create but someone else already has: taken over, not created.
+    foreign = await foreign_objects(cluster, (k for k, c in changes.items() if c.drift is None))
+    report.refused = await _refusals(cluster, changes.values(), foreign)
     if report.refused:
         return report
+    apply = _Applier(cluster, ownership, live, foreign, phase_timeout, poll_interval)
     for phase, group in groupby(sorted(objects, key=lambda o: o.phase), key=lambda o: o.phase):
         members = list(group)
-        applied = await _apply(cluster, [c for o in members if (c := changes.get(_key(o)))], live)
+        phase_changes = [c for o in members if (c := changes.get(_key(o)))]
+        # A Service that would select other pods moves once the phase's workloads are ready.
+        later = [c for c in phase_changes if selector_moves(apply.current(c), c.manifest)]
+        applied = await apply([c for c in phase_changes if c not in later])
         report.applied += applied
         if applied and on_rollout is not None:
             # Only a phase that changed something is news: an idle pass reports nothing.
@@ -105,8 +129,12 @@ async def reconcile_cluster(
         if awaiting:
             report.waiting_phase, report.awaiting = phase, awaiting
             return report
+        report.applied += await apply(later)
         report.completed.append(phase)
-    report.pruned = await _prune(cluster, ownership, live, {_key(o) for o in objects})
+    desired = {_key(o) for o in objects}
+    report.pruned = await _prune(cluster, ownership, live, desired)
+    if ownership.adopts_from and (ownership.sweep or report.applied):
+        report.pruned += await _sweep_reference(cluster, ownership, desired)
     return report
 
 
@@ -136,13 +164,24 @@ def _changes(
     return changes
 
 
-async def _refusals(cluster: ClusterAccess, changes: Iterable[_Change]) -> list[str]:
-    """The API server's verdict on every object the change would write, before any write."""
+async def _refusals(
+    cluster: ClusterAccess,
+    changes: Iterable[_Change],
+    foreign: Mapping[ObjectKey, Mapping[str, Any]],
+) -> list[str]:
+    """The API server's verdict on every object the change would write, before any write.
+
+    A workload that will supersede another one (see `takeover`) is judged as a create.
+    """
     bound = asyncio.Semaphore(VALIDATION_CONCURRENCY)
 
     async def judge(change: _Change) -> str | None:
+        other = foreign.get(key_of(change.manifest))
+        manifest = change.manifest
+        if other is not None and needs_replacement(other, manifest):
+            manifest = replacement_probe(manifest)
         async with bound:
-            refusal = await cluster.validate(change.manifest)
+            refusal = await cluster.validate(manifest)
         return None if refusal is None else f"{key_of(change.manifest)}: {refusal}"
 
     verdicts = await asyncio.gather(*(judge(change) for change in changes))
@@ -171,19 +210,44 @@ def _owned(obj: DesiredObject) -> bool:
     return OWNER_NAME in obj.labels
 
 
-async def _apply(
-    cluster: ClusterAccess, changes: Iterable[_Change], live: dict[ObjectKey, dict[str, Any]]
-) -> list[ObjectKey]:
-    applied = []
-    for change in changes:
+@dataclass
+class _Applier:
+    """Writes changes: applies ours, takes over or supersedes what others made."""
+
+    cluster: ClusterAccess
+    ownership: Ownership
+    live: dict[ObjectKey, dict[str, Any]]
+    foreign: dict[ObjectKey, dict[str, Any]]
+    wait_s: float
+    poll_interval: float
+
+    def current(self, change: _Change) -> dict[str, Any] | None:
         key = key_of(change.manifest)
-        if change.drift is None:
-            log.info("%s: creating %s", cluster.name, key)
-        else:
-            log.info("%s: updating %s (%s differs)", cluster.name, key, change.drift)
-        live[key] = await cluster.apply(change.manifest)
-        applied.append(key)
-    return applied
+        return self.live.get(key) or self.foreign.get(key)
+
+    async def __call__(self, changes: Iterable[_Change]) -> list[ObjectKey]:
+        applied = []
+        for change in changes:
+            key = key_of(change.manifest)
+            other = self.foreign.pop(key, None)
+            if other is not None and needs_replacement(other, change.manifest):
+                gone = await supersede(
+                    self.cluster, other, self.ownership.labels, self.wait_s, self.poll_interval
+                )
+                if not gone:
+                    continue  # still being deleted: the phase waits, the next pass creates
+                other = None
+            if other is not None:
+                log.info("%s: taking over %s (made by another writer)", self.cluster.name, key)
+                self.live[key] = await self.cluster.take_over(change.manifest, other)
+            else:
+                if change.drift is None:
+                    log.info("%s: creating %s", self.cluster.name, key)
+                else:
+                    log.info("%s: updating %s (%s differs)", self.cluster.name, key, change.drift)
+                self.live[key] = await self.cluster.apply(change.manifest)
+            applied.append(key)
+        return applied
 
 
 async def _wait_for_workloads(
@@ -237,6 +301,24 @@ async def _prune(
         log.info("%s: deleting %s (no longer desired)", cluster.name, key)
         await cluster.delete(key)
     return stale
+
+
+async def _sweep_reference(
+    cluster: ClusterAccess, ownership: Ownership, desired: set[ObjectKey]
+) -> list[ObjectKey]:
+    """Deletes what another operator made for the same Istio resource and we do not
+    render (webhooks first), once our rollout is complete."""
+    kinds = sweep_kinds(ownership.kinds)
+    listings = await asyncio.gather(*(cluster.list_all(*kind) for kind in kinds))
+    leftovers = reference_leftovers(
+        [obj for listing in listings for obj in listing], ownership.adopts_from, desired
+    )
+    for key in sorted(leftovers, key=lambda k: (k.kind not in DELETE_FIRST, k)):
+        log.info(
+            "%s: deleting %s (left by the operator this one took over from)", cluster.name, key
+        )
+        await cluster.delete(key)
+    return leftovers
 
 
 async def delete_owned(cluster: ClusterAccess, ownership: Ownership) -> list[ObjectKey]:

@@ -17,13 +17,14 @@ from istio_operator.api.labels import PHASE, owner_selector
 from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import pod_template_containers, readiness
+from istio_operator.plan.resolve import resolve_primary
 from istio_operator.reconcile.engine import (
     ClusterReport,
     Ownership,
     RolloutListener,
     reconcile_cluster,
 )
-from istio_operator.reconcile.injection import reconcile_injection_labels
+from istio_operator.reconcile.injection import injection_namespaces, reconcile_injection_labels
 from istio_operator.reconcile.remote import (
     ingress_addresses,
     list_remotes,
@@ -35,6 +36,10 @@ from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import render_primary
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
+
+# The Istio resources (by uid) whose objects left by another operator this process has
+# already looked for once: after that, only a pass that changes something looks again.
+_SWEPT: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -110,15 +115,18 @@ async def reconcile_mesh(
         return MeshOutcome(_failed(generation, "MissingReference", missing))
 
     name = istio.metadata.name
+    uid = str((body.get("metadata") or {}).get("uid") or "")
     report = await reconcile_cluster(
         primary,
         objects,
-        Ownership(owner_selector(name, namespace)),
+        Ownership(owner_selector(name, namespace), adopts_from=uid, sweep=uid not in _SWEPT),
         settings.phase_timeout,
         settings.on_rollout,
     )
+    if report.done:
+        _SWEPT.add(uid)
     await reconcile_injection_labels(
-        primary, name, namespace, istio.spec.autoInjectionNamespaces or []
+        primary, name, namespace, injection_namespaces(resolve_primary(istio)[0])
     )
     seen = observe(generation, report, istio.spec.version, gateways, component_states(report))
     return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)

@@ -18,6 +18,9 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "Endpoints"),
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
+    # What a superseded workload ran, until its replacement is available (see takeover).
+    ("apps/v1", "ReplicaSet"),
+    ("v1", "Pod"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),

@@ -44,7 +44,7 @@ from istio_operator.reconcile.engine import (
     delete_owned,
     reconcile_cluster,
 )
-from istio_operator.reconcile.injection import reconcile_injection_labels
+from istio_operator.reconcile.injection import injection_namespaces, reconcile_injection_labels
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote_plan
 from istio_operator.versions import UnsupportedVersionError
@@ -233,7 +233,7 @@ async def _reconcile(
     )
     if report.done:
         await _label_secret(primary, secret)
-        wanted = list(plan.autoInjectionNamespaces)
+        wanted = injection_namespaces(plan)
         await reconcile_injection_labels(
             cluster, istio.metadata.name, istio.metadata.namespace or "", wanted
         )
