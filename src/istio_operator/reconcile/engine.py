@@ -231,9 +231,10 @@ class _Applier:
             key = key_of(change.manifest)
             other = self.foreign.pop(key, None)
             if other is not None and needs_replacement(other, change.manifest):
-                gone = await supersede(
+                gone, handed = await supersede(
                     self.cluster, other, self.ownership.labels, self.wait_s, self.poll_interval
                 )
+                self.live.update((key_of(obj), obj) for obj in handed)  # pruned at the end
                 if not gone:
                     continue  # still being deleted: the phase waits, the next pass creates
                 other = None

@@ -33,6 +33,7 @@ from istio_operator.reconcile.remote import (
     remote_ready,
 )
 from istio_operator.reconcile.status import Observation, State, observe
+from istio_operator.reconcile.takeover import drop_reference_finalizers
 from istio_operator.render import render_primary
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
@@ -96,6 +97,8 @@ async def reconcile_mesh(
         for b in await list_remotes(primary, namespace)
         if not (b.get("metadata") or {}).get("deletionTimestamp")
     ]
+    for resource in (body, *remote_bodies):
+        await drop_reference_finalizers(primary, resource)
     gateways = await ingress_addresses(primary, namespace)
     try:
         istio = load_istio(body).resource

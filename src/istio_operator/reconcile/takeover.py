@@ -78,29 +78,32 @@ async def supersede(
     labels: Mapping[str, str],
     wait_s: float,
     poll_interval: float,
-) -> bool:
+) -> tuple[bool, list[dict[str, Any]]]:
     """Hands what the workload runs to the prune, then deletes the workload alone.
 
     Returns whether it is gone (a deletion the garbage collector has finished), so that
-    ours can be created under its name.
+    ours can be created under its name, and what it ran, now labelled as ours.
     """
     key = key_of(live)
     uid = live["metadata"]["uid"]
     api_version, kind = DEPENDENTS[str(live["kind"])]
+    handed = []
     for dependent in await cluster.list_all(api_version, kind):
         if _owned_by(dependent, uid):
             meta = dependent["metadata"]
             marks = {**labels, SUPERSEDED: key.name}
-            await cluster.apply(
-                {
-                    "apiVersion": api_version,
-                    "kind": kind,
-                    "metadata": {
-                        "name": meta["name"],
-                        "namespace": meta["namespace"],
-                        "labels": marks,
-                    },
-                }
+            handed.append(
+                await cluster.apply(
+                    {
+                        "apiVersion": api_version,
+                        "kind": kind,
+                        "metadata": {
+                            "name": meta["name"],
+                            "namespace": meta["namespace"],
+                            "labels": marks,
+                        },
+                    }
+                )
             )
     log.info(
         "%s: replacing %s (its selector cannot change); its pods serve meanwhile", cluster.name, key
@@ -109,9 +112,9 @@ async def supersede(
     deadline = time.monotonic() + wait_s
     while (current := await cluster.get(key)) is not None and current["metadata"]["uid"] == uid:
         if time.monotonic() >= deadline:
-            return False
+            return False, handed
         await asyncio.sleep(poll_interval)
-    return True
+    return True, handed
 
 
 def reference_leftovers(
@@ -150,3 +153,23 @@ def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
 
 def _selector(workload: Mapping[str, Any]) -> Any:
     return (workload.get("spec") or {}).get("selector")
+
+
+# The reference operator's finalizers (sic) on Istio and RemoteIstio: with it gone, they
+# would block the resources' deletion forever.
+REFERENCE_FINALIZERS = frozenset(
+    {"istio-operator.finializer.banzaicloud.io", "remote-istio-operator.finializer.banzaicloud.io"}
+)
+
+
+async def drop_reference_finalizers(cluster: ClusterAccess, body: Mapping[str, Any]) -> None:
+    """Removes the reference's finalizer from a resource it managed; a merge patch with
+    the resourceVersion, so that a finalizer added meanwhile (kopf's) is not lost."""
+    meta = body.get("metadata") or {}
+    finalizers = list(meta.get("finalizers") or [])
+    kept = [f for f in finalizers if f not in REFERENCE_FINALIZERS]
+    if kept == finalizers:
+        return
+    log.info("%s: removing the reference operator's finalizer from %s", cluster.name, key_of(body))
+    patch = {"metadata": {"finalizers": kept, "resourceVersion": meta.get("resourceVersion")}}
+    await cluster.merge_patch(key_of(body), patch)
