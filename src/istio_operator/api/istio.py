@@ -12,9 +12,9 @@ with the alias `from`; dump with `by_alias=True` to get the JSON shape.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from istio_operator.api.common import (
     AffinityObject,
@@ -101,6 +101,23 @@ class GalleyConfiguration(ApiModel):
     tolerations: Tolerations | None = None
 
 
+def _joined_network_view(value: Any) -> Any:
+    """A list of network names as the comma-separated string the reference takes."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    return value
+
+
+# The reference API's `requestedNetworkView` is a string, passed verbatim to the
+# gateway proxy as ISTIO_META_REQUESTED_NETWORK_VIEW (pilot splits it at commas).
+# A list of names is also read (joined with commas); the CRD declares the string.
+NetworkView = Annotated[
+    str,
+    BeforeValidator(_joined_network_view),
+    WithJsonSchema({"type": "string"}),
+]
+
+
 class GatewaySDSConfiguration(ApiModel):
     """The SDS sidecar of a gateway."""
 
@@ -124,7 +141,7 @@ class GatewayConfiguration(ApiModel):
     resources: Resources | None = None
     ports: ServicePorts | None = None
     applicationPorts: str | None = None
-    requestedNetworkView: list[str] | None = None
+    requestedNetworkView: NetworkView | None = None
     nodeSelector: Labels | None = None
     affinity: AffinityObject | None = None
     tolerations: Tolerations | None = None

@@ -287,7 +287,12 @@ def written_and_pruned(objects: Sequence[DesiredObject]) -> Rules:
 
 
 class UnsupportedRoleRuleError(ValueError):
-    """A rendered role rule this derivation cannot hold exactly (resourceNames, URLs)."""
+    """A rendered role rule this derivation cannot hold (non-resource URLs)."""
+
+
+# Keys a rendered role rule may have. A rule restricted by `resourceNames` is held
+# without the restriction: the unrestricted right covers the named one.
+_ROLE_RULE_KEYS = frozenset({"apiGroups", "resources", "verbs"})
 
 
 def held_for_rendered_roles(objects: Sequence[DesiredObject]) -> Rules:
@@ -298,7 +303,7 @@ def held_for_rendered_roles(objects: Sequence[DesiredObject]) -> Rules:
         if obj.kind not in ROLE_KINDS:
             continue
         for rule in obj.manifest.get("rules") or []:
-            if set(rule) != {"apiGroups", "resources", "verbs"}:
+            if set(rule) - {"resourceNames"} != _ROLE_RULE_KEYS:
                 raise UnsupportedRoleRuleError(f"{obj.kind} {obj.name}: {rule}")
             for key in itertools.product(rule["apiGroups"], rule["resources"]):
                 held.setdefault(key, set()).update(rule["verbs"])

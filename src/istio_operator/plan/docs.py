@@ -81,8 +81,9 @@ SUFFIX_DOCS: Final[dict[str, str]] = {
     "ports": "Ports of the gateway's Service.",
     "applicationPorts": "Comma-separated ports passed to the gateway proxy as "
     "`--applicationPorts`.",
-    "requestedNetworkView": "Networks this gateway's proxy sees (the "
-    "`ISTIO_META_REQUESTED_NETWORK_VIEW` environment variable).",
+    "requestedNetworkView": "Comma-separated networks this gateway's proxy sees (the "
+    "`ISTIO_META_REQUESTED_NETWORK_VIEW` environment variable); a list of names is "
+    "read as well.",
     "host": "Host to report to.",
     "port": "Port to report to.",
     "reportBatchMaxEntries": "Telemetry reports a proxy batches before sending them.",
@@ -148,6 +149,11 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "gateways.ingress.enabled": "Whether the ingress gateway is installed. With "
     "`meshExpansion` it is always installed on remotes.",
     "gateways.egress": "The egress gateway (`istio-egressgateway`).",
+    **{
+        f"gateways.{kind}.resources": "Kubernetes `ResourceRequirements` of the gateway's "
+        "`istio-proxy`. Unset, `proxy.resources` applies."
+        for kind in ("ingress", "egress")
+    },
     "gateways.k8singress": "An Istio Gateway that serves Kubernetes Ingress objects.",
     "gateways.k8singress.enabled": "Serve Kubernetes Ingress objects through the ingress "
     "gateway (needs the ingress gateway).",
@@ -468,7 +474,9 @@ def istio_defaults() -> dict[str, Any]:
         user_default_resources=None,
         proxy_resources=model.PROXY_RESOURCES,
     )
-    scope = dataclasses.replace(scope, mixer=build(model.Mixer, None, scope))
+    scope = dataclasses.replace(
+        scope, mixer=build(model.Mixer, None, scope), proxy=build(model.Proxy, None, scope)
+    )
     return dict(dataclasses.asdict(build(model.MeshPlan, empty, scope)))
 
 

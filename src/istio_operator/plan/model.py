@@ -25,6 +25,7 @@ from istio_operator.plan.rules import (
     DEFAULT_RESOURCES,
     FIXED_IMAGE,
     FROM_MIXER,
+    FROM_PROXY,
     SAME_AS,
     TARGET_PORT,
     VERSIONED_IMAGE,
@@ -175,10 +176,12 @@ class Gateway(Placement):
     serviceAnnotations: Mapping[str, str] = empty_map()
     serviceLabels: Mapping[str, str] = empty_map()
     sds: GatewaySDS
-    resources: Resources = derived(DEFAULT_RESOURCES)
+    # The gateway's istio-proxy: unset, the proxy's resources (as the reference's
+    # gateway Deployment falls back to `proxy.resources`).
+    resources: Resources = derived(FROM_PROXY)
     ports: Sequence[Port] = empty_list()
     applicationPorts: str = ""
-    requestedNetworkView: Sequence[str] = empty_list()
+    requestedNetworkView: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

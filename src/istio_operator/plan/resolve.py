@@ -102,10 +102,16 @@ def _scope(spec: IstioSpec, family: Family, namespace: str, defaults: Any = None
     )
 
 
-def _resolve(spec: IstioSpec, family: Family, scope: Scope) -> model.MeshPlan:
-    """The plan of `spec`: sections in declaration order, mixer before policy and telemetry."""
+def _resolve(
+    spec: IstioSpec, family: Family, scope: Scope, proxy_resources: Any = None
+) -> model.MeshPlan:
+    """The plan of `spec`: sections in declaration order, mixer before policy and
+    telemetry, the proxy before the gateways (`proxy_resources`: a remote's own)."""
     mixer = build(model.Mixer, spec.mixer, scope)
-    scope = dataclasses.replace(scope, mixer=mixer)
+    proxy = build(model.Proxy, spec.proxy, scope)
+    if proxy_resources is not None:
+        proxy = dataclasses.replace(proxy, resources=proxy_resources)
+    scope = dataclasses.replace(scope, mixer=mixer, proxy=proxy)
     plan = build(model.MeshPlan, spec, scope)
     plan = dataclasses.replace(
         plan,
@@ -202,7 +208,8 @@ def resolve_remote(istio: Istio, remote: RemoteIstio) -> tuple[model.MeshPlan, F
     scope = _scope(
         istio.spec, family, namespace, own.defaultResources or primary_scope.default_resources
     )
-    plan = _resolve(istio.spec, family, scope)
+    own_proxy_resources = own.proxy.resources if own.proxy is not None else None
+    plan = _resolve(istio.spec, family, scope, own_proxy_resources)
     own_citadel = build(model.Citadel, own.citadel, scope)
     own_injector = build(model.SidecarInjector, own.sidecarInjector, scope)
     citadel = dataclasses.replace(

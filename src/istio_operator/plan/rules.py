@@ -30,6 +30,8 @@ class Scope:
     proxy_resources: Mapping[str, Any]
     # The resolved mixer section, once resolved (policy and telemetry inherit from it).
     mixer: Any = None
+    # The resolved proxy section, once resolved (gateways fall back to its resources).
+    proxy: Any = None
 
 
 # (scope, the section's fields resolved so far, the field's name, the rule's arguments)
@@ -64,6 +66,10 @@ def _from_mixer(scope: Scope, _: Mapping[str, Any], name: str, __: tuple[str, ..
     return getattr(scope.mixer, name)
 
 
+def _from_proxy(scope: Scope, _: Mapping[str, Any], name: str, __: tuple[str, ...]) -> Any:
+    return getattr(scope.proxy, name)
+
+
 def _same_as(_: Scope, siblings: Mapping[str, Any], __: str, args: tuple[str, ...]) -> Any:
     return siblings[args[0]]
 
@@ -91,6 +97,9 @@ DEFAULT_RESOURCES = Rule(
 )
 FROM_MIXER = Rule(
     "from mixer", _from_mixer, lambda path, _: f"as `mixer.{path.rsplit('.', 1)[-1]}`"
+)
+FROM_PROXY = Rule(
+    "from proxy", _from_proxy, lambda path, _: f"as `proxy.{path.rsplit('.', 1)[-1]}`"
 )
 SAME_AS = Rule("same as", _same_as, lambda path, args: f"as `{path.rsplit('.', 1)[0]}.{args[0]}`")
 TARGET_PORT = Rule("target port", _target_port, lambda _, __: "as `port`")

@@ -200,13 +200,23 @@ def unique_container_ports(ports: Iterable[Manifest]) -> list[Manifest]:
     return result
 
 
-def http_probe(path: str, port: int, initial_delay: int, period: int, timeout: int = 1) -> Manifest:
-    return {
+def http_probe(
+    path: str,
+    port: int,
+    initial_delay: int,
+    period: int,
+    timeout: int = 1,
+    failure_threshold: int | None = None,
+) -> Manifest:
+    probe: Manifest = {
         "httpGet": {"path": path, "port": port, "scheme": "HTTP"},
         "initialDelaySeconds": initial_delay,
         "periodSeconds": period,
         "timeoutSeconds": timeout,
     }
+    if failure_threshold is not None:
+        probe["failureThreshold"] = failure_threshold
+    return probe
 
 
 def exec_probe(command: Sequence[str], initial_delay: int, period: int) -> Manifest:

@@ -60,6 +60,9 @@ def deployment(ctx: Context) -> Manifest:
         node_selector=coredns.nodeSelector,
         affinity=coredns.affinity,
         tolerations=coredns.tolerations,
+        # The node's resolver: the plugin forwards non-`global` names to /etc/resolv.conf,
+        # which must not point back at the cluster DNS (Istio's chart and the reference).
+        extra={"dnsPolicy": "Default"},
     )
     return b.deployment(NAME, ctx.namespace, SELECTOR, SELECTOR, pod, replicas=coredns.replicaCount)
 

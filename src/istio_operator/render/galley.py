@@ -25,18 +25,28 @@ ISTIO_GROUPS = (
 
 
 def rbac(ctx: Context) -> list[Manifest]:
+    """The reference's galley ClusterRole (`pkg/resources/galley/rbac.go`), rule for rule.
+
+    Galley reads its own Deployment and updates its finalizers (it owns the
+    ValidatingWebhookConfiguration it registers), so both rules name `istio-galley`.
+    The 1.3 family also reads namespaces and CRDs.
+    """
     core_read = ["pods", "nodes", "services", "endpoints"]
+    if ctx.family.galley_config_validation:
+        core_read.append("namespaces")
     rules = [
         b.rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], ["*"]),
         *(b.rule([group], ["*"], b.READ) for group in ISTIO_GROUPS),
-        b.rule(["apps"], ["deployments"], ["get"]),
-        b.rule(["apps"], ["deployments/finalizers"], ["update"]),
-        b.rule(["extensions", "networking.k8s.io"], ["ingresses"], b.READ),
+        {**b.rule(["extensions", "apps"], ["deployments"], ["get"]), "resourceNames": [NAME]},
+        b.rule([""], core_read, b.READ),
+        b.rule(["extensions"], ["ingresses"], b.READ),
+        {
+            **b.rule(["extensions"], ["deployments/finalizers"], ["update"]),
+            "resourceNames": [NAME],
+        },
     ]
     if ctx.family.galley_config_validation:
-        core_read.append("namespaces")
         rules.append(b.rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], b.READ))
-    rules.append(b.rule([""], core_read, b.READ))
     return b.rbac_for(
         SERVICE_ACCOUNT,
         "istio-galley-cluster-role",

@@ -188,9 +188,7 @@ def proxy_env(ctx: Context, kind: str, config: GatewayConfiguration) -> list[Man
     if ctx.plan.meshExpansion and ctx.network:
         env.append(b.env("ISTIO_META_NETWORK", ctx.network))
     if config.requestedNetworkView:
-        env.append(
-            b.env("ISTIO_META_REQUESTED_NETWORK_VIEW", ",".join(config.requestedNetworkView))
-        )
+        env.append(b.env("ISTIO_META_REQUESTED_NETWORK_VIEW", config.requestedNetworkView))
     return env
 
 
@@ -241,7 +239,10 @@ def deployment(ctx: Context, kind: str, config: GatewayConfiguration) -> Manifes
             env_vars=proxy_env(ctx, kind, config),
             resources=config.resources,
             mounts=volumes.mounts,
-            readiness=b.http_probe("/healthz/ready", 15020, initial_delay=1, period=2),
+            # Istio's gateway chart and the reference: 1s delay, every 2s, 30 failures.
+            readiness=b.http_probe(
+                "/healthz/ready", 15020, initial_delay=1, period=2, failure_threshold=30
+            ),
         )
     )
     if sds_enabled(config):
@@ -378,6 +379,11 @@ def multi_mesh(ctx: Context) -> list[Manifest]:
                     "filters": [
                         {
                             "listenerMatch": {"portNumber": 15443, "listenerType": "GATEWAY"},
+                            # Rewrite the cluster the SNI filter picked, so it must run after it.
+                            "insertPosition": {
+                                "index": "AFTER",
+                                "relativeTo": "envoy.filters.network.sni_cluster",
+                            },
                             "filterName": "envoy.filters.network.tcp_cluster_rewrite",
                             "filterType": "NETWORK",
                             "filterConfig": {

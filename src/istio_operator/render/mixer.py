@@ -95,24 +95,36 @@ def mixer_args(ctx: Context, kind: str) -> list[str]:
     return args
 
 
+def adapter_secret(kind: str) -> proxy.Volumes:
+    """The optional secret out-of-process adapters read (`<kind>-adapter-secret`)."""
+    name = f"{kind}-adapter-secret"
+    return proxy.Volumes(
+        (b.secret_volume(name, name, optional=True),),
+        (b.mount(name, f"/var/run/secrets/istio.io/{kind}/adapter", read_only=True),),
+    )
+
+
 def deployment(ctx: Context, kind: str) -> Manifest:
     config = settings(ctx, kind)
     certs = proxy.certs(SERVICE_ACCOUNT)
     socket = proxy.Volumes((b.empty_dir_volume(SOCKET_VOLUME),), (b.mount(SOCKET_VOLUME, "/sock"),))
-    ports = [b.container_port(15014)]
-    if kind == "telemetry":
-        ports.append(b.container_port(42422))
+    adapter = adapter_secret(kind)
+    # Istio's chart mounts the adapter secret into the mixer container of telemetry and
+    # into the proxy of policy; both mixer containers expose 42422.
+    mixer_volumes = socket + certs + (adapter if kind == "telemetry" else proxy.Volumes())
     mixer = ctx.container(
         "mixer",
         config.image,
         args=mixer_args(ctx, kind),
-        ports=ports,
+        ports=[b.container_port(15014), b.container_port(42422)],
         env_vars=[b.env("GODEBUG", "gctrace=1"), b.env("GOMAXPROCS", 6)],
         resources=config.resources,
-        mounts=(socket + certs).mounts,
+        mounts=mixer_volumes.mounts,
         liveness=b.http_probe("/version", 15014, initial_delay=5, period=5),
     )
     sidecar_volumes = certs + socket + proxy.sds(ctx)
+    if kind == "policy":
+        sidecar_volumes += adapter
     sidecar = proxy.sidecar(
         ctx,
         f"istio-{kind}",
@@ -123,7 +135,7 @@ def deployment(ctx: Context, kind: str) -> Manifest:
     pod = b.pod_spec(
         SERVICE_ACCOUNT,
         [mixer, sidecar],
-        volumes=sidecar_volumes.volumes,
+        volumes=[*sidecar_volumes.volumes, *(adapter.volumes if kind == "telemetry" else ())],
         node_selector=config.nodeSelector,
         affinity=config.affinity,
         tolerations=config.tolerations,
@@ -231,16 +243,18 @@ def metric_dimensions(ctx: Context, http: bool) -> dict[str, str]:
         "connection_security_policy": _SECURITY_POLICY,
         "response_flags": 'context.proxy_error_code | "-"',
     }
+    # The HTTP metrics add the protocol, the response code and the RBAC permissive-mode
+    # outcome (`mixer/templates/config.yaml` of Istio 1.2.8 and 1.3.8); the TCP metrics
+    # have none of them.
     if http:
         dimensions.update(
             {
                 "request_protocol": 'api.protocol | context.protocol | "unknown"',
                 "response_code": "response.code | 200",
-                "grpc_response_status": 'response.grpc_status | ""',
+                "permissive_response_code": 'rbac.permissive.response_code | "none"',
+                "permissive_response_policyid": ('rbac.permissive.effective_policy_id | "none"'),
             }
         )
-    else:
-        dimensions["request_protocol"] = 'context.protocol | "unknown"'
     return dimensions
 
 
@@ -347,6 +361,10 @@ def _family_specific(ctx: Context, document: dict[str, Any]) -> dict[str, Any]:
         if not ctx.legacy:
             host = 'destination.service.host | request.host | ""'
         spec["params"]["variables"]["destinationServiceHost"] = host
+    if document["name"] == "kubernetes" and ctx.plan.mixer.multiClusterSupport:
+        # The attributes bound below must be declared for mixer to accept the binding.
+        spec["attributes"]["source.cluster.id"] = {"valueType": "STRING"}
+        spec["attributes"]["destination.cluster.id"] = {"valueType": "STRING"}
     if document["name"] == "attributes" and ctx.plan.mixer.multiClusterSupport:
         bindings = spec["attributeBindings"]
         bindings["source.cluster.id"] = '$out.source_cluster_id | "unknown"'
