@@ -153,6 +153,10 @@ class FakeCluster:
         self._settle(key)
         return copy.deepcopy(self.objects[key])
 
+    async def apply_as(self, field_manager: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        assert field_manager == FIELD_MANAGER, "the in-memory cluster records our manager only"
+        return await self.apply(manifest)
+
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
         await self._reached()
         key = key_of(manifest)

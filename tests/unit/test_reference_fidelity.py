@@ -19,14 +19,15 @@ import pytest
 import yaml
 
 from istio_operator.api.crd import generate_crds
-from istio_operator.api.parse import load_remote_istio
+from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.plan import resolve_primary, resolve_remote
 from istio_operator.plan.model import PROXY_RESOURCES
-from istio_operator.render import DesiredObject
+from istio_operator.render import DesiredObject, render_primary
 
 from .render_support import SAMPLE_REMOTE, container, env, find, istio, primary, sample_body
 
 FAMILIES = ("1.2.5", "1.3.0")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
 
 
 def volumes(obj: DesiredObject) -> dict[str, Any]:
@@ -56,6 +57,18 @@ def test_multicluster_filter_runs_after_the_sni_cluster_filter(version: str) -> 
     }
     assert rewrite["filterName"] == "envoy.filters.network.tcp_cluster_rewrite"
     assert rewrite["listenerMatch"] == {"portNumber": 15443, "listenerType": "GATEWAY"}
+
+
+def test_the_references_multimesh_sample_routes_global_names() -> None:
+    """The reference's `config/samples/istio_v1beta1_istio_multimesh.yaml`, rendered: its
+    rewrite of `.global` names comes after `sni_cluster`, so it applies."""
+    body = yaml.safe_load((SAMPLES / "istio_v1beta1_istio_multimesh.yaml").read_text())
+    body["metadata"]["namespace"] = "istio-system"
+    objects = render_primary(load_istio(body).resource)
+    spec = find(objects, "EnvoyFilter", "istio-multicluster-ingressgateway").manifest["spec"]
+    assert [f["insertPosition"]["relativeTo"] for f in spec["filters"]] == [
+        "envoy.filters.network.sni_cluster"
+    ]
 
 
 # --- 3. Mixer telemetry ----------------------------------------------------------------

@@ -48,6 +48,11 @@ class ClusterAccess(Protocol):
         object it made."""
         ...
 
+    async def apply_as(self, field_manager: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply, forced, of a partial manifest (sent as given) under that
+        field manager."""
+        ...
+
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
         """Why the API server would refuse to apply the manifest, or None (a strict
         server-side dry-run)."""

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from istio_operator.api.keys import ObjectKey, key_of
-from istio_operator.api.labels import API_VERSION, GROUP, MANAGED_BY
+from istio_operator.api.labels import API_VERSION, FIELD_MANAGER, GROUP, MANAGED_BY
 from istio_operator.kube.protocol import ClusterAccess
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ async def supersede(
             meta = dependent["metadata"]
             marks = {**labels, SUPERSEDED: key.name}
             handed.append(
-                await cluster.apply(
+                await cluster.apply_as(
+                    FIELD_MANAGER,
                     {
                         "apiVersion": api_version,
                         "kind": kind,
@@ -102,7 +103,7 @@ async def supersede(
                             "namespace": meta["namespace"],
                             "labels": marks,
                         },
-                    }
+                    },
                 )
             )
     log.info(
