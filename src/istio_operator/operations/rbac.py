@@ -4,10 +4,12 @@ One derivation per kind of cluster, each the sum of four declared parts:
 
 - applying, pruning and reading what the renderer can produce (every optional component
   on, both Istio families, with and without mTLS and mesh expansion): get/list/watch
-  (live state, owned objects found by label), create+patch (server-side apply) and
-  delete (pruning), except for the kinds never pruned; the other kinds the operator may
+  (live state, owned objects found by label), create+patch (server-side apply), update
+  (taking over what another writer made) and delete (pruning), except for the kinds
+  never pruned; the other kinds the operator may
   own (`MANAGED_KINDS`) are only read, since every reconcile lists them to prune;
-- what the operator does beyond that (`OPERATOR_ON_PRIMARY`, `OPERATOR_ON_REMOTE`);
+- what the operator does beyond that (`OPERATOR_ON_PRIMARY`, `OPERATOR_ON_REMOTE`, and on
+  both `SUPERSEDED_DEPENDENTS`: what a workload replaced in a take-over ran);
 - what `istio-operator status` and `dataplane-upgrade` read and patch on each cluster
   (`STATUS_*`, `DATAPLANE_*`, built from the kinds `operations.inventory` and
   `operations.dataplane` list and restart, so that a kind added there is granted here);
