@@ -24,7 +24,7 @@ from lightkube import ALL_NS, ApiError, Client
 from lightkube.models.core_v1 import Taint
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace, Node, Pod
+from lightkube.resources.core_v1 import Namespace, Node, Pod, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from istio_operator.api.labels import FIELD_MANAGER, MANAGED_BY
@@ -36,18 +36,25 @@ from istio_operator.reconcile.injection import (
     MANAGED_INJECTION_LABEL,
 )
 from istio_operator.reconcile.kinds import MANAGED_KINDS, register_managed_kinds
-from istio_operator.reconcile.takeover import REFERENCE_FINALIZERS
+from istio_operator.reconcile.takeover import REFERENCE_ANNOTATION, REFERENCE_FINALIZERS
 from tests.operator_harness import (
     NAMESPACE,
+    REMOTE_NAME,
     REPO,
     IstioResource,
     Plane,
+    apply_istio,
+    apply_remote,
     client_for,
+    create_namespaces,
+    istio_body,
     istio_status,
     list_kind,
     meta,
     name_of,
     operator_plane,
+    primary_and_remote,
+    remote_mesh_at,
     wait_for,
 )
 
@@ -57,7 +64,6 @@ FIXTURE = REPO / "tests" / "fixtures" / "reference" / "banzai-1.3-sample.yaml"
 SAMPLE = REPO / "tests" / "fixtures" / "samples" / "istio_v1beta1_istio.yaml"
 SAMPLE_NAME = "istio-sample"
 REFERENCE_MANAGER = "manager"  # controller-runtime's default field manager
-REFERENCE_ANNOTATION = "banzaicloud.com/last-applied"
 HOLD = {"key": "takeover-test/hold", "value": "galley", "effect": "NoSchedule"}
 HOLD_TOLERATION = {"key": HOLD["key"], "operator": "Exists", "effect": "NoSchedule"}
 REFERENCE_LABELLED = {INJECTION_LABEL: "enabled", MANAGED_INJECTION_LABEL: "enabled"}
@@ -336,3 +342,96 @@ def test_the_injection_labels_are_taken_over(takeover: dict[str, Any]) -> None:
     assert (meta(default).annotations or {}).get(INJECTION_OWNER) == f"{NAMESPACE}/{SAMPLE_NAME}"
     assert MANAGED_INJECTION_LABEL not in labels("legacy")
     assert labels("by-hand").get(INJECTION_LABEL) == "enabled"
+
+
+# -- a remote cluster the reference had joined ------------------------------------------------
+
+HUB = "docker.io/istio"
+INJECT_PORTS = [{"name": "https-inject", "port": 443}]
+REMOTE_INJECTOR_POD = {"app": "istio-sidecar-injector", "istio": "sidecar-injector"}
+
+
+def reference_remote_objects() -> list[dict[str, Any]]:
+    """What the reference's remote reconciler wrote for the sidecar injector on a remote:
+    its selector, its pod labels, its annotation (its `istio-config` owner is left out:
+    this cluster serves no Istio kind before the take-over)."""
+    marks = {"namespace": NAMESPACE, "annotations": {REFERENCE_ANNOTATION: "{}"}}
+    pod = {
+        "metadata": {"labels": REMOTE_INJECTOR_POD},
+        "spec": {
+            "containers": [
+                {
+                    "name": "sidecar-injector-webhook",
+                    "image": "docker.io/istio/sidecar_injector:1.3.8",
+                }
+            ]
+        },
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "istio-sidecar-injector", "labels": REMOTE_INJECTOR_POD, **marks},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"istio": "sidecar-injector"}},
+                "template": pod,
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "istio-sidecar-injector", **marks},
+            "spec": {
+                "selector": {"istio": "sidecar-injector"},
+                "ports": [{"name": "https-inject", "port": 443}],
+            },
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def remote_takeover(
+    workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    directory: Path = tmp_path_factory.mktemp("remote-takeover")
+    with primary_and_remote(workspace, directory, "adopt") as mesh:
+        remote = mesh.remote
+        create_namespaces(remote, NAMESPACE)
+        for obj in reference_remote_objects():
+            create_as_the_reference(remote, obj)
+        wait_for("the reference's injector available", lambda: deployments_available(remote))
+        with EndpointWatch(client_for(mesh.remote_cluster)) as watch:
+            wait_for("the injector serving", lambda: "istio-sidecar-injector" in watch.serving())
+            apply_istio(mesh.primary, istio_body("1.3.8"))
+            apply_remote(mesh.primary, REMOTE_NAME)
+            wait_for(
+                "the remote Available, ours",
+                lambda: remote_mesh_at(mesh.primary, remote, REMOTE_NAME, "1.3.8"),
+                timeout=240,
+            )
+            wait_for(
+                "the superseded injector pods gone",
+                lambda: (
+                    not [
+                        p
+                        for p in remote.list(Pod, namespace=NAMESPACE)
+                        if (meta(p).labels or {}).get("app") == "istio-sidecar-injector"
+                    ]
+                ),
+            )
+            outages = list(watch.outages)
+        yield {"remote": remote, "outages": outages}
+
+
+def test_a_remote_injector_is_taken_over_serving_throughout(
+    remote_takeover: dict[str, Any],
+) -> None:
+    remote = remote_takeover["remote"]
+    assert remote_takeover["outages"] == []
+    for kind in (Deployment, Service):
+        live = remote.get(kind, "istio-sidecar-injector", namespace=NAMESPACE)
+        managers = {m.manager for m in meta(live).managedFields or [] if not m.subresource}
+        assert managers == {FIELD_MANAGER}, f"{kind.__name__}: {managers}"
+        assert REFERENCE_ANNOTATION not in (meta(live).annotations or {})
+        assert MANAGED_BY in (meta(live).labels or {})

@@ -83,6 +83,22 @@ def test_an_object_another_writer_made_is_replaced_by_ours_alone() -> None:
     assert report.done and report.applied == [key_of(mesh.manifest)]
 
 
+def test_an_object_of_someone_else_is_applied_over_and_keeps_their_fields() -> None:
+    """Not the reference's (no annotation, no Istio owner): a user's namespace labels, say."""
+    cluster = FakeCluster()
+    mesh = owned("v1", "ConfigMap", "istio", data={"mesh": "ours"})
+    users = {
+        **mesh.manifest,
+        "metadata": {"name": "istio", "namespace": NS, "labels": {"team": "x"}},
+    }
+    cluster.put({**users, "data": {"mesh": "theirs", "extra": "kept"}})
+    run(cluster, [mesh])
+    live = cluster.objects[key_of(mesh.manifest)]
+    assert cluster.written("take-over") == []
+    assert live["data"] == {"mesh": "ours", "extra": "kept"}
+    assert live["metadata"]["labels"]["team"] == "x"
+
+
 def test_a_taken_over_object_is_then_at_rest() -> None:
     cluster = FakeCluster()
     mesh = owned("v1", "ConfigMap", "istio", data={"mesh": "ours"})

@@ -28,6 +28,7 @@ from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds
 from istio_operator.reconcile.takeover import (
     foreign_objects,
+    made_by_the_reference,
     needs_replacement,
     reference_leftovers,
     replacement_probe,
@@ -238,11 +239,13 @@ class _Applier:
                 if not gone:
                     continue  # still being deleted: the phase waits, the next pass creates
                 other = None
-            if other is not None:
-                log.info("%s: taking over %s (made by another writer)", self.cluster.name, key)
+            if other is not None and made_by_the_reference(other):
+                log.info("%s: taking over %s (made by the reference)", self.cluster.name, key)
                 self.live[key] = await self.cluster.take_over(change.manifest, other)
             else:
-                if change.drift is None:
+                if other is not None:
+                    log.info("%s: applying over %s (another writer's)", self.cluster.name, key)
+                elif change.drift is None:
                     log.info("%s: creating %s", self.cluster.name, key)
                 else:
                     log.info("%s: updating %s (%s differs)", self.cluster.name, key, change.drift)

@@ -1,8 +1,10 @@
-"""Taking over objects that another writer created: a reference operator's install, mostly.
+"""Taking over objects that another writer created: the reference operator's install.
 
 An object the render wants, found on the cluster without our labels, is seen when the
-engine would create it (one GET per would-be create, so nothing at rest). It is made
-exactly the desired object, and ours alone (`ClusterAccess.take_over`).
+engine would create it (one GET per would-be create, so nothing at rest). One the
+reference made (`made_by_the_reference`) is made exactly the desired object, and ours
+alone (`ClusterAccess.take_over`); anyone else's is applied over, keeping their fields
+(a user's labels on a namespace we also want).
 
 A workload whose selector differs cannot be changed in place (the selector is
 immutable). It is superseded instead, with its pods serving throughout: what it runs (a
@@ -48,6 +50,18 @@ async def foreign_objects(
     wanted = list(keys)
     found = await asyncio.gather(*(cluster.get(key) for key in wanted))
     return {key: obj for key, obj in zip(wanted, found, strict=True) if obj is not None}
+
+
+REFERENCE_ANNOTATION = "banzaicloud.com/last-applied"
+
+
+def made_by_the_reference(obj: Mapping[str, Any]) -> bool:
+    """Whether the reference operator made the object: its last-applied annotation, or
+    its ownerReference to an Istio resource (the remote `istio-config` one included)."""
+    meta = obj.get("metadata") or {}
+    return REFERENCE_ANNOTATION in (meta.get("annotations") or {}) or any(
+        _is_istio(ref) for ref in meta.get("ownerReferences") or []
+    )
 
 
 def needs_replacement(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
@@ -139,10 +153,15 @@ def sweep_kinds(kinds: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def _controlled_by_istio(obj: Mapping[str, Any], owner_uid: str) -> bool:
     return any(
-        ref.get("uid") == owner_uid
-        and ref.get("kind") == "Istio"
-        and str(ref.get("apiVersion", "")).split("/")[0] == API_VERSION.split("/")[0]
+        ref.get("uid") == owner_uid and _is_istio(ref)
         for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def _is_istio(ref: Mapping[str, Any]) -> bool:
+    return (
+        ref.get("kind") == "Istio"
+        and str(ref.get("apiVersion", "")).split("/")[0] == API_VERSION.split("/")[0]
     )
 
 
