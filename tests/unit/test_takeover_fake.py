@@ -10,17 +10,20 @@ from typing import Any
 
 from istio_operator.api.keys import key_of
 from istio_operator.api.labels import FIELD_MANAGER, MANAGED_BY, owner_selector
+from istio_operator.plan import resolve_primary
 from istio_operator.reconcile.engine import Ownership, reconcile_cluster
 from istio_operator.reconcile.injection import (
     INJECTION_LABEL,
     INJECTION_OWNER,
     MANAGED_INJECTION_LABEL,
+    injection_namespaces,
     reconcile_injection_labels,
 )
 from istio_operator.render import DesiredObject
 from istio_operator.render.phases import Phase
 from tests.fakes import FakeCluster
 
+from .render_support import istio, sample_body, with_spec
 from .test_engine_fake import NS, deployment, owned
 
 ISTIO_UID = "uid-of-the-istio"
@@ -222,3 +225,12 @@ def test_namespaces_the_reference_labelled_are_taken_over() -> None:
     )
     assert labels["by-hand"] == {INJECTION_LABEL: "enabled"}
     assert labels["another-owner"] == theirs
+
+
+def test_no_namespace_is_labelled_for_injection_while_the_injector_is_off() -> None:
+    """The reference (`sidecarinjector/labels.go`) labels namespaces only when the sidecar
+    injector is enabled: a label without an injector would promise sidecars."""
+    body = sample_body()
+    assert injection_namespaces(resolve_primary(istio(body))[0]) == ["default"]
+    off = with_spec(body, "sidecarInjector.enabled", False)
+    assert injection_namespaces(resolve_primary(istio(off))[0]) == []
