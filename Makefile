@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 K8S_BINARIES := tools/build-k8s-binaries.sh
+ISTIO_CHARTS := tools/build-istio-charts.sh
 
-.PHONY: install k8s-binaries demo test test-unit test-cluster lint typecheck layers check crds snapshots clean
+.PHONY: install k8s-binaries istio-charts demo test test-unit test-cluster lint typecheck layers check crds snapshots clean
 
 install: $(BIN)/istio-operator
 
@@ -23,10 +24,14 @@ lock:
 k8s-binaries:
 	bash $(K8S_BINARIES)
 
+# Istio's own charts for the istiod-era versions, from the istio.io/istio Go module.
+istio-charts:
+	bash $(ISTIO_CHARTS)
+
 demo: install k8s-binaries
 	$(BIN)/istio-operator demo
 
-test: install k8s-binaries
+test: install k8s-binaries istio-charts
 	$(BIN)/pytest
 
 test-unit: install

@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "render",
     "crds",
     "docs",
+    "charts",
     "status",
     "dataplane",
     "remote_access",
