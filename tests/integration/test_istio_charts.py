@@ -4,7 +4,12 @@ binaries build includes."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -51,12 +56,64 @@ def test_the_two_stand_ins_are_different_snapshots(catalogue: Catalogue) -> None
 @pytest.mark.parametrize("version", sorted(STAND_INS))
 def test_helm_renders_istiod_from_the_catalogue(catalogue: Catalogue, version: str) -> None:
     chart = catalogue.get(version).chart("istiod")
-    rendered = subprocess.run(
-        [str(default_cache_dir() / "helm"), "template", "istiod", str(chart), "-n", "istio-system"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    rendered = helm("template", "istiod", str(chart), "-n", "istio-system")
     kinds = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(rendered) if d}
     assert ("Deployment", "istiod") in kinds
     assert ("MutatingWebhookConfiguration", "istio-sidecar-injector") in kinds
+
+
+@pytest.fixture
+def chart_repository(catalogue: Catalogue, tmp_path: Path) -> Iterator[str]:
+    """A Helm chart repository on 127.0.0.1 serving `base`, `istiod` and `gateway` at
+    1.30.3 (the newer stand-in's charts, packaged at that version), as Istio publishes
+    them; it has no `cni` or `ztunnel`."""
+    source = catalogue.get("1.31.1")
+    repository = tmp_path / "repository"
+    for name in ("base", "istiod", "gateway"):
+        helm("package", str(source.chart(name)), "--version", "1.30.3", "-d", str(repository))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(repository))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    helm("repo", "index", str(repository), "--url", url)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield url
+    finally:
+        server.shutdown()
+
+
+def helm(*args: str) -> str:
+    return subprocess.run(
+        [str(default_cache_dir() / "helm"), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def charts_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "istio_operator.cli.main", "charts", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_version_is_added_from_a_chart_repository(chart_repository: str, tmp_path: Path) -> None:
+    where = tmp_path / "catalogue"
+    added = charts_cli("--catalogue", str(where), "add", "1.30.3", "--repo", chart_repository)
+    assert added.returncode == 0, added.stderr
+    version = Catalogue(where).get("1.30.3")
+    assert version.charts() == ["base", "istiod", "gateway"]
+    assert version.source == f"repository {chart_repository}"
+    chart = yaml.safe_load((version.chart("istiod") / "Chart.yaml").read_text())
+    assert chart["name"] == "istiod" and chart["version"] == "1.30.3"
+
+
+def test_a_version_the_repository_lacks_is_refused_and_nothing_changes(
+    chart_repository: str, tmp_path: Path
+) -> None:
+    where = tmp_path / "catalogue"
+    refused = charts_cli("--catalogue", str(where), "add", "1.29.0", "--repo", chart_repository)
+    assert refused.returncode == 1
+    assert "has no base chart at 1.29.0" in refused.stderr
+    assert Catalogue(where).versions() == []

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,14 @@ CHARTS = {
     "istiod": "istio-control/istio-discovery",
     "gateway": "gateway",
     "cni": "istio-cni",
+    "ztunnel": "ztunnel",
+}
+# Their names in Istio's Helm chart repository.
+REPOSITORY_NAMES = {
+    "base": "base",
+    "istiod": "istiod",
+    "gateway": "gateway",
+    "cni": "cni",
     "ztunnel": "ztunnel",
 }
 REQUIRED = ("base", "istiod")  # a version without these cannot install anything
@@ -116,6 +126,44 @@ class Catalogue:
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         return ChartVersion(version, target)
+
+    def add_repository(self, version: str, repository: str, helm: Path) -> ChartVersion:
+        """Pulls the version's charts from a Helm chart repository (Istio's publishes `base`,
+        `istiod`, `gateway`, `cni`, `ztunnel`) with `helm pull`, then adds them as a
+        directory would be; the charts the repository lacks, other than `base` and
+        `istiod`, are left out. Nothing changes if a required one cannot be pulled."""
+        with tempfile.TemporaryDirectory(prefix="istio-charts-") as scratch:
+            layout = Path(scratch) / "manifests"
+            for name, path in CHARTS.items():
+                pulled = _pull(helm, repository, REPOSITORY_NAMES[name], version, Path(scratch))
+                if pulled is None:
+                    if name in REQUIRED:
+                        raise CatalogueError(
+                            f"{repository} has no {REPOSITORY_NAMES[name]} chart at {version}"
+                        )
+                    continue
+                (layout / "charts" / path).parent.mkdir(parents=True, exist_ok=True)
+                pulled.rename(layout / "charts" / path)
+            added = self.add_directory(version, layout)
+        (added.root / SOURCE_FILE).write_text(f"repository {repository}\n")
+        return added
+
+
+def _pull(helm: Path, repository: str, chart: str, version: str, into: Path) -> Path | None:
+    """The chart, unpacked under `into`, or None if the repository does not have it."""
+    target = into / "pulled" / chart
+    command = [str(helm), "pull", chart, "--repo", repository, "--version", version]
+    done = subprocess.run(
+        [*command, "--untar", "--untardir", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        if "not found" in done.stderr or "no chart version" in done.stderr:
+            return None
+        raise CatalogueError(f"helm pull {chart} from {repository}: {done.stderr.strip()}")
+    return target / chart
 
 
 def _complete(directory: Path) -> bool:

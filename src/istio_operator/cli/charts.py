@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from istio_operator.charts import Catalogue, CatalogueError, default_catalogue_dir
+from istio_operator.localcluster.binaries import default_cache_dir
 
 
 def register(subparsers: Any) -> None:
@@ -22,11 +24,21 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", help="list the versions, their charts and profiles")
     add = actions.add_parser(
-        "add", help="add a version from a directory laid out as Istio's manifests"
+        "add",
+        help="add a version from a Helm chart repository or a directory",
+        description="Add a version: pulled from a Helm chart repository (--repo, as Istio "
+        "publishes its charts: base, istiod, gateway, cni, ztunnel) or copied from a "
+        "directory laid out as Istio's manifests (--dir: charts/, profiles/).",
     )
-    add.add_argument("version", help="the version it is registered as, e.g. 1.30.3")
+    add.add_argument("version", help="the version, e.g. 1.30.3")
+    source = add.add_mutually_exclusive_group(required=True)
+    source.add_argument("--repo", metavar="URL", help="a Helm chart repository")
+    source.add_argument("--dir", type=Path, help="a directory holding charts/ and profiles/")
     add.add_argument(
-        "--dir", type=Path, required=True, help="a directory holding charts/ and profiles/"
+        "--helm",
+        type=Path,
+        default=Path(os.environ.get("HELM") or default_cache_dir() / "helm"),
+        help="the helm binary (default: $HELM, else the one `make k8s-binaries` builds)",
     )
     parser.set_defaults(handler=run)
 
@@ -35,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     catalogue = Catalogue(args.catalogue or default_catalogue_dir())
     try:
         if args.action == "add":
-            added = catalogue.add_directory(args.version, args.dir)
+            if args.repo:
+                added = catalogue.add_repository(args.version, args.repo, args.helm)
+            else:
+                added = catalogue.add_directory(args.version, args.dir)
             print(f"added Istio {added.version}: {', '.join(added.charts())} in {added.root}")
             return 0
     except CatalogueError as error:
