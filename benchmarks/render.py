@@ -4,19 +4,27 @@
 
 Renders the primary and a remote for a spec with every optional component on,
 for both release families, many times; prints the mean time per render and
-the peak memory traced during one render.
+the peak memory traced during one render. Then runs `istio-operator render` on the
+reference sample as a process, several times: min/median/max of its wall time (what a
+user waits for: interpreter start, imports, parsing, rendering, YAML output).
 """
 
 from __future__ import annotations
 
+import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.render import PrimaryFacts, render_primary, render_remote
 
 ROUNDS = 200
+CLI_ROUNDS = 10
+SAMPLE = Path(__file__).resolve().parent.parent / "tests/fixtures/samples/istio_v1beta1_istio.yaml"
 
 
 def istio_body(version: str) -> dict[str, Any]:
@@ -73,6 +81,22 @@ def main() -> None:
             f"render primary {primary_ms:.2f} ms, render remote {remote_ms:.2f} ms, "
             f"peak memory of one render {peak / 1024:.0f} KiB"
         )
+
+    print(cli_render())
+
+
+def cli_render() -> str:
+    command = [sys.executable, "-m", "istio_operator.cli.main", "render", "-f", str(SAMPLE)]
+    seconds = []
+    for _ in range(CLI_ROUNDS):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - start)
+    return (
+        f"`istio-operator render -f {SAMPLE.name}` as a process, {CLI_ROUNDS} runs: "
+        f"min {min(seconds):.3f} s, median {statistics.median(seconds):.3f} s, "
+        f"max {max(seconds):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -11,35 +11,40 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Subcommand modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = (
-    "run",
-    "render",
-    "crds",
-    "docs",
-    "charts",
-    "status",
-    "dataplane",
-    "remote_access",
-    "demo",
-    "localcluster",
-)
+# Subcommands and their modules, in the order `--help` lists them. Only the module of
+# the command given is imported: `render` need not load kopf.
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "render": "render",
+    "crds": "crds",
+    "docs": "docs",
+    "charts": "charts",
+    "status": "status",
+    "dataplane-upgrade": "dataplane",
+    "remote-access": "remote_access",
+    "demo": "demo",
+    "localcluster": "localcluster",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `command` alone if it is one, else of every command (for `--help`
+    and for the message that names them)."""
     parser = argparse.ArgumentParser(
         prog="istio-operator",
         description="Install, configure and upgrade Istio control planes across clusters.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"istio_operator.cli.{name}").register(subparsers)
+    chosen = [command] if command in COMMANDS else list(COMMANDS)
+    for name in chosen:
+        importlib.import_module(f"istio_operator.cli.{COMMANDS[name]}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(given[0] if given else None)
+    args = parser.parse_args(given)
     if args.command is None:
         parser.print_help()
         return 0

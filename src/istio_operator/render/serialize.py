@@ -10,7 +10,11 @@ import yaml
 from istio_operator.render.objects import DesiredObject
 
 
-class _BlockDumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML was built with it (several times faster), else Python's.
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _BlockDumper(_SafeDumper):  # type: ignore[valid-type,misc]
     """A safe dumper writing multi-line strings (templates, embedded files) as `|` blocks."""
 
 
