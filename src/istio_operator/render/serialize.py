@@ -9,7 +9,6 @@ import yaml
 
 from istio_operator.render.objects import DesiredObject
 
-
 # libyaml's emitter when PyYAML was built with it (several times faster), else Python's.
 _SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
