@@ -259,9 +259,13 @@ def _available(status: dict[str, Any]) -> bool:
     return status.get("Status") == "Available" and status.get("version") == "1.3.8"
 
 
+SUPERSEDED_COMPONENTS = {"galley", "sidecar-injector"}
+
+
 def _reference_pod(pod: Pod) -> bool:
     """A pod of a workload the reference made and ours superseded (its `app` label)."""
-    return (meta(pod).labels or {}).get("app") in {"istio-galley", "istio-sidecar-injector"}
+    labels = meta(pod).labels or {}
+    return labels.get("istio") in SUPERSEDED_COMPONENTS and "app" not in labels
 
 
 def _every_object(client: Client) -> list[Any]:
@@ -348,7 +352,7 @@ def test_the_injection_labels_are_taken_over(takeover: dict[str, Any]) -> None:
 
 HUB = "docker.io/istio"
 INJECT_PORTS = [{"name": "https-inject", "port": 443}]
-REMOTE_INJECTOR_POD = {"app": "istio-sidecar-injector", "istio": "sidecar-injector"}
+REMOTE_INJECTOR = {"app": "istio-sidecar-injector", "istio": "sidecar-injector"}
 
 
 def reference_remote_objects() -> list[dict[str, Any]]:
@@ -357,7 +361,7 @@ def reference_remote_objects() -> list[dict[str, Any]]:
     this cluster serves no Istio kind before the take-over)."""
     marks = {"namespace": NAMESPACE, "annotations": {REFERENCE_ANNOTATION: "{}"}}
     pod = {
-        "metadata": {"labels": REMOTE_INJECTOR_POD},
+        "metadata": {"labels": {"istio": "sidecar-injector"}},
         "spec": {
             "containers": [
                 {
@@ -371,7 +375,7 @@ def reference_remote_objects() -> list[dict[str, Any]]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "istio-sidecar-injector", "labels": REMOTE_INJECTOR_POD, **marks},
+            "metadata": {"name": "istio-sidecar-injector", "labels": REMOTE_INJECTOR, **marks},
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": {"istio": "sidecar-injector"}},
@@ -412,13 +416,7 @@ def remote_takeover(
             )
             wait_for(
                 "the superseded injector pods gone",
-                lambda: (
-                    not [
-                        p
-                        for p in remote.list(Pod, namespace=NAMESPACE)
-                        if (meta(p).labels or {}).get("app") == "istio-sidecar-injector"
-                    ]
-                ),
+                lambda: not [p for p in remote.list(Pod, namespace=NAMESPACE) if _reference_pod(p)],
             )
             outages = list(watch.outages)
         yield {"remote": remote, "outages": outages}
