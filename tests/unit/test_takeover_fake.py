@@ -172,21 +172,28 @@ def test_what_the_reference_made_and_we_do_not_render_is_swept_and_nothing_else(
         "kind": "ConfigMap",
         "metadata": {"name": "users", "namespace": NS},
     }
-    for obj in (leftover, someone_elses, users):
+    # The pass takes the reference's mesh ConfigMap over: its leftovers are then looked for.
+    for obj in (as_the_reference_made_it(mesh), leftover, someone_elses, users):
         cluster.put(obj)
     report = run(cluster, [mesh])
     assert report.pruned == [key_of(leftover)]
     assert key_of(someone_elses) in cluster.objects and key_of(users) in cluster.objects
 
 
-def test_an_idle_pass_does_not_look_for_the_references_leftovers() -> None:
+def test_only_a_take_over_or_a_first_pass_looks_for_the_references_leftovers() -> None:
+    """An idle pass, or one that only creates or updates our own objects, lists nothing
+    beyond what we own."""
     cluster = FakeCluster()
     mesh = owned("v1", "ConfigMap", "istio", data={"mesh": "ours"})
     run(cluster, [mesh])
     leftover = as_the_reference_made_it(owned("v1", "ConfigMap", "istio-stray"), data={})
     cluster.put(leftover)
     assert run(cluster, [mesh]).pruned == []
-    swept = run(cluster, [mesh], Ownership(OWNERSHIP.selector, adopts_from=ISTIO_UID, sweep=True))
+    changed = owned("v1", "ConfigMap", "istio", data={"mesh": "changed"})
+    assert run(cluster, [changed]).pruned == []
+    swept = run(
+        cluster, [changed], Ownership(OWNERSHIP.selector, adopts_from=ISTIO_UID, sweep=True)
+    )
     assert swept.pruned == [key_of(leftover)]
 
 

@@ -110,9 +110,10 @@ class Catalogue:
             f"Istio {version} is not in the chart catalogue {self.root}; it holds: {known}"
         )
 
-    def add_directory(self, version: str, source: Path) -> ChartVersion:
+    def add_directory(self, version: str, source: Path, origin: str | None = None) -> ChartVersion:
         """Copies a directory laid out as Istio's `manifests` (`charts/`, `profiles/`) in
-        as `version`; the catalogue is unchanged if it is not one."""
+        as `version` (`origin`, for its SOURCE line, defaults to the directory); the
+        catalogue is unchanged if it is not one."""
         if not VERSION_PATTERN.match(version):
             raise CatalogueError(f"{version!r} is not a version (like 1.30.3)")
         if not _complete(source):
@@ -122,7 +123,7 @@ class Catalogue:
         partial = self.root / f".{version}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(source, partial)
-        (partial / SOURCE_FILE).write_text(f"directory {source.resolve()}\n")
+        (partial / SOURCE_FILE).write_text(f"{origin or f'directory {source.resolve()}'}\n")
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         return ChartVersion(version, target)
@@ -144,21 +145,22 @@ class Catalogue:
                     continue
                 (layout / "charts" / path).parent.mkdir(parents=True, exist_ok=True)
                 pulled.rename(layout / "charts" / path)
-            added = self.add_directory(version, layout)
-        (added.root / SOURCE_FILE).write_text(f"repository {repository}\n")
-        return added
+            return self.add_directory(version, layout, f"repository {repository}")
 
 
 def _pull(helm: Path, repository: str, chart: str, version: str, into: Path) -> Path | None:
     """The chart, unpacked under `into`, or None if the repository does not have it."""
     target = into / "pulled" / chart
     command = [str(helm), "pull", chart, "--repo", repository, "--version", version]
-    done = subprocess.run(
-        [*command, "--untar", "--untardir", str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [*command, "--untar", "--untardir", str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as error:
+        raise CatalogueError(f"cannot run helm ({helm}): {error}; give --helm or $HELM") from error
     if done.returncode != 0:
         if "not found" in done.stderr or "no chart version" in done.stderr:
             return None

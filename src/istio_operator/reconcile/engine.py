@@ -81,8 +81,8 @@ class Ownership:
     # Kinds that may exist from earlier renders even if the current one lacks them.
     kinds: Sequence[tuple[str, str]] = MANAGED_KINDS
     # The uid of the Istio resource whose objects another operator may have made (see
-    # `takeover`): what it made and we do not render is deleted after a rollout that
-    # changed something, or when `sweep` asks for it (the first pass of an operator).
+    # `takeover`): what it made and we do not render is deleted after a rollout that took
+    # something of it over, or when `sweep` asks for it (the first pass of an operator).
     adopts_from: str = ""
     sweep: bool = False
 
@@ -93,8 +93,7 @@ class Ownership:
     def owns(self, obj: Mapping[str, Any]) -> bool:
         """Whether the live object carries every label of the selector."""
         labels = (obj.get("metadata") or {}).get("labels") or {}
-        pairs = (part.split("=", 1) for part in self.selector.split(","))
-        return all(labels.get(key) == value for key, value in pairs)
+        return all(labels.get(key) == value for key, value in self.labels.items())
 
 
 async def reconcile_cluster(
@@ -120,8 +119,10 @@ async def reconcile_cluster(
         members = list(group)
         phase_changes = [c for o in members if (c := changes.get(_key(o)))]
         # A Service that would select other pods moves once the phase's workloads are ready.
-        later = [c for c in phase_changes if selector_moves(apply.current(c), c.manifest)]
-        applied = await apply([c for c in phase_changes if c not in later])
+        moves = [selector_moves(apply.current(c), c.manifest) for c in phase_changes]
+        now = [c for c, move in zip(phase_changes, moves, strict=True) if not move]
+        later = [c for c, move in zip(phase_changes, moves, strict=True) if move]
+        applied = await apply(now)
         report.applied += applied
         if applied and on_rollout is not None:
             # Only a phase that changed something is news: an idle pass reports nothing.
@@ -134,7 +135,7 @@ async def reconcile_cluster(
         report.completed.append(phase)
     desired = {_key(o) for o in objects}
     report.pruned = await _prune(cluster, ownership, live, desired)
-    if ownership.adopts_from and (ownership.sweep or report.applied):
+    if ownership.adopts_from and (ownership.sweep or apply.took_over):
         report.pruned += await _sweep_reference(cluster, ownership, desired)
     return report
 
@@ -221,6 +222,7 @@ class _Applier:
     foreign: dict[ObjectKey, dict[str, Any]]
     wait_s: float
     poll_interval: float
+    took_over: bool = False  # something another writer made became ours in this pass
 
     def current(self, change: _Change) -> dict[str, Any] | None:
         key = key_of(change.manifest)
@@ -231,6 +233,7 @@ class _Applier:
         for change in changes:
             key = key_of(change.manifest)
             other = self.foreign.pop(key, None)
+            self.took_over |= other is not None
             if other is not None and needs_replacement(other, change.manifest):
                 gone, handed = await supersede(
                     self.cluster, other, self.ownership.labels, self.wait_s, self.poll_interval

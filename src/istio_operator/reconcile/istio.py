@@ -34,7 +34,7 @@ from istio_operator.reconcile.remote import (
 )
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.reconcile.takeover import drop_reference_finalizers
-from istio_operator.render import render_primary
+from istio_operator.render import render_primary_plan
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
 
@@ -102,8 +102,9 @@ async def reconcile_mesh(
     gateways = await ingress_addresses(primary, namespace)
     try:
         istio = load_istio(body).resource
-        objects = render_primary(
-            istio, remote_networks(remote_bodies), primary_gateway_addresses=gateways
+        plan, family = resolve_primary(istio)
+        objects = render_primary_plan(
+            plan, family, istio, remote_networks(remote_bodies), primary_gateway_addresses=gateways
         )
     except SpecError as error:
         return MeshOutcome(_failed(generation, "InvalidSpec", f"invalid spec: {error}"))
@@ -128,9 +129,7 @@ async def reconcile_mesh(
     )
     if report.done:
         _SWEPT.add(uid)
-    await reconcile_injection_labels(
-        primary, name, namespace, injection_namespaces(resolve_primary(istio)[0])
-    )
+    await reconcile_injection_labels(primary, name, namespace, injection_namespaces(plan))
     seen = observe(generation, report, istio.spec.version, gateways, component_states(report))
     return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
 

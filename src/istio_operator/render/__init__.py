@@ -8,7 +8,12 @@ cluster knows (gateway addresses, the primary's CA, pod IPs) comes in as
 
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
-from istio_operator.render.primary import RemoteNetwork, mesh_networks, render_primary
+from istio_operator.render.primary import (
+    RemoteNetwork,
+    mesh_networks,
+    render_primary,
+    render_primary_plan,
+)
 from istio_operator.render.remote import PortFact, PrimaryFacts, render_remote, render_remote_plan
 from istio_operator.render.serialize import yaml_stream
 
@@ -20,6 +25,7 @@ __all__ = [
     "RemoteNetwork",
     "mesh_networks",
     "render_primary",
+    "render_primary_plan",
     "render_remote",
     "render_remote_plan",
     "yaml_stream",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from istio_operator.api.istio import Istio
-from istio_operator.plan import control_plane_namespace, resolve_primary
+from istio_operator.plan import MeshPlan, control_plane_namespace, resolve_primary
 from istio_operator.render import (
     citadel,
     cni,
@@ -24,6 +24,7 @@ from istio_operator.render import (
 )
 from istio_operator.render.context import Context
 from istio_operator.render.objects import DesiredObject
+from istio_operator.versions import Family
 
 Component = Callable[[Context], list[DesiredObject]]
 
@@ -102,6 +103,20 @@ def render_primary(
     only with `meshExpansion`. Raises `SpecError` or `UnsupportedVersionError`.
     """
     plan, family = resolve_primary(istio)
+    return render_primary_plan(
+        plan, family, istio, remote_networks, primary_gateway_addresses=primary_gateway_addresses
+    )
+
+
+def render_primary_plan(
+    plan: MeshPlan,
+    family: Family,
+    istio: Istio,
+    remote_networks: Sequence[RemoteNetwork] = (),
+    *,
+    primary_gateway_addresses: Sequence[str] = (),
+) -> list[DesiredObject]:
+    """`render_primary` from the primary's plan, for a caller that has resolved it already."""
     networks: dict[str, Any] = {"networks": {}}
     if plan.meshExpansion:
         networks = mesh_networks(remote_networks, primary_gateway_addresses)
