@@ -166,11 +166,15 @@ class FakeCluster:
     async def list_labelled(
         self, api_version: str, kind: str, selector: str
     ) -> list[dict[str, Any]]:
-        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        wanted = [part.partition("=") for part in selector.split(",")]
+
+        def selected(labels: dict[str, str]) -> bool:
+            return all((k in labels) if not sep else labels.get(k) == v for k, sep, v in wanted)
+
         return [
             obj
             for obj in await self.list_all(api_version, kind)
-            if all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+            if selected(obj["metadata"].get("labels") or {})
         ]
 
     async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:

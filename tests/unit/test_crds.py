@@ -101,7 +101,7 @@ def test_the_checker_finds_non_structural_nodes() -> None:
 def test_spec_schema_details() -> None:
     spec = schema_of(CRDS["Istio"])["properties"]["spec"]
     props = spec["properties"]
-    assert sorted(spec["required"]) == ["mtls", "version"]
+    assert sorted(spec["required"]) == ["version"]
     assert props["pilot"]["properties"]["replicaCount"]["type"] == "integer"
     assert props["pilot"]["nullable"] is True
     resources = props["pilot"]["properties"]["resources"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from istio_operator.api.istio import Istio
 from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.charts.catalogue import CATALOGUE_ENV
 from istio_operator.plan import resolve_primary, resolve_remote
 from istio_operator.versions import (
     FAMILIES,
@@ -18,6 +20,7 @@ from istio_operator.versions import (
     unsupported_example,
 )
 from istio_operator.versions import UNSUPPORTED_VERSION_MESSAGE as MESSAGE
+from istio_operator.versions.istiod import Selected, select_family
 
 from .render_support import SAMPLE_REMOTE, sample_body
 
@@ -52,12 +55,33 @@ def test_supported_versions(version: str, family: Any) -> None:
     "version",
     ["1.1.0", "1.4.0", "garbage", "", "1.3", "1.30.0", "2.3.0", "1.3.x", " 1.3.0", "v1.3.0"],
 )
-def test_unsupported_versions_are_refused_with_the_reference_message(version: str) -> None:
+def test_unsupported_versions_are_refused_with_the_reference_message(
+    version: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CATALOGUE_ENV, str(tmp_path))  # an empty chart catalogue
     with pytest.raises(UnsupportedVersionError) as info:
         family_for(version)
     assert str(info.value) == f"{MESSAGE} (supported: 1.2.x from 1.2.0, 1.3.x from 1.3.0)"
     assert info.value.version == version
     assert isinstance(info.value, ValueError)
+
+
+def test_the_istiod_familys_versions_are_the_chart_catalogues(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for chart in ("base", "istio-control/istio-discovery"):
+        (tmp_path / "1.30.3" / "charts" / chart).mkdir(parents=True)
+        (tmp_path / "1.30.3" / "charts" / chart / "Chart.yaml").write_text("name: x\n")
+    monkeypatch.setenv(CATALOGUE_ENV, str(tmp_path))
+    assert select_family("1.3.0") == Selected("classic")
+    chosen = select_family("1.30.3")
+    assert chosen.renderer == "istiod" and chosen.charts is not None
+    assert chosen.charts.root == tmp_path / "1.30.3"
+    with pytest.raises(UnsupportedVersionError) as info:
+        select_family("1.30.4")
+    assert str(info.value).endswith(
+        "(supported: 1.2.x from 1.2.0, 1.3.x from 1.3.0; istiod family: 1.30.3)"
+    )
 
 
 def test_families_differ_where_the_reference_says() -> None:

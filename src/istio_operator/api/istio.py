@@ -21,6 +21,7 @@ from istio_operator.api.common import (
     Annotations,
     ApiModel,
     Count,
+    KubeObject,
     Labels,
     LabelSelectors,
     ObjectMeta,
@@ -29,7 +30,7 @@ from istio_operator.api.common import (
     ServicePorts,
     Tolerations,
 )
-from istio_operator.api.kubetypes import Image, Version
+from istio_operator.api.kubetypes import DNS_LABEL_PATTERN, Image, Version
 
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 OutboundTrafficPolicyMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]
@@ -414,11 +415,36 @@ class MixerlessTelemetryConfiguration(ApiModel):
     enabled: bool | None = None
 
 
+UpdateStrategyType = Literal["InPlace", "RevisionBased"]
+# A revision tag's name: a label value that is also part of object names.
+TagName = Annotated[str, Field(min_length=1, max_length=30, pattern=DNS_LABEL_PATTERN)]
+ProfileName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+
+
+class UpdateStrategy(ApiModel):
+    """How a change of `spec.version` reaches the control plane (istiod family).
+
+    `InPlace` upgrades istiod where it stands; `RevisionBased` installs each version as a
+    revision beside the running one, moves the revision tags once it is ready, and
+    removes the old revision when nothing has used it for the grace period.
+    """
+
+    type: UpdateStrategyType | None = None
+    inactiveRevisionDeletionGracePeriodSeconds: Annotated[int, Field(ge=0)] | None = None
+    tags: list[TagName] | None = None
+
+
 class IstioSpec(ApiModel):
     """The desired Istio control plane."""
 
     version: Version
-    mtls: bool
+    # Required by the classic family (1.2/1.3); the istiod family does not read it.
+    mtls: bool | None = None
+    # The istiod family (Istio's own charts): the profile, Helm values passed through, and
+    # how a version change is rolled out.
+    profile: ProfileName | None = None
+    values: KubeObject | None = None
+    updateStrategy: UpdateStrategy | None = None
     includeIPRanges: str | None = None
     excludeIPRanges: str | None = None
     autoInjectionNamespaces: list[str] | None = None

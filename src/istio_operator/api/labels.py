@@ -33,3 +33,9 @@ def ownership_labels(owner_name: str, owner_namespace: str) -> dict[str, str]:
 def owner_selector(owner_name: str, owner_namespace: str) -> str:
     """A label selector matching every object owned by one Istio resource."""
     return ",".join(f"{k}={v}" for k, v in ownership_labels(owner_name, owner_namespace).items())
+
+
+# istiod family: the revision an object belongs to ("" with InPlace: the default one), and
+# the Istio version that revision runs (what a later pass needs to keep it as it is).
+REVISION = f"{GROUP}/revision"
+REVISION_VERSION = f"{GROUP}/istio-version"

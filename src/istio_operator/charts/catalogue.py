@@ -17,6 +17,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 CATALOGUE_ENV = "ISTIO_OPERATOR_CHARTS_DIR"
 # The charts the operator installs, by its own name for each: their paths in a version.
@@ -38,6 +41,9 @@ REPOSITORY_NAMES = {
 REQUIRED = ("base", "istiod")  # a version without these cannot install anything
 SOURCE_FILE = "SOURCE"
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class CatalogueError(LookupError):
@@ -76,6 +82,22 @@ class ChartVersion:
 
     def profiles(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "profiles").glob("*.yaml"))
+
+    def istioctl_profile(self, name: str) -> dict[str, Any] | None:
+        """The `spec` of istioctl's profile `name` (an IstioOperator), or None when the
+        version carries no such profile (released charts carry none)."""
+        path = self.root / "profiles" / f"{name}.yaml"
+        if not path.is_file():
+            return None
+        document = yaml.load(path.read_text(), Loader=_LOADER) or {}
+        spec = document.get("spec") if isinstance(document, dict) else None
+        return spec if isinstance(spec, dict) else {}
+
+    def chart_profiles(self, chart: str = "istiod") -> list[str]:
+        """The profiles a chart takes as its `profile` value (`files/profile-<name>.yaml`)."""
+        return sorted(
+            p.stem.removeprefix("profile-") for p in self.chart(chart).glob("files/profile-*.yaml")
+        )
 
 
 def version_key(version: str) -> tuple[int, ...]:

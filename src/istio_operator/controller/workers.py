@@ -110,7 +110,8 @@ class IstioWorker:
         if seen.state == State.AVAILABLE:
             # Remotes follow the primary: they read its facts afresh now that it is settled.
             self.shared.remote_triggers.fire_namespace(self.key[0])
-        return self.backoff.after(seen, self.shared.config.resync_period)
+        after = self.backoff.after(seen, self.shared.config.resync_period)
+        return after if seen.recheck_after is None else min(after, seen.recheck_after)
 
     async def _rolling_out(self, cluster: str, phase: Phase) -> None:
         """Shows the primary's rollout phase by phase while the reconcile runs."""

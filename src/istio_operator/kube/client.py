@@ -12,6 +12,7 @@ from typing import Any
 import httpx2 as httpx
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
 from lightkube.core.exceptions import ConfigError
+from lightkube.operators import exists
 from lightkube.types import CascadeType, PatchType
 
 from istio_operator.api.keys import ObjectKey, key_of
@@ -271,8 +272,12 @@ class Cluster:
     ) -> list[dict[str, Any]]:
         """Every object of a kind carrying the labels, in all namespaces; none if the kind
         is not served (yet). A kind this client has no type for raises UnknownKindError:
-        skipping it silently would hide owned objects from pruning and deletion."""
-        labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
+        skipping it silently would hide owned objects from pruning and deletion. A part
+        without `=` asks only that the label exists."""
+        labels: dict[str, Any] = {}
+        for part in selector.split(","):
+            key, sep, value = part.partition("=")
+            labels[key] = value if sep else exists()
         return await self._list(api_version, kind, labels)
 
     async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:

@@ -97,12 +97,34 @@ SUFFIX_DOCS: Final[dict[str, str]] = {
 
 # Descriptions by full path (they take precedence over SUFFIX_DOCS).
 FIELD_DOCS: Final[dict[str, str]] = {
-    "version": "Istio version to run, `MAJOR.MINOR.PATCH` (optionally `-suffix`). Its "
-    "minor release line selects what is rendered; a version no supported line accepts "
-    "is refused and nothing changes. Changing it upgrades (or rolls back) the control "
-    "plane in place.",
+    "version": "Istio version to run, `MAJOR.MINOR.PATCH` (optionally `-suffix`). It "
+    "picks the family: 1.2.x and 1.3.x the classic one (the operator's own renderers), a "
+    "version in the chart catalogue the istiod one (Istio's own charts). A version "
+    "neither accepts is refused and nothing changes, as is a change from one family to "
+    "the other. Changing it upgrades (or rolls back) the control plane: in place, or by "
+    "revision (istiod family, `updateStrategy`).",
     "mtls": "Mutual TLS between workloads: the mesh-wide authentication policy and the "
-    "default DestinationRules.",
+    "default DestinationRules. Required by the classic family; not read by the istiod one.",
+    "profile": "istiod family: the Istio profile (`default`, `minimal`, `demo`, `ambient`, "
+    "or any the version's charts have). It picks the components (ingress and egress "
+    "gateways, CNI, ztunnel) as istioctl's profile does, and is passed to the charts as "
+    "their `profile` value. Default `default`.",
+    "values": "istiod family: Helm values passed through to Istio's charts: `cni`, "
+    "`ztunnel`, `ingressGateway` and `egressGateway` to those charts, `global` to every "
+    "chart, the rest to the istiod and base charts. The operator sets `revision`, "
+    "`revisionTags`, `defaultRevision`, `global.tag` (the version) and "
+    "`global.istioNamespace` itself, whatever is given here.",
+    "updateStrategy": "istiod family: how a change of `version` reaches the control plane.",
+    "updateStrategy.type": "`InPlace` (default): istiod is upgraded where it stands. "
+    "`RevisionBased`: each version is a revision (`<name>-<version>`, dots as dashes) "
+    "installed beside the running one; the revision tags and the gateways move to it "
+    "once its istiod is available.",
+    "updateStrategy.inactiveRevisionDeletionGracePeriodSeconds": "`RevisionBased`: how "
+    "long an older revision is kept once nothing uses it (no namespace labelled for it or "
+    "for a tag pointing at it, no pod it injected). Default 30.",
+    "updateStrategy.tags": "Revision tags that follow the active revision (namespaces "
+    "labelled `istio.io/rev=<tag>`). With `RevisionBased` the `default` tag (namespaces "
+    "labelled `istio-injection=enabled`) always does.",
     "includeIPRanges": "Outbound IP ranges (CIDRs, comma-separated) redirected to the "
     "sidecar; `*` means all.",
     "excludeIPRanges": "Outbound IP ranges (CIDRs, comma-separated) that bypass the sidecar.",

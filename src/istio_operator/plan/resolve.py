@@ -23,6 +23,7 @@ from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio, IstioSpec
 from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.plan import model
+from istio_operator.plan.istiod import istiod_only_fields
 from istio_operator.plan.rules import Rule, Scope
 from istio_operator.versions.families import Family, family_for
 
@@ -107,6 +108,7 @@ def _resolve(
 ) -> model.MeshPlan:
     """The plan of `spec`: sections in declaration order, mixer before policy and
     telemetry, the proxy before the gateways (`proxy_resources`: a remote's own)."""
+    check_classic_fields(spec)
     mixer = build(model.Mixer, spec.mixer, scope)
     proxy = build(model.Proxy, spec.proxy, scope)
     if proxy_resources is not None:
@@ -119,6 +121,20 @@ def _resolve(
         tracing=_with_lightstep(plan.tracing, spec),
     )
     return _settle_family(plan, family)
+
+
+def check_classic_fields(spec: IstioSpec) -> None:
+    """`spec.mtls` is required by the classic families; the istiod family's own fields
+    mean nothing to them and are refused rather than ignored."""
+    if spec.mtls is None:
+        raise SpecError("spec.mtls", "Field required")
+    own = istiod_only_fields(spec)
+    if own:
+        raise SpecError(
+            own[0],
+            f"read only by the istiod family, not by Istio {spec.version}; remove "
+            + ", ".join(own),
+        )
 
 
 def _with_lightstep(tracing: model.Tracing, spec: IstioSpec) -> model.Tracing:

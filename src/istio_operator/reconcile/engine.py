@@ -85,6 +85,9 @@ class Ownership:
     # something of it over, or when `sweep` asks for it (the first pass of an operator).
     adopts_from: str = ""
     sweep: bool = False
+    # Objects carrying one of these labels (label, value) are not pruned though no longer
+    # rendered: an istiod revision still in use, kept as it runs.
+    kept: tuple[tuple[str, str], ...] = ()
 
     @property
     def labels(self) -> dict[str, str]:
@@ -94,6 +97,10 @@ class Ownership:
         """Whether the live object carries every label of the selector."""
         labels = (obj.get("metadata") or {}).get("labels") or {}
         return all(labels.get(key) == value for key, value in self.labels.items())
+
+    def keeps(self, obj: Mapping[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return any(labels.get(key) == value for key, value in self.kept)
 
 
 async def reconcile_cluster(
@@ -303,7 +310,7 @@ async def _prune(
         (k for k, obj in live.items() if k not in desired and ownership.owns(obj)),
         key=lambda k: (k.kind not in DELETE_FIRST, k),
     )
-    stale = [k for k in stale if applied_by_us(live[k])]
+    stale = [k for k in stale if applied_by_us(live[k]) and not ownership.keeps(live[k])]
     for key in stale:
         log.info("%s: deleting %s (no longer desired)", cluster.name, key)
         await cluster.delete(key)

@@ -6,25 +6,25 @@ statuses only decide whether the mesh as a whole is Ready.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
-from istio_operator.api.labels import PHASE, owner_selector
+from istio_operator.api.labels import owner_selector
 from istio_operator.api.parse import load_istio
+from istio_operator.charts import ChartVersion
 from istio_operator.kube.client import Cluster
-from istio_operator.kube.objects import pod_template_containers, readiness
 from istio_operator.plan.resolve import resolve_primary
+from istio_operator.reconcile.components import component_states
 from istio_operator.reconcile.engine import (
-    ClusterReport,
     Ownership,
     RolloutListener,
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import injection_namespaces, reconcile_injection_labels
+from istio_operator.reconcile.istiod import reconcile_istiod
 from istio_operator.reconcile.remote import (
     ingress_addresses,
     list_remotes,
@@ -35,8 +35,8 @@ from istio_operator.reconcile.remote import (
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.reconcile.takeover import drop_reference_finalizers
 from istio_operator.render import render_primary_plan
-from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
+from istio_operator.versions.istiod import renderer_of, select_family
 
 # The Istio resources (by uid) whose objects left by another operator this process has
 # already looked for once: after that, only a pass that changes something looks again.
@@ -99,9 +99,27 @@ async def reconcile_mesh(
     ]
     for resource in (body, *remote_bodies):
         await drop_reference_finalizers(primary, resource)
-    gateways = await ingress_addresses(primary, namespace)
     try:
         istio = load_istio(body).resource
+        charts = family_change_refused(istio, body)
+        if charts is not None:
+            seen = await reconcile_istiod(
+                primary,
+                body,
+                istio,
+                charts,
+                phase_timeout=settings.phase_timeout,
+                on_rollout=settings.on_rollout,
+            )
+            return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
+    except SpecError as error:
+        return MeshOutcome(_failed(generation, "InvalidSpec", f"invalid spec: {error}"))
+    except UnsupportedVersionError as error:
+        return MeshOutcome(_failed(generation, "UnsupportedVersion", str(error)))
+    except FamilyChangeError as error:
+        return MeshOutcome(_failed(generation, "FamilyChange", str(error)))
+    gateways = await ingress_addresses(primary, namespace)
+    try:
         plan, family = resolve_primary(istio)
         objects = render_primary_plan(
             plan, family, istio, remote_networks(remote_bodies), primary_gateway_addresses=gateways
@@ -134,6 +152,28 @@ async def reconcile_mesh(
     return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
 
 
+class FamilyChangeError(ValueError):
+    """A version change from one family to the other (classic 1.2/1.3 and istiod)."""
+
+
+def family_change_refused(istio: Istio, body: Mapping[str, Any]) -> ChartVersion | None:
+    """The istiod-family charts of `spec.version` (None: a classic version); refuses a
+    change of family from the version in effect (`status.version`): the two install
+    different control planes, and nothing migrates one into the other."""
+    wanted = select_family(istio.spec.version)
+    in_effect = str((body.get("status") or {}).get("version") or "")
+    if in_effect and in_effect != istio.spec.version:
+        before = renderer_of(in_effect)
+        if before != wanted.renderer:
+            raise FamilyChangeError(
+                f"spec.version {istio.spec.version} is of the {wanted.renderer} family but "
+                f"Istio {in_effect} of the {before} family runs: a change of family "
+                "is not an upgrade; nothing was changed (install the new family beside it "
+                "with another Istio resource on another cluster, or restore spec.version)"
+            )
+    return wanted.charts if wanted.renderer == "istiod" else None
+
+
 async def missing_references(cluster: Cluster, istio: Istio) -> str | None:
     """What the spec names that the API server cannot check: a CA Secret that does not
     exist would leave citadel unable to start, after the rollout had begun."""
@@ -164,26 +204,3 @@ def with_remotes(
     return replace(
         seen, ready=False, not_ready=("RemotesNotReady", f"waiting for remote clusters: {waiting}")
     )
-
-
-def component_states(report: ClusterReport) -> dict[str, dict[str, Any]]:
-    """Per phase with workloads: its state, images and ready replicas."""
-    by_phase: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for obj in report.live_workloads.values():
-        by_phase[(obj.get("metadata") or {}).get("labels", {}).get(PHASE, "")].append(obj)
-    states = {}
-    for label, workloads in sorted(by_phase.items()):
-        phase = Phase.from_label(label) if label else None
-        states[label or "other"] = {
-            "state": _phase_state(report, phase, workloads),
-            "images": sorted({c["image"] for w in workloads for c in pod_template_containers(w)}),
-        }
-    return states
-
-
-def _phase_state(
-    report: ClusterReport, phase: Phase | None, workloads: list[dict[str, Any]]
-) -> State:
-    if phase is not None and phase == report.waiting_phase:
-        return State.RECONCILING
-    return State.AVAILABLE if all(readiness(w).ready for w in workloads) else State.RECONCILING

@@ -29,6 +29,9 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+    # The istiod family's charts, with some profiles.
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
     ("authentication.istio.io/v1alpha1", "MeshPolicy"),
     ("authentication.istio.io/v1alpha1", "Policy"),
     ("networking.istio.io/v1alpha3", "DestinationRule"),

@@ -58,6 +58,12 @@ class Observation:
     # the identity of its cluster (the uid of its kube-system namespace).
     istio_generation: int | None = None
     cluster_id: str | None = None
+    # istiod family: every revision on the cluster (name, version, ready, active, what
+    # uses it, since when nothing does) and where each revision tag points; None: kept.
+    revisions: tuple[Mapping[str, Any], ...] | None = None
+    tags: Mapping[str, str] | None = None
+    # Look again after this many seconds though nothing changes (a grace period ends).
+    recheck_after: float | None = None
 
 
 def refusal(generation: int, refused: list[str]) -> Observation:
@@ -174,6 +180,11 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
     version = seen.version or previous.get("version")
     if version:
         status["version"] = version
+    if seen.revisions is not None:
+        status["revisions"] = [dict(r) for r in seen.revisions]
+        status["tags"] = dict(seen.tags or {})
+    else:
+        status.update({k: previous[k] for k in ("revisions", "tags") if k in previous})
     kept = {"istioObservedGeneration": seen.istio_generation, "clusterID": seen.cluster_id}
     for key, value in kept.items():
         effective = previous.get(key) if value is None else value

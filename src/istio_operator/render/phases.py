@@ -19,11 +19,17 @@ class Phase(enum.IntEnum):
     CITADEL = 2
     GALLEY = 3
     PILOT = 4
-    MIXER = 5
-    SIDECAR_INJECTOR = 6
-    GATEWAYS = 7
-    # Node agent, CNI, Istio CoreDNS, mixerless-telemetry EnvoyFilters.
-    ADDONS = 8
+    # istiod family: istiod of a revision (its Deployment, Service, webhooks, RBAC).
+    ISTIOD = 5
+    # istiod family: what moves to a revision once its istiod is available (the revision
+    # tags' webhooks and Services, the default revision's validator).
+    REVISION_TAGS = 6
+    MIXER = 7
+    SIDECAR_INJECTOR = 8
+    GATEWAYS = 9
+    # Node agent, CNI, Istio CoreDNS, mixerless-telemetry EnvoyFilters; the istiod
+    # family's CNI and ztunnel.
+    ADDONS = 10
 
     @property
     def label(self) -> str:

@@ -1,0 +1,189 @@
+"""The plan of an istiod-family control plane: the resource read once, every choice made.
+
+The charts are Istio's; what the operator decides is which charts, with which values:
+the profile (and so the components: gateways, CNI, ztunnel), the revision, the image
+hub and tag, the revision tags. `spec.values` is passed through to the charts; what the
+operator sets itself wins over it (`OPERATOR_SET`), so the version is always the
+resource's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from istio_operator.api.errors import SpecError
+from istio_operator.api.istio import Istio, IstioSpec
+from istio_operator.charts import ChartVersion
+from istio_operator.versions.istiod import ISTIOD, REVISION_BASED, Components
+
+DEFAULT_NAMESPACE = "istio-system"
+DEFAULT_TAG = "default"
+# Helm values the operator sets whatever `spec.values` says (documented in configuration.md).
+OPERATOR_SET = (
+    "revision",
+    "revisionTags",
+    "defaultRevision",
+    "global.tag",
+    "global.istioNamespace",
+)
+
+
+@dataclass(frozen=True)
+class IstiodPlan:
+    """One istiod-family control plane, resolved."""
+
+    owner: str
+    namespace: str
+    version: str
+    profile: str
+    # The profile's `profile` value for the charts ("" when they have no such file).
+    chart_profile: str
+    values: Mapping[str, Any]
+    hub: str
+    components: Components
+    revision_based: bool
+    grace_period_s: int
+    # Named revision tags that follow the active revision (`default` comes with RevisionBased).
+    tags: tuple[str, ...]
+    injection_namespaces: tuple[str, ...]
+
+    @property
+    def revision(self) -> str:
+        """The revision this version installs: "" (the default one) in place, else
+        `<owner>-<version>` with dots as dashes (`mesh-1-31-1`)."""
+        return revision_name(self.owner, self.version) if self.revision_based else ""
+
+    @property
+    def revision_tags(self) -> tuple[str, ...]:
+        """The tags the active revision serves: `default` first when revision-based."""
+        if not self.revision_based:
+            return self.tags
+        return (DEFAULT_TAG, *(t for t in self.tags if t != DEFAULT_TAG))
+
+
+def revision_name(owner: str, version: str) -> str:
+    """A revision's name: a DNS label (object names end with it, labels carry it)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", f"{owner}-{version}".lower()).strip("-")
+    return name[:63].rstrip("-")
+
+
+def classic_only_fields(spec: IstioSpec) -> list[str]:
+    """The fields `spec` sets that the istiod family does not read."""
+    return sorted(p for p in _set_paths(spec.model_dump(exclude_none=True)) if not _read(p))
+
+
+def istiod_only_fields(spec: IstioSpec) -> list[str]:
+    """The fields `spec` sets that only the istiod family reads."""
+    given = spec.model_dump(exclude_none=True)
+    return sorted(f"spec.{name}" for name in ISTIOD.own_fields if name in given)
+
+
+def _read(path: str) -> bool:
+    plain = path.removeprefix("spec.")
+    return any(plain == f or plain.startswith(f"{f}.") for f in ISTIOD.fields)
+
+
+def _set_paths(given: Mapping[str, Any], prefix: str = "spec") -> list[str]:
+    """Dotted paths of what is set, down to the fields the family reads in part."""
+    paths = []
+    for key, value in given.items():
+        path = f"{prefix}.{key}"
+        plain = path.removeprefix("spec.")
+        partly_read = any(f.startswith(f"{plain}.") for f in ISTIOD.fields)
+        if partly_read and isinstance(value, Mapping):
+            paths += _set_paths(value, path)
+        else:
+            paths.append(path)
+    return paths
+
+
+def resolve_istiod(istio: Istio, charts: ChartVersion) -> IstiodPlan:
+    """The plan of `istio` for the istiod family, with `charts` its version's charts.
+
+    Raises `SpecError` naming every classic-only field set, or an unknown profile.
+    """
+    spec = istio.spec
+    refused = classic_only_fields(spec)
+    if refused:
+        raise SpecError(
+            refused[0],
+            f"not read by the istiod family (Istio {spec.version}); remove " + ", ".join(refused),
+        )
+    profile = spec.profile or ISTIOD.default_profile
+    components = profile_components(charts, profile)
+    values = dict(spec.values or {})
+    strategy = spec.updateStrategy
+    return IstiodPlan(
+        owner=istio.metadata.name,
+        namespace=istio.metadata.namespace or DEFAULT_NAMESPACE,
+        version=spec.version,
+        profile=profile,
+        chart_profile=profile if profile in charts.chart_profiles() else "",
+        values=values,
+        hub=str((values.get("global") or {}).get("hub") or ISTIOD.default_hub),
+        components=_with_gateways(components, spec),
+        revision_based=bool(strategy and strategy.type == REVISION_BASED),
+        grace_period_s=_grace_period(spec),
+        tags=tuple(strategy.tags or ()) if strategy else (),
+        injection_namespaces=tuple(spec.autoInjectionNamespaces or ()),
+    )
+
+
+def _grace_period(spec: IstioSpec) -> int:
+    given = (
+        spec.updateStrategy.inactiveRevisionDeletionGracePeriodSeconds
+        if spec.updateStrategy
+        else None
+    )
+    return ISTIOD.default_grace_period_s if given is None else given
+
+
+def profile_components(charts: ChartVersion, profile: str) -> Components:
+    """What `profile` installs: from istioctl's profile in the version's charts, over its
+    default profile, as istioctl reads them; else the family's table."""
+    overlay = charts.istioctl_profile(profile)
+    if overlay is not None:
+        base = charts.istioctl_profile("default") or {}
+        return _components_of([base, overlay])
+    if profile in ISTIOD.profile_components:
+        return ISTIOD.profile_components[profile]
+    if profile in charts.chart_profiles():
+        return ISTIOD.profile_components[ISTIOD.default_profile]
+    known = sorted({*ISTIOD.profile_components, *charts.chart_profiles(), *charts.profiles()})
+    raise SpecError(
+        "spec.profile",
+        f"unknown profile {profile!r}; Istio {charts.version} has: {', '.join(known)}",
+    )
+
+
+def _components_of(layers: list[Mapping[str, Any]]) -> Components:
+    found = {"ingress_gateway": False, "egress_gateway": False, "cni": False, "ztunnel": False}
+    for layer in layers:
+        components = layer.get("components") or {}
+        for key, name in (("cni", "cni"), ("ztunnel", "ztunnel")):
+            if isinstance(components.get(key), Mapping) and "enabled" in components[key]:
+                found[name] = bool(components[key]["enabled"])
+        for key, name in (
+            ("ingressGateways", "ingress_gateway"),
+            ("egressGateways", "egress_gateway"),
+        ):
+            for gateway in components.get(key) or ():
+                if "enabled" in gateway:
+                    found[name] = bool(gateway["enabled"])
+    return Components(**found)
+
+
+def _with_gateways(components: Components, spec: IstioSpec) -> Components:
+    """`spec.gateways.{ingress,egress}.enabled` over the profile's choice."""
+    gateways = spec.gateways
+    ingress = gateways.ingress.enabled if gateways and gateways.ingress else None
+    egress = gateways.egress.enabled if gateways and gateways.egress else None
+    return Components(
+        ingress_gateway=components.ingress_gateway if ingress is None else ingress,
+        egress_gateway=components.egress_gateway if egress is None else egress,
+        cni=components.cni,
+        ztunnel=components.ztunnel,
+    )

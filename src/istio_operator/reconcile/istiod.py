@@ -1,0 +1,238 @@
+"""One reconcile of an istiod-family `Istio` resource on the primary cluster.
+
+The charts are rendered (`render.istiod`), and the one engine applies them phase by
+phase. In place, that is all: a version change rolls istiod, its webhooks and the
+gateways where they stand. By revision, each version is a revision beside the others;
+the revision tags (`default` included) and the gateways move to the new one once its
+istiod is available (their phase comes after istiod's). An older revision is kept as it
+runs, not re-rendered, while anything uses it: a namespace labelled for it (or for a tag
+that points at it) or a pod it injected. Once nothing has used it for the grace period,
+the ordinary prune removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from istio_operator.api.errors import SpecError
+from istio_operator.api.istio import Istio
+from istio_operator.api.labels import PHASE, REVISION, REVISION_VERSION, owner_selector
+from istio_operator.charts import ChartVersion, HelmError, helm_binary
+from istio_operator.kube.objects import readiness
+from istio_operator.kube.protocol import ClusterAccess
+from istio_operator.plan.istiod import DEFAULT_TAG, IstiodPlan, resolve_istiod
+from istio_operator.reconcile.components import component_states
+from istio_operator.reconcile.engine import (
+    Ownership,
+    RolloutListener,
+    reconcile_cluster,
+)
+from istio_operator.reconcile.injection import reconcile_injection_labels
+from istio_operator.reconcile.status import Observation, State, observe
+from istio_operator.render.istiod import render_istiod
+from istio_operator.render.phases import Phase
+
+REV_LABEL = "istio.io/rev"
+INJECTION_LABEL = "istio-injection"
+TAG_WEBHOOK_PREFIX = "istio-revision-tag-"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One istiod revision found on the cluster."""
+
+    name: str
+    version: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class Usage:
+    namespaces: int = 0
+    pods: int = 0
+
+    @property
+    def used(self) -> bool:
+        return bool(self.namespaces or self.pods)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What the cluster says about revisions: which run, which tag points where, and what
+    uses each (directly or through a tag)."""
+
+    revisions: dict[str, Revision]
+    tags: dict[str, str]
+    usage: dict[str, Usage]
+
+
+def _failed(generation: int, reason: str, message: str) -> Observation:
+    return Observation(generation=generation, state=State.FAILED, reason=reason, message=message)
+
+
+async def reconcile_istiod(
+    primary: ClusterAccess,
+    body: Mapping[str, Any],
+    istio: Istio,
+    charts: ChartVersion,
+    *,
+    phase_timeout: float,
+    on_rollout: RolloutListener | None = None,
+) -> Observation:
+    """The primary's istiod-family control plane; its observation (remotes not included)."""
+    generation = int((body.get("metadata") or {}).get("generation") or 0)
+    try:
+        plan = resolve_istiod(istio, charts)
+        objects = await asyncio.to_thread(render_istiod, plan, charts, helm_binary())
+    except SpecError as error:
+        return _failed(generation, "InvalidSpec", f"invalid spec: {error}")
+    except HelmError as error:
+        return _failed(generation, "RenderFailed", str(error))
+    selector = owner_selector(plan.owner, plan.namespace)
+    found = await inventory(primary, selector, plan.revision_based)
+    previous = _previous_revisions(body)
+    kept, unused_since, recheck = retained(plan, found, previous, dt.datetime.now(dt.UTC))
+    ownership = Ownership(selector, kept=tuple((REVISION, name) for name in sorted(kept)))
+    report = await reconcile_cluster(primary, objects, ownership, phase_timeout, on_rollout)
+    await reconcile_injection_labels(primary, plan.owner, plan.namespace, plan.injection_namespaces)
+    seen = observe(generation, report, plan.version, (), component_states(report))
+    if not report.done:
+        return seen
+    after = await inventory(primary, selector, plan.revision_based)
+    return replace(
+        seen,
+        revisions=revision_status(plan, after, unused_since),
+        tags=after.tags,
+        recheck_after=recheck,
+    )
+
+
+async def inventory(cluster: ClusterAccess, selector: str, revision_based: bool) -> Inventory:
+    """The revisions of the owner's istiod Deployments, its tags, and what uses each."""
+    deployments, webhooks = await asyncio.gather(
+        cluster.list_labelled("apps/v1", "Deployment", f"{selector},{PHASE}={Phase.ISTIOD.label}"),
+        cluster.list_labelled(
+            "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", selector
+        ),
+    )
+    revisions = {}
+    for deployment in deployments:
+        labels = deployment["metadata"].get("labels") or {}
+        name = labels.get(REVISION, "")
+        revisions[name] = Revision(
+            name, labels.get(REVISION_VERSION, ""), readiness(deployment).ready
+        )
+    tags = {
+        str(w["metadata"]["name"]).removeprefix(TAG_WEBHOOK_PREFIX): (
+            w["metadata"].get("labels") or {}
+        ).get(REVISION, "")
+        for w in webhooks
+        if str(w["metadata"]["name"]).startswith(TAG_WEBHOOK_PREFIX)
+    }
+    if not revision_based and len(revisions) <= 1:
+        return Inventory(revisions, tags, {})  # nothing to keep or prune by use
+    namespaces, pods = await asyncio.gather(
+        cluster.list_all("v1", "Namespace"), cluster.list_labelled("v1", "Pod", REV_LABEL)
+    )
+    return Inventory(revisions, tags, usage(revisions, tags, namespaces, pods))
+
+
+def usage(
+    revisions: Mapping[str, Revision],
+    tags: Mapping[str, str],
+    namespaces: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+) -> dict[str, Usage]:
+    """What uses each revision: namespaces labelled for it or for a tag pointing at it
+    (`istio-injection=enabled` is the `default` tag's, or the in-place revision's), and
+    pods it injected (they carry its name)."""
+    counts = {name: [0, 0] for name in revisions}
+    for namespace in namespaces:
+        served = namespace_revision(namespace.get("metadata", {}).get("labels") or {}, tags)
+        if served in counts:
+            counts[served][0] += 1
+    for pod in pods:
+        injected = (pod["metadata"].get("labels") or {}).get(REV_LABEL)
+        if injected in counts:
+            counts[injected][1] += 1
+        elif injected == "default" and "" in counts:
+            counts[""][1] += 1
+    return {name: Usage(*found) for name, found in counts.items()}
+
+
+def namespace_revision(labels: Mapping[str, str], tags: Mapping[str, str]) -> str | None:
+    """The revision whose injector serves a namespace with these labels, if any."""
+    if labels.get(INJECTION_LABEL) == "enabled":
+        return tags.get(DEFAULT_TAG, "")
+    chosen = labels.get(REV_LABEL)
+    if chosen is None:
+        return None
+    return tags.get(chosen, chosen)
+
+
+def _previous_revisions(body: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    found = (body.get("status") or {}).get("revisions") or []
+    # The in-place revision ("") is shown as `default`.
+    named = {str(r.get("name", "")): r for r in found if isinstance(r, Mapping)}
+    return {("" if name == "default" else name): r for name, r in named.items()}
+
+
+def retained(
+    plan: IstiodPlan,
+    found: Inventory,
+    previous: Mapping[str, Mapping[str, Any]],
+    now: dt.datetime,
+) -> tuple[set[str], dict[str, str], float | None]:
+    """The older revisions to keep, since when each unused one has been unused, and when
+    to look again (the soonest end of a grace period)."""
+    kept: set[str] = set()
+    unused_since: dict[str, str] = {}
+    soonest: float | None = None
+    for name in found.revisions:
+        if name == plan.revision:
+            continue
+        if found.usage.get(name, Usage()).used:
+            kept.add(name)
+            continue
+        since = _parsed(previous.get(name, {}).get("unusedSince")) or now
+        left = plan.grace_period_s - (now - since).total_seconds()
+        if left > 0:
+            kept.add(name)
+            unused_since[name] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            soonest = left if soonest is None else min(soonest, left)
+    return kept, unused_since, soonest
+
+
+def _parsed(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def revision_status(
+    plan: IstiodPlan, found: Inventory, unused_since: Mapping[str, str]
+) -> tuple[dict[str, Any], ...]:
+    """`status.revisions`: every revision, the active one first."""
+    rows = []
+    for name, revision in sorted(
+        found.revisions.items(), key=lambda r: (r[0] != plan.revision, r[0])
+    ):
+        used = found.usage.get(name, Usage())
+        row: dict[str, Any] = {
+            "name": name or "default",
+            "version": revision.version,
+            "active": name == plan.revision,
+            "ready": revision.ready,
+            "inUse": {"namespaces": used.namespaces, "pods": used.pods},
+        }
+        if name in unused_since:
+            row["unusedSince"] = unused_since[name]
+        rows.append(row)
+    return tuple(rows)

@@ -1,0 +1,216 @@
+"""The istiod family's objects: Istio's own charts through `helm template`, then ours.
+
+Each chart a plan enables is templated with the values the plan gives it (no cluster is
+asked, no Helm release is written: nothing can get stuck in a release state), and each
+object it renders is marked as ours (the ownership, phase and revision labels) and put
+in its rollout phase: CRDs, the base chart, istiod of the revision, then what moves to
+that revision once its istiod is available (revision tags, the default validator), then
+gateways, then CNI and ztunnel. The engine applies them as it applies the classic
+families' objects.
+
+Two fields are istiod's to manage, not ours: the webhooks' `caBundle` (istiod injects
+its CA) and the validating webhooks' `failurePolicy` (istiod sets `Fail` once it
+serves); they are left out so that no apply takes them back and no idle pass sees them
+as drift. Without them the API server defaults `failurePolicy` to `Fail`, as istiod
+would set it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from istio_operator.api.labels import (
+    MANAGED_BY,
+    MANAGED_BY_VALUE,
+    PHASE,
+    REVISION,
+    REVISION_VERSION,
+    ownership_labels,
+)
+from istio_operator.charts import ChartVersion, template
+from istio_operator.plan.istiod import IstiodPlan
+from istio_operator.render.objects import DesiredObject
+from istio_operator.render.phases import Phase
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Keys of `spec.values` that are other charts' values (the rest is the istiod chart's and
+# the base chart's, as the Sail operator passes them).
+CHART_VALUES = {
+    "cni": "cni",
+    "ztunnel": "ztunnel",
+    "ingressGateway": "gateway",
+    "egressGateway": "gateway",
+}
+# Cluster-scoped kinds the charts render (everything else lands in the release namespace).
+CLUSTER_SCOPED = frozenset(
+    {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "Namespace",
+    }
+)
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+# Names (prefixes) of what only serves once its revision's istiod is available.
+_TAG_PREFIXES = ("istio-revision-tag-", "istiod-revision-tag-", "istiod-default-validator")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One chart templated under one release name, and the phase its objects roll in."""
+
+    chart: str
+    name: str
+    phase: Phase
+    values: Mapping[str, Any]
+
+
+def render_istiod(plan: IstiodPlan, charts: ChartVersion, helm: Path) -> list[DesiredObject]:
+    """Every object of `plan`'s control plane, ordered by phase. Raises `HelmError`."""
+    objects = [
+        marked(plan, release, manifest)
+        for release in releases(plan)
+        for manifest in _templated(charts.chart(release.chart), release, plan.namespace, helm)
+    ]
+    return sorted(objects, key=lambda obj: obj.phase)
+
+
+def releases(plan: IstiodPlan) -> list[Release]:
+    """The charts `plan` installs, in rollout order, each with its values."""
+    found = [
+        Release("base", "base", Phase.BASE, _base_values(plan)),
+        Release("istiod", "istiod", Phase.ISTIOD, _istiod_values(plan)),
+    ]
+    components = plan.components
+    if components.ingress_gateway:
+        found.append(_gateway(plan, "istio-ingressgateway", "ingressGateway", "LoadBalancer"))
+    if components.egress_gateway:
+        found.append(_gateway(plan, "istio-egressgateway", "egressGateway", "ClusterIP"))
+    if components.cni:
+        found.append(Release("cni", "istio-cni", Phase.ADDONS, _component_values(plan, "cni")))
+    if components.ztunnel:
+        found.append(
+            Release("ztunnel", "ztunnel", Phase.ADDONS, _component_values(plan, "ztunnel"))
+        )
+    return found
+
+
+def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` deep-merged onto `base` (maps merge, anything else is replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _user(plan: IstiodPlan) -> dict[str, Any]:
+    """`spec.values` without the keys that are other charts' values."""
+    return {k: v for k, v in plan.values.items() if k not in CHART_VALUES}
+
+
+def _images(plan: IstiodPlan) -> dict[str, Any]:
+    return {"global": {"hub": plan.hub, "tag": plan.version, "istioNamespace": plan.namespace}}
+
+
+def _profile(plan: IstiodPlan) -> dict[str, Any]:
+    return {"profile": plan.chart_profile} if plan.chart_profile else {}
+
+
+def _base_values(plan: IstiodPlan) -> dict[str, Any]:
+    # In place, istiod's own validator serves; by revision, the default validator follows
+    # the active revision (it moves with the `default` tag).
+    default_revision = plan.revision if plan.revision_based else ""
+    user = {k: v for k, v in _user(plan).items() if k in ("global", "base")}
+    return merged(
+        merged(_profile(plan), user), {**_images(plan), "defaultRevision": default_revision}
+    )
+
+
+def _istiod_values(plan: IstiodPlan) -> dict[str, Any]:
+    operator = {
+        **_images(plan),
+        "revision": plan.revision,
+        "revisionTags": list(plan.revision_tags),
+    }
+    return merged(merged(_profile(plan), _user(plan)), operator)
+
+
+def _component_values(plan: IstiodPlan, key: str) -> dict[str, Any]:
+    """A CNI or ztunnel chart's values: the shared `global`, `spec.values.<key>`, ours."""
+    user = {"global": plan.values.get("global") or {}, **(plan.values.get(key) or {})}
+    operator = {
+        **_images(plan),
+        "hub": plan.hub,
+        "tag": plan.version,
+        "revision": plan.revision,
+    }
+    return merged(merged(_profile(plan), user), operator)
+
+
+def _gateway(plan: IstiodPlan, name: str, key: str, service_type: str) -> Release:
+    user = {"global": plan.values.get("global") or {}, **(plan.values.get(key) or {})}
+    defaults = {"service": {"type": service_type}}
+    # The gateway follows the active revision: its pods are injected by that revision.
+    operator = {**_images(plan), "revision": plan.revision}
+    values = merged(merged(merged(defaults, _profile(plan)), user), operator)
+    return Release("gateway", name, Phase.GATEWAYS, values)
+
+
+def _templated(
+    chart: Path, release: Release, namespace: str, helm: Path
+) -> Iterator[dict[str, Any]]:
+    values = json.dumps(release.values, sort_keys=True)
+    text = template(chart, release.name, namespace, values, helm)
+    for document in yaml.load_all(text, Loader=_LOADER):
+        if isinstance(document, dict) and document.get("kind"):
+            yield document
+
+
+def marked(plan: IstiodPlan, release: Release, manifest: dict[str, Any]) -> DesiredObject:
+    """A chart's object as ours: namespaced, labelled, in its phase, webhooks trimmed."""
+    kind = str(manifest["kind"])
+    metadata = manifest.setdefault("metadata", {})
+    if kind not in CLUSTER_SCOPED:
+        metadata.setdefault("namespace", plan.namespace)
+    phase = _phase(release, kind, str(metadata.get("name", "")))
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != MANAGED_BY}
+    if kind == "CustomResourceDefinition":
+        # Istio's CRDs outlive the resource (users' configuration lives in them).
+        labels[MANAGED_BY] = MANAGED_BY_VALUE
+    else:
+        labels.update(ownership_labels(plan.owner, plan.namespace))
+        labels[REVISION] = plan.revision
+        labels[REVISION_VERSION] = plan.version
+    labels[PHASE] = phase.label
+    metadata["labels"] = labels
+    if kind in WEBHOOK_KINDS:
+        _trim_webhooks(manifest, validating=kind.startswith("Validating"))
+    return DesiredObject(phase, manifest)
+
+
+def _phase(release: Release, kind: str, name: str) -> Phase:
+    if kind == "CustomResourceDefinition":
+        return Phase.CRDS
+    if name.startswith(_TAG_PREFIXES):
+        return Phase.REVISION_TAGS
+    return release.phase
+
+
+def _trim_webhooks(manifest: dict[str, Any], *, validating: bool) -> None:
+    for webhook in manifest.get("webhooks") or ():
+        (webhook.get("clientConfig") or {}).pop("caBundle", None)
+        if validating:
+            webhook.pop("failurePolicy", None)
