@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,8 +49,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    _default_helm()
     result: int = args.handler(args)
     return result
+
+
+def _default_helm() -> None:
+    """$HELM, when unset, names the helm `make k8s-binaries` built, if there is one: the
+    istiod family renders Istio's charts with it (`charts.helm_binary`)."""
+    if os.environ.get("HELM"):
+        return
+    from istio_operator.localcluster.binaries import default_cache_dir
+
+    built = default_cache_dir() / "helm"
+    if built.is_file():
+        os.environ["HELM"] = str(built)
 
 
 if __name__ == "__main__":

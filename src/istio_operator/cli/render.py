@@ -22,6 +22,7 @@ from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
+from istio_operator.charts import HelmError
 from istio_operator.render import (
     DesiredObject,
     PortFact,
@@ -30,7 +31,9 @@ from istio_operator.render import (
     render_remote,
     yaml_stream,
 )
+from istio_operator.render.istiod import render_istiod_resource
 from istio_operator.versions import UnsupportedVersionError
+from istio_operator.versions.istiod import select_family
 
 PLACEHOLDER_GATEWAY_ADDRESS = "192.0.2.1"
 PLACEHOLDER_CA_KEYS = ("ca-cert.pem", "ca-key.pem")
@@ -127,6 +130,11 @@ def placeholder_facts(istio: Istio) -> PrimaryFacts:
 
 def render_objects(paths: Sequence[Path], remote_name: str | None) -> list[DesiredObject]:
     istio, remotes = _load(paths)
+    family = select_family(istio.spec.version)
+    if family.charts is not None:
+        if remote_name is not None:
+            raise InputError("remote clusters of the istiod family are not rendered yet")
+        return render_istiod_resource(istio, family.charts)
     if remote_name is None:
         return render_primary(istio)
     for remote in remotes:
@@ -138,7 +146,7 @@ def render_objects(paths: Sequence[Path], remote_name: str | None) -> list[Desir
 def run(args: argparse.Namespace) -> int:
     try:
         objects = render_objects(args.files, args.remote)
-    except (SpecError, UnsupportedVersionError, InputError) as error:
+    except (SpecError, UnsupportedVersionError, InputError, HelmError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(yaml_stream(objects))

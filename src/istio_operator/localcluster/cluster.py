@@ -159,8 +159,15 @@ class Workspace:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def create(self, name: str, nodes: int = DEFAULT_NODES) -> LocalCluster:
-        """Creates and starts a cluster, then waits until its API and nodes are ready."""
+    def create(
+        self, name: str, nodes: int = DEFAULT_NODES, *, admission_webhooks: bool = True
+    ) -> LocalCluster:
+        """Creates and starts a cluster, then waits until its API and nodes are ready.
+
+        Without `admission_webhooks`, the API server calls no admission webhook: for
+        webhooks whose server would run in a pod (istiod's injector), since no process
+        runs in a fake node's pod to answer them. The webhook objects are kept as written.
+        """
         if self._meta_file(name).exists():
             raise LocalClusterError(f"local cluster {name!r} already exists in {self.root}")
         cluster = LocalCluster(
@@ -171,7 +178,7 @@ class Workspace:
         )
         config = self.root / "config" / f"{name}.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(self._configuration_yaml(cluster))
+        config.write_text(self._configuration_yaml(cluster, admission_webhooks))
         self._meta_file(name).parent.mkdir(parents=True, exist_ok=True)
         self._meta_file(name).write_text(
             json.dumps({"ports": asdict(cluster.ports), "address_prefix": cluster.address_prefix})
@@ -292,12 +299,12 @@ class Workspace:
         used = {cluster.address_prefix for cluster in self.list()}
         return next(p for p in (f"100.{i}" for i in range(64, 128)) if p not in used)
 
-    def _configuration_yaml(self, cluster: LocalCluster) -> str:
+    def _configuration_yaml(self, cluster: LocalCluster, admission_webhooks: bool = True) -> str:
         stages = self.binaries.stages_file.read_text()
         policy = self.root / "audit-policy.yaml"
         policy.write_text(yaml.safe_dump(AUDIT_POLICY))
         documents = [
-            kwokctl_configuration(self.binaries, cluster.ports, str(policy)),
+            kwokctl_configuration(self.binaries, cluster.ports, str(policy), admission_webhooks),
             load_balancer_stage(cluster.address_prefix),
         ]
         # kwokctl keeps its default stages only when no Stage is given: give them all.

@@ -34,7 +34,13 @@ AUDIT_POLICY: dict[str, Any] = {
 }
 
 
-def kwokctl_configuration(binaries: Binaries, ports: Ports, audit_policy: str) -> dict[str, Any]:
+# Admission plugins that call webhooks: off in a cluster made `admission_webhooks=False`.
+WEBHOOK_ADMISSION_PLUGINS = "MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
+
+
+def kwokctl_configuration(
+    binaries: Binaries, ports: Ports, audit_policy: str, admission_webhooks: bool = True
+) -> dict[str, Any]:
     """The KwokctlConfiguration: binary runtime, our binaries, loopback only, fixed ports."""
     bin_dir = binaries["kube-apiserver"].parent
     return {
@@ -65,7 +71,16 @@ def kwokctl_configuration(binaries: Binaries, ports: Ports, audit_policy: str) -
             # A loopback advertise address cannot be an Endpoints IP: skip that reconciler.
             {
                 "name": "kube-apiserver",
-                "extraArgs": [{"key": "endpoint-reconciler-type", "value": "none"}],
+                "extraArgs": [
+                    {"key": "endpoint-reconciler-type", "value": "none"},
+                    *(
+                        []
+                        if admission_webhooks
+                        else [
+                            {"key": "disable-admission-plugins", "value": WEBHOOK_ADMISSION_PLUGINS}
+                        ]
+                    ),
+                ],
             },
             # One instance each: no need to wait for a lease after a restart.
             {

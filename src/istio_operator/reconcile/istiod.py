@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,9 +37,12 @@ from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render.istiod import render_istiod
 from istio_operator.render.phases import Phase
 
+log = logging.getLogger(__name__)
 REV_LABEL = "istio.io/rev"
 INJECTION_LABEL = "istio-injection"
 TAG_WEBHOOK_PREFIX = "istio-revision-tag-"
+# What the injector writes on every pod it injects (with the revision's `istio.io/rev`).
+INJECTED_ANNOTATION = "sidecar.istio.io/status"
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ async def reconcile_istiod(
     found = await inventory(primary, selector, plan.revision_based)
     previous = _previous_revisions(body)
     kept, unused_since, recheck = retained(plan, found, previous, dt.datetime.now(dt.UTC))
+    log.debug("revisions %s, usage %s, kept %s", found.revisions, found.usage, kept)
     ownership = Ownership(selector, kept=tuple((REVISION, name) for name in sorted(kept)))
     report = await reconcile_cluster(primary, objects, ownership, phase_timeout, on_rollout)
     await reconcile_injection_labels(primary, plan.owner, plan.namespace, plan.injection_namespaces)
@@ -149,13 +154,15 @@ def usage(
 ) -> dict[str, Usage]:
     """What uses each revision: namespaces labelled for it or for a tag pointing at it
     (`istio-injection=enabled` is the `default` tag's, or the in-place revision's), and
-    pods it injected (they carry its name)."""
+    pods it injected (they carry its name and the injector's status annotation)."""
     counts = {name: [0, 0] for name in revisions}
     for namespace in namespaces:
         served = namespace_revision(namespace.get("metadata", {}).get("labels") or {}, tags)
         if served in counts:
             counts[served][0] += 1
     for pod in pods:
+        if INJECTED_ANNOTATION not in (pod["metadata"].get("annotations") or {}):
+            continue  # istiod's own pods carry the label too, but were not injected
         injected = (pod["metadata"].get("labels") or {}).get(REV_LABEL)
         if injected in counts:
             counts[injected][1] += 1

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from istio_operator.api.istio import Istio
 from istio_operator.api.labels import (
     MANAGED_BY,
     MANAGED_BY_VALUE,
@@ -33,8 +34,8 @@ from istio_operator.api.labels import (
     REVISION_VERSION,
     ownership_labels,
 )
-from istio_operator.charts import ChartVersion, template
-from istio_operator.plan.istiod import IstiodPlan
+from istio_operator.charts import ChartVersion, helm_binary, template
+from istio_operator.plan.istiod import IstiodPlan, resolve_istiod
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
 
@@ -179,8 +180,23 @@ def _templated(
             yield document
 
 
+def as_stored(value: Any) -> Any:
+    """The value as the API server stores it, where the charts write what it drops: a
+    `null` (an empty `env:`) is no field, nor is an environment variable's empty
+    `value`. Compared with the live object, the rendered one then shows no drift."""
+    if isinstance(value, dict):
+        kept = {k: as_stored(v) for k, v in value.items() if v is not None}
+        if "name" in kept and kept.get("value") == "" and set(kept) <= {"name", "value"}:
+            del kept["value"]
+        return kept
+    if isinstance(value, list):
+        return [as_stored(item) for item in value]
+    return value
+
+
 def marked(plan: IstiodPlan, release: Release, manifest: dict[str, Any]) -> DesiredObject:
     """A chart's object as ours: namespaced, labelled, in its phase, webhooks trimmed."""
+    manifest = as_stored(manifest)
     kind = str(manifest["kind"])
     metadata = manifest.setdefault("metadata", {})
     if kind not in CLUSTER_SCOPED:
@@ -214,3 +230,8 @@ def _trim_webhooks(manifest: dict[str, Any], *, validating: bool) -> None:
         (webhook.get("clientConfig") or {}).pop("caBundle", None)
         if validating:
             webhook.pop("failurePolicy", None)
+
+
+def render_istiod_resource(istio: Istio, charts: ChartVersion) -> list[DesiredObject]:
+    """`render_istiod` of an istiod-family resource, with the helm `helm_binary` finds."""
+    return render_istiod(resolve_istiod(istio, charts), charts, helm_binary())

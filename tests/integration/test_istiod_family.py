@@ -1,0 +1,299 @@
+"""The istiod family on a real local cluster: Istio's own charts, applied by the engine.
+
+Each test drives `reconcile_mesh` (what the operator's worker runs) pass after pass, the
+status each pass computes fed into the next as the worker's status write would, until
+the control plane is Available. The cluster runs without admission webhooks: no istiod
+process answers them on fake nodes, so the injector's and validators' objects are
+checked as objects (what they select, where they point), not by injecting pods. A pod
+"injected" by a revision is one carrying its `istio.io/rev` label, as the injector
+writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lightkube import Client
+from lightkube.models.core_v1 import Container, PodSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
+from lightkube.resources.apps_v1 import DaemonSet, Deployment
+from lightkube.resources.core_v1 import Namespace, Pod
+
+from istio_operator.api.labels import REVISION
+from istio_operator.api.parse import load_istio
+from istio_operator.charts import Catalogue
+from istio_operator.kube.client import Cluster, config_from_file
+from istio_operator.kube.objects import with_desired_hash
+from istio_operator.localcluster import LocalCluster, Workspace
+from istio_operator.localcluster.binaries import default_cache_dir
+from istio_operator.reconcile.istio import MeshOutcome, Settings, reconcile_mesh
+from istio_operator.reconcile.status import compute_status
+from istio_operator.render.istiod import render_istiod_resource
+from tests.operator_harness import apply_crds, client_for
+
+pytestmark = pytest.mark.cluster
+
+CLUSTER = "istiod-family"
+OLDER, NEWER = "1.31.0", "1.31.1"  # the catalogue's stand-ins (docs/istiod-charts.md)
+PASSES = 40
+
+
+@pytest.fixture(scope="module")
+def local(workspace: Workspace) -> Iterator[LocalCluster]:
+    os.environ.setdefault("HELM", str(default_cache_dir() / "helm"))
+    created = workspace.create(CLUSTER, nodes=1, admission_webhooks=False)
+    try:
+        client = client_for(created)
+        apply_crds(client)
+        # The Istio resource's own namespace, which exists before the operator reconciles it.
+        client.apply(Namespace(metadata=ObjectMeta(name="istio-system")))
+        yield created
+    finally:
+        workspace.delete(CLUSTER)
+
+
+@pytest.fixture(scope="module")
+def client(local: LocalCluster) -> Client:
+    return client_for(local)
+
+
+def istio(version: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "Istio",
+        "metadata": {"name": "mesh", "namespace": "istio-system", "generation": 1, "uid": "u1"},
+        "spec": {"version": version, **spec},
+    }
+
+
+class Mesh:
+    """One Istio resource as the worker sees it: its body, status included."""
+
+    def __init__(self, local: LocalCluster, body: dict[str, Any]) -> None:
+        self.local, self.body = local, body
+
+    def edit(self, **spec: Any) -> None:
+        self.body["spec"].update(spec)
+        self.body["metadata"]["generation"] += 1
+
+    async def one_pass(self, cluster: Cluster) -> MeshOutcome:
+        outcome = await reconcile_mesh(cluster, copy.deepcopy(self.body), [], Settings(30.0))
+        self.body["status"] = compute_status(self.body.get("status") or {}, outcome.primary)
+        return outcome
+
+    def settle(self, until: Any = None) -> tuple[MeshOutcome, int]:
+        """Passes until Available with no grace period running (and `until(body)`, if
+        given); the outcome and the writes of one more pass, which must find nothing to do."""
+
+        async def run() -> tuple[MeshOutcome, int]:
+            cluster = Cluster.from_config(CLUSTER, config_from_file(str(self.local.kubeconfig)))
+            try:
+                for _ in range(PASSES):
+                    outcome = await self.one_pass(cluster)
+                    done = outcome.primary.state == "Available"
+                    done = done and outcome.primary.recheck_after is None
+                    if done and (until is None or until(self.body)):
+                        before = cluster.writes.total
+                        await self.one_pass(cluster)
+                        return outcome, cluster.writes.total - before
+                    assert outcome.primary.state in ("Available", "Reconciling"), outcome.primary
+                    await asyncio.sleep(outcome.primary.recheck_after or 0.2)
+                raise AssertionError(f"not settled after {PASSES} passes: {self.body['status']}")
+            finally:
+                await cluster.close()
+
+        return asyncio.run(run())
+
+    def refused(self) -> tuple[MeshOutcome, int]:
+        async def run() -> tuple[MeshOutcome, int]:
+            cluster = Cluster.from_config(CLUSTER, config_from_file(str(self.local.kubeconfig)))
+            try:
+                outcome = await self.one_pass(cluster)
+                return outcome, cluster.writes.total
+            finally:
+                await cluster.close()
+
+        return asyncio.run(run())
+
+
+def deployments(client: Client) -> dict[str, str]:
+    """The Deployments of istio-system: name -> first container's image."""
+    return {
+        str(d.metadata.name): str(d.spec.template.spec.containers[0].image)
+        for d in client.list(Deployment, namespace="istio-system")
+        if d.metadata and d.spec and d.spec.template.spec
+    }
+
+
+def daemonsets(client: Client) -> set[str]:
+    return {
+        str(d.metadata.name) for d in client.list(DaemonSet, namespace="istio-system") if d.metadata
+    }
+
+
+def test_each_profile_installs_and_changing_it_prunes_what_it_no_longer_has(
+    local: LocalCluster, client: Client
+) -> None:
+    mesh = Mesh(local, istio(NEWER))
+    expected = {
+        "default": ({"istiod", "istio-ingressgateway"}, set()),
+        "demo": ({"istiod", "istio-ingressgateway", "istio-egressgateway"}, set()),
+        "ambient": ({"istiod"}, {"istio-cni-node", "ztunnel"}),
+        "minimal": ({"istiod"}, set()),
+    }
+    for profile, (workloads, agents) in expected.items():
+        mesh.edit(profile=profile)
+        outcome, idle_writes = mesh.settle()
+        assert set(deployments(client)) == workloads, profile
+        assert daemonsets(client) == agents, profile
+        # (the ambient profile asks for the distroless variant: `1.31.1-distroless`)
+        assert deployments(client)["istiod"].startswith(f"docker.io/istio/pilot:{NEWER}")
+        assert outcome.primary.version == NEWER
+        assert idle_writes == 0, f"{profile}: an idle pass wrote {idle_writes} times"
+    status = mesh.body["status"]
+    assert status["version"] == NEWER
+    assert status["revisions"] == [
+        {
+            "name": "default",
+            "version": NEWER,
+            "active": True,
+            "ready": True,
+            "inUse": {"namespaces": 0, "pods": 0},
+        }
+    ]
+
+
+def test_in_place_upgrade_and_rollback_between_the_two_versions(
+    local: LocalCluster, client: Client
+) -> None:
+    mesh = Mesh(local, istio(OLDER, profile="default"))
+    mesh.settle()
+    assert deployments(client)["istiod"] == f"docker.io/istio/pilot:{OLDER}"
+    for version in (NEWER, OLDER):
+        mesh.edit(version=version)
+        outcome, idle_writes = mesh.settle()
+        assert deployments(client)["istiod"] == f"docker.io/istio/pilot:{version}"
+        assert outcome.primary.version == version == mesh.body["status"]["version"]
+        assert idle_writes == 0
+
+
+def test_a_change_from_the_classic_family_is_refused_and_changes_nothing(
+    local: LocalCluster, client: Client
+) -> None:
+    body = istio(NEWER)
+    body["status"] = {"Status": "Available", "version": "1.3.0"}
+    before = deployments(client)
+    outcome, writes = Mesh(local, body).refused()
+    assert outcome.primary.reason == "FamilyChange"
+    assert "classic family" in outcome.primary.message and "1.3.0" in outcome.primary.message
+    assert writes == 0 and deployments(client) == before
+
+
+def test_classic_only_fields_with_an_istiod_version_are_refused(local: LocalCluster) -> None:
+    outcome, writes = Mesh(local, istio(NEWER, mtls=True, pilot={"replicaCount": 2})).refused()
+    assert outcome.primary.reason == "InvalidSpec"
+    assert "spec.mtls" in outcome.primary.message and "spec.pilot" in outcome.primary.message
+    assert writes == 0
+
+
+def label_namespace(client: Client, name: str, labels: dict[str, str]) -> None:
+    client.apply(Namespace(metadata=ObjectMeta(name=name, labels=labels)), force=True)
+
+
+def injected_pod(client: Client, namespace: str, revision: str) -> str:
+    name = f"app-{revision}"
+    client.create(
+        Pod(
+            metadata=ObjectMeta(
+                name=name,
+                namespace=namespace,
+                labels={"istio.io/rev": revision},
+                annotations={"sidecar.istio.io/status": '{"containers":["istio-proxy"]}'},
+            ),
+            spec=PodSpec(containers=[Container(name="app", image="example/app:1")]),
+        )
+    )
+    return name
+
+
+def tag_targets(client: Client) -> dict[str, str]:
+    return {
+        str(w.metadata.name): (w.metadata.labels or {}).get(REVISION, "")
+        for w in client.list(MutatingWebhookConfiguration)
+        if w.metadata and str(w.metadata.name).startswith("istio-revision-tag-")
+    }
+
+
+def test_a_canary_by_revision_moves_the_tags_and_keeps_the_old_revision_while_used(
+    local: LocalCluster, client: Client
+) -> None:
+    strategy = {
+        "type": "RevisionBased",
+        "tags": ["prod"],
+        "inactiveRevisionDeletionGracePeriodSeconds": 2,
+    }
+    old, new = "mesh-1-31-0", "mesh-1-31-1"
+    label_namespace(client, "apps", {"istio-injection": "enabled"})
+    label_namespace(client, "prod-apps", {"istio.io/rev": "prod"})
+    mesh = Mesh(local, istio(OLDER, profile="minimal", updateStrategy=strategy))
+    mesh.settle()
+    assert tag_targets(client) == {
+        "istio-revision-tag-default": old,
+        "istio-revision-tag-prod": old,
+    }
+    pod = injected_pod(client, "apps", old)
+
+    mesh.edit(version=NEWER)
+    _, idle_writes = mesh.settle()
+    assert client.get(Pod, pod, namespace="apps"), "the injected pod is still there"
+    assert idle_writes == 0
+    assert {f"istiod-{old}", f"istiod-{new}"} <= set(deployments(client))
+    assert tag_targets(client) == {
+        "istio-revision-tag-default": new,
+        "istio-revision-tag-prod": new,
+    }
+    rows = {r["name"]: r for r in mesh.body["status"]["revisions"]}
+    assert rows[new]["active"] and rows[new]["inUse"] == {"namespaces": 2, "pods": 0}
+    assert rows[old]["inUse"] == {"namespaces": 0, "pods": 1}, "the pod it injected uses it"
+    assert mesh.body["status"]["tags"] == {"default": new, "prod": new}
+
+    client.delete(Pod, pod, namespace="apps")
+    started = time.monotonic()
+    mesh.settle(until=lambda body: len(body["status"]["revisions"]) == 1)
+    assert time.monotonic() - started >= 2, "pruned before its grace period ended"
+    assert f"istiod-{old}" not in deployments(client)
+    assert [r["name"] for r in mesh.body["status"]["revisions"]] == [new]
+
+
+PROFILES = ("default", "minimal", "demo", "ambient")
+
+
+@pytest.mark.parametrize("version", [OLDER, NEWER])
+def test_every_object_of_every_profile_passes_the_strict_server_side_dry_run(
+    local: LocalCluster, version: str
+) -> None:
+    async def refusals() -> list[str]:
+        cluster = Cluster.from_config(CLUSTER, config_from_file(str(local.kubeconfig)))
+        try:
+            found = []
+            for profile in PROFILES:
+                for strategy in ("InPlace", "RevisionBased"):
+                    body = istio(version, profile=profile, updateStrategy={"type": strategy})
+                    charts = Catalogue.default().get(version)
+                    resource = load_istio(body).resource
+                    for obj in render_istiod_resource(resource, charts):
+                        refusal = await cluster.validate(with_desired_hash(obj.manifest))
+                        if refusal is not None:
+                            found.append(f"{profile}/{strategy}: {obj.key}: {refusal}")
+            return found
+        finally:
+            await cluster.close()
+
+    assert asyncio.run(refusals()) == []
