@@ -132,14 +132,14 @@ def _revisions(*names: str) -> dict[str, Revision]:
 
 def test_usage_counts_namespaces_through_tags_and_only_injected_pods() -> None:
     tags = {"default": "new", "prod": "new"}
-    namespaces = [
+    namespaces: list[dict[str, Any]] = [
         {"metadata": {"labels": {"istio-injection": "enabled"}}},
         {"metadata": {"labels": {"istio.io/rev": "prod"}}},
         {"metadata": {"labels": {"istio.io/rev": "old"}}},
         {"metadata": {"labels": {}}},
     ]
     injected = {"sidecar.istio.io/status": "{}"}
-    pods = [
+    pods: list[dict[str, Any]] = [
         {"metadata": {"labels": {"istio.io/rev": "old"}, "annotations": injected}},
         {"metadata": {"labels": {"istio.io/rev": "old"}}},  # istiod's own pod
     ]
