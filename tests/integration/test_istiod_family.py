@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from lightkube import Client
-from lightkube.models.core_v1 import Container, PodSpec
-from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.apps_v1 import DeploymentSpec
+from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
+from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
@@ -36,7 +37,7 @@ from istio_operator.localcluster.binaries import default_cache_dir
 from istio_operator.reconcile.istio import MeshOutcome, Settings, reconcile_mesh
 from istio_operator.reconcile.status import compute_status
 from istio_operator.render.istiod import render_istiod_resource
-from tests.operator_harness import apply_crds, client_for
+from tests.operator_harness import apply_crds, client_for, meta, name_of, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -88,9 +89,13 @@ class Mesh:
         self.body["status"] = compute_status(self.body.get("status") or {}, outcome.primary)
         return outcome
 
-    def settle(self, until: Any = None) -> tuple[MeshOutcome, int]:
-        """Passes until Available with no grace period running (and `until(body)`, if
-        given); the outcome and the writes of one more pass, which must find nothing to do."""
+    def settle(
+        self, until: Any = None, between: Any = None, grace: bool = True
+    ) -> tuple[MeshOutcome, int]:
+        """Passes until Available with no grace period running (`grace=False`: whatever
+        grace period runs) and `until(body)`, if given; `between()` runs after each pass
+        (the test's stand-in injector). The outcome and the writes of one more pass, which
+        must find nothing to do."""
 
         async def run() -> tuple[MeshOutcome, int]:
             cluster = Cluster.from_config(CLUSTER, config_from_file(str(self.local.kubeconfig)))
@@ -98,7 +103,11 @@ class Mesh:
                 for _ in range(PASSES):
                     outcome = await self.one_pass(cluster)
                     done = outcome.primary.state == "Available"
-                    done = done and outcome.primary.recheck_after is None
+                    if between is not None:
+                        between()
+                    done = done and (not grace or outcome.primary.recheck_after is None)
+                    migrating = (self.body["status"].get("migration") or {}).get("state")
+                    done = done and migrating != "InProgress"
                     if done and (until is None or until(self.body)):
                         before = cluster.writes.total
                         await self.one_pass(cluster)
@@ -297,3 +306,84 @@ def test_every_object_of_every_profile_passes_the_strict_server_side_dry_run(
             await cluster.close()
 
     assert asyncio.run(refusals()) == []
+
+
+def inject(client: Client, namespace: str) -> None:
+    """The injector's stand-in: each pod of `namespace` not yet injected gets what
+    istiod's injector would write, the revision its namespace's tag points at."""
+    labels = meta(client.get(Namespace, namespace)).labels or {}
+    tag = labels.get("istio.io/rev", "default")
+    webhook = client.get(MutatingWebhookConfiguration, f"istio-revision-tag-{tag}")
+    revision = (meta(webhook).labels or {})[REVISION]
+    for pod in client.list(Pod, namespace=namespace):
+        if "sidecar.istio.io/status" in (meta(pod).annotations or {}):
+            continue
+        patch = {
+            "metadata": {
+                "labels": {"istio.io/rev": revision},
+                "annotations": {"sidecar.istio.io/status": '{"containers":["istio-proxy"]}'},
+            }
+        }
+        client.patch(Pod, name_of(pod), patch, namespace=namespace)
+
+
+def revisions_of_pods(client: Client, namespace: str) -> dict[str, str]:
+    return {
+        str(p.metadata.name): (p.metadata.labels or {}).get("istio.io/rev", "")
+        for p in client.list(Pod, namespace=namespace)
+        if p.metadata and not p.metadata.deletionTimestamp
+    }
+
+
+def echo_deployment(name: str, replicas: int) -> Deployment:
+    labels = {"app": name}
+    return Deployment(
+        metadata=ObjectMeta(name=name, namespace="migrate"),
+        spec=DeploymentSpec(
+            replicas=replicas,
+            selector=LabelSelector(matchLabels=labels),
+            template=PodTemplateSpec(
+                metadata=ObjectMeta(labels=labels),
+                spec=PodSpec(containers=[Container(name="echo", image="example/echo:1")]),
+            ),
+        ),
+    )
+
+
+def test_workloads_migrate_in_batches_and_back_while_the_old_revision_runs(
+    local: LocalCluster, client: Client
+) -> None:
+    migration = {"enabled": True, "batchSize": 1, "readinessTimeoutSeconds": 60}
+    strategy = {
+        "type": "RevisionBased",
+        "inactiveRevisionDeletionGracePeriodSeconds": 3600,
+        "workloadMigration": migration,
+    }
+    label_namespace(client, "migrate", {"istio-injection": "enabled"})
+    mesh = Mesh(local, istio(NEWER, profile="minimal", updateStrategy=strategy))
+    mesh.settle(grace=False)
+    for name, replicas in (("echo", 2), ("web", 1)):
+        client.create(echo_deployment(name, replicas))
+
+    def injected() -> None:
+        inject(client, "migrate")
+
+    def injected_by_the_newer() -> bool:
+        injected()
+        found = revisions_of_pods(client, "migrate").values()
+        return len([r for r in found if r == "mesh-1-31-1"]) == 3
+
+    wait_for("three pods injected by 1.31.1", injected_by_the_newer)
+
+    for version, revision in ((OLDER, "mesh-1-31-0"), (NEWER, "mesh-1-31-1")):
+        mesh.edit(version=version)
+        _, idle_writes = mesh.settle(between=injected, grace=False)
+        assert idle_writes == 0
+        status = mesh.body["status"]
+        assert status["tags"] == {"default": revision}
+        assert status["migration"]["state"] == "Done", status["migration"]
+        assert status["migration"]["revision"] == revision
+        assert status["migration"]["migrated"] == 2
+        assert set(revisions_of_pods(client, "migrate").values()) == {revision}
+        # Both revisions run: the other is kept for its (long) grace period.
+        assert {r["name"] for r in status["revisions"]} == {"mesh-1-31-0", "mesh-1-31-1"}

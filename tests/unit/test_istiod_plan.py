@@ -15,6 +15,7 @@ from istio_operator.api.parse import load_istio
 from istio_operator.charts import ChartVersion
 from istio_operator.plan.istiod import IstiodPlan, resolve_istiod, revision_name
 from istio_operator.reconcile.istiod import Inventory, Revision, Usage, retained, usage
+from istio_operator.reconcile.migration import on_older_revisions
 from istio_operator.render.istiod import as_stored, marked, releases
 from istio_operator.render.phases import Phase
 from istio_operator.versions.istiod import Components
@@ -162,3 +163,44 @@ def test_an_unused_revision_is_kept_for_the_grace_period_then_let_go(
     previous = {"idle": {"unusedSince": "2026-12-02T11:58:30Z"}}
     kept, since, recheck = retained(plan, found, previous, now)
     assert kept == {"used"} and since == {} and recheck is None
+
+
+def _pod(
+    namespace: str, revision: str | None, owner: tuple[str, str], **meta: Any
+) -> dict[str, Any]:
+    labels = {"pod-template-hash": "abc12"} if owner[0] == "ReplicaSet" else {}
+    if revision is not None:
+        labels["istio.io/rev"] = revision
+    return {
+        "metadata": {
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"sidecar.istio.io/status": "{}"},
+            "ownerReferences": [{"kind": owner[0], "name": owner[1]}],
+            **meta,
+        }
+    }
+
+
+def test_the_workloads_to_migrate_are_those_an_older_revision_injected() -> None:
+    pods = [
+        _pod("apps", "old", ("ReplicaSet", "echo-abc12")),
+        _pod("apps", "old", ("ReplicaSet", "echo-abc12")),
+        _pod("apps", "new", ("ReplicaSet", "web-abc12")),
+        _pod("apps", "old", ("StatefulSet", "db")),
+        _pod("apps", "old", ("DaemonSet", "agent"), deletionTimestamp="2026-12-02T00:00:00Z"),
+        _pod("istio-system", "old", ("ReplicaSet", "istio-ingressgateway-abc12")),
+    ]
+    keys = on_older_revisions(pods, "new", "istio-system")
+    assert [(k.kind, k.namespace, k.name) for k in keys] == [
+        ("Deployment", "apps", "echo"),
+        ("StatefulSet", "apps", "db"),
+    ]
+
+
+def test_migration_is_asked_for_only_with_revisions(charts: ChartVersion) -> None:
+    wanted = {"enabled": True, "batchSize": 3}
+    assert plan_of(charts, updateStrategy={"workloadMigration": wanted}).migration is None
+    plan = plan_of(charts, updateStrategy={"type": "RevisionBased", "workloadMigration": wanted})
+    assert plan.migration is not None and plan.migration.batch_size == 3
+    assert plan.migration.readiness_timeout_s == 300

@@ -421,6 +421,16 @@ TagName = Annotated[str, Field(min_length=1, max_length=30, pattern=DNS_LABEL_PA
 ProfileName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 
 
+class WorkloadMigration(ApiModel):
+    """Restarting the workloads an older revision injected, in batches, once the new
+    revision is active (istiod family, `RevisionBased`; off unless `enabled`)."""
+
+    enabled: bool | None = None
+    batchSize: Annotated[int, Field(ge=1, le=1000)] | None = None
+    delaySeconds: Annotated[int, Field(ge=0, le=86400)] | None = None
+    readinessTimeoutSeconds: Annotated[int, Field(ge=1, le=86400)] | None = None
+
+
 class UpdateStrategy(ApiModel):
     """How a change of `spec.version` reaches the control plane (istiod family).
 
@@ -432,6 +442,7 @@ class UpdateStrategy(ApiModel):
     type: UpdateStrategyType | None = None
     inactiveRevisionDeletionGracePeriodSeconds: Annotated[int, Field(ge=0)] | None = None
     tags: list[TagName] | None = None
+    workloadMigration: WorkloadMigration | None = None
 
 
 class IstioSpec(ApiModel):

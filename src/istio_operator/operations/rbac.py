@@ -60,6 +60,7 @@ from typing import Any
 
 from istio_operator.api.labels import API_VERSION, GROUP
 from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.charts import Catalogue, ChartVersion
 from istio_operator.kube.resources import api_resource, register_crds
 from istio_operator.operations.dataplane import RESTARTABLE_KINDS
 from istio_operator.operations.inventory import WORKLOAD_KINDS
@@ -72,7 +73,9 @@ from istio_operator.render import (
     render_primary,
     render_remote,
 )
+from istio_operator.render.istiod import render_istiod_resource
 from istio_operator.versions import families
+from istio_operator.versions.istiod import IN_PLACE, REVISION_BASED
 
 Resource = tuple[str, str]  # (apiGroup, plural, or plural/subresource)
 Rules = Mapping[Resource, frozenset[str]]  # resource -> verbs, on every object of it
@@ -186,6 +189,16 @@ OPTIONAL_COMPONENTS = (
 )
 _NAMESPACE = "istio-system"
 _SERVICE = "istio-pilot"
+# The reference resource's name: the istiod family's revisions (and so their roles) are
+# named after it (see the module's docstring on `bind`).
+OWNER = "istio"
+# The istiod family's variants of each catalogue version: the profiles docs/istiod-family.md
+# names, in place and by revision (with a named tag besides `default`).
+ISTIOD_PROFILES = ("default", "minimal", "demo", "ambient")
+ISTIOD_STRATEGIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (IN_PLACE, ()),
+    (REVISION_BASED, ("canary",)),
+)
 
 
 def all_on_istio(version: str, mtls: bool, mesh_expansion: bool) -> dict[str, Any]:
@@ -209,7 +222,7 @@ def all_on_istio(version: str, mtls: bool, mesh_expansion: bool) -> dict[str, An
     return {
         "apiVersion": API_VERSION,
         "kind": "Istio",
-        "metadata": {"name": "istio", "namespace": _NAMESPACE},
+        "metadata": {"name": OWNER, "namespace": _NAMESPACE},
         "spec": spec,
     }
 
@@ -241,8 +254,47 @@ def all_on_variants() -> list[dict[str, Any]]:
     ]
 
 
-def rendered_primary_variants() -> list[DesiredObject]:
+def istiod_variants(version: str) -> list[dict[str, Any]]:
+    """The istiod family's Istio resources of `version`: each of `ISTIOD_PROFILES` with
+    each of `ISTIOD_STRATEGIES`."""
     return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Istio",
+            "metadata": {"name": OWNER, "namespace": _NAMESPACE},
+            "spec": {
+                "version": version,
+                "profile": profile,
+                "updateStrategy": {"type": strategy, **({"tags": list(tags)} if tags else {})},
+            },
+        }
+        for profile, (strategy, tags) in itertools.product(ISTIOD_PROFILES, ISTIOD_STRATEGIES)
+    ]
+
+
+def catalogue_charts(catalogue: Catalogue | None = None) -> tuple[ChartVersion, ...]:
+    """Every version of the chart catalogue (the default one unless given), oldest first;
+    none on a machine without one."""
+    return tuple((catalogue or Catalogue.default()).versions())
+
+
+def rendered_istiod_variants(charts: Iterable[ChartVersion]) -> list[DesiredObject]:
+    """What the istiod family renders from `charts` (through helm: raises `HelmError`
+    when there is none to run)."""
+    return [
+        obj
+        for version in charts
+        for body in istiod_variants(version.version)
+        for obj in render_istiod_resource(load_istio(body).resource, version)
+    ]
+
+
+def rendered_primary_variants(
+    charts: Sequence[ChartVersion] | None = None,
+) -> list[DesiredObject]:
+    """The classic families' objects, then the istiod family's of `charts` (default:
+    `catalogue_charts()`)."""
+    classic = [
         obj
         for body in all_on_variants()
         for obj in render_primary(
@@ -251,6 +303,7 @@ def rendered_primary_variants() -> list[DesiredObject]:
             primary_gateway_addresses=("192.0.2.10",),
         )
     ]
+    return classic + rendered_istiod_variants(catalogue_charts() if charts is None else charts)
 
 
 def rendered_remote_variants() -> list[DesiredObject]:
@@ -357,10 +410,15 @@ REMOTE_USES: tuple[Rules, ...] = (
 )
 
 
+def primary_rules(charts: Sequence[ChartVersion] | None = None) -> Role:
+    """What the operator needs on the primary cluster (deploy/base's ClusterRole), with
+    the istiod family's versions `charts` (default: every version of the catalogue)."""
+    return _primary_rules(catalogue_charts() if charts is None else tuple(charts))
+
+
 @functools.cache
-def primary_rules() -> Role:
-    """What the operator needs on the primary cluster (deploy/base's ClusterRole)."""
-    return required(rendered_primary_variants(), *PRIMARY_USES)
+def _primary_rules(charts: tuple[ChartVersion, ...]) -> Role:
+    return required(rendered_primary_variants(charts), *PRIMARY_USES)
 
 
 @functools.cache

@@ -122,6 +122,18 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "updateStrategy.inactiveRevisionDeletionGracePeriodSeconds": "`RevisionBased`: how "
     "long an older revision is kept once nothing uses it (no namespace labelled for it or "
     "for a tag pointing at it, no pod it injected). Default 30.",
+    "updateStrategy.workloadMigration": "`RevisionBased`: the operator restarts the "
+    "workloads an older revision injected, in batches, once the new revision is active "
+    "(namespaces labelled for an older revision are labelled for the new one first). "
+    "Progress is in `status.migration`.",
+    "updateStrategy.workloadMigration.enabled": "Migrate workloads (default false: they "
+    "move when they are next restarted).",
+    "updateStrategy.workloadMigration.batchSize": "Workloads restarted at once (default 1).",
+    "updateStrategy.workloadMigration.delaySeconds": "Seconds between one batch being ready "
+    "and the next starting (default 0).",
+    "updateStrategy.workloadMigration.readinessTimeoutSeconds": "A restarted workload not "
+    "ready within this many seconds stops the migration, named in `status.migration` "
+    "(default 300).",
     "updateStrategy.tags": "Revision tags that follow the active revision (namespaces "
     "labelled `istio.io/rev=<tag>`). With `RevisionBased` the `default` tag (namespaces "
     "labelled `istio-injection=enabled`) always does.",

@@ -22,6 +22,7 @@ from istio_operator.versions.istiod import ISTIOD, REVISION_BASED, Components
 DEFAULT_NAMESPACE = "istio-system"
 DEFAULT_TAG = "default"
 # Helm values the operator sets whatever `spec.values` says (documented in configuration.md).
+MIGRATION_DEFAULTS = {"batch_size": 1, "delay_s": 0, "readiness_timeout_s": 300}
 OPERATOR_SET = (
     "revision",
     "revisionTags",
@@ -29,6 +30,13 @@ OPERATOR_SET = (
     "global.tag",
     "global.istioNamespace",
 )
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    batch_size: int
+    delay_s: int
+    readiness_timeout_s: int
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class IstiodPlan:
     # Named revision tags that follow the active revision (`default` comes with RevisionBased).
     tags: tuple[str, ...]
     injection_namespaces: tuple[str, ...]
+    # Workload migration in batches, when asked for (RevisionBased only).
+    migration: MigrationPlan | None = None
 
     @property
     def revision(self) -> str:
@@ -129,6 +139,20 @@ def resolve_istiod(istio: Istio, charts: ChartVersion) -> IstiodPlan:
         grace_period_s=_grace_period(spec),
         tags=tuple(strategy.tags or ()) if strategy else (),
         injection_namespaces=tuple(spec.autoInjectionNamespaces or ()),
+        migration=_migration(spec),
+    )
+
+
+def _migration(spec: IstioSpec) -> MigrationPlan | None:
+    strategy = spec.updateStrategy
+    given = strategy.workloadMigration if strategy else None
+    if given is None or not given.enabled or strategy is None or strategy.type != REVISION_BASED:
+        return None
+    return MigrationPlan(
+        batch_size=given.batchSize or MIGRATION_DEFAULTS["batch_size"],
+        delay_s=MIGRATION_DEFAULTS["delay_s"] if given.delaySeconds is None else given.delaySeconds,
+        readiness_timeout_s=given.readinessTimeoutSeconds
+        or MIGRATION_DEFAULTS["readiness_timeout_s"],
     )
 
 

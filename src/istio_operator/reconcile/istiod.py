@@ -33,6 +33,7 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
+from istio_operator.reconcile.migration import MigrationSettings, migrate_step
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render.istiod import render_istiod
 from istio_operator.render.phases import Phase
@@ -99,7 +100,7 @@ async def reconcile_istiod(
     selector = owner_selector(plan.owner, plan.namespace)
     found = await inventory(primary, selector, plan.revision_based)
     previous = _previous_revisions(body)
-    kept, unused_since, recheck = retained(plan, found, previous, dt.datetime.now(dt.UTC))
+    kept, unused_since, recheck = retained(plan, found, previous, now())
     log.debug("revisions %s, usage %s, kept %s", found.revisions, found.usage, kept)
     ownership = Ownership(selector, kept=tuple((REVISION, name) for name in sorted(kept)))
     report = await reconcile_cluster(primary, objects, ownership, phase_timeout, on_rollout)
@@ -107,13 +108,34 @@ async def reconcile_istiod(
     seen = observe(generation, report, plan.version, (), component_states(report))
     if not report.done:
         return seen
+    migration = None
+    if plan.migration is not None:
+        older = [name for name in found.revisions if name != plan.revision]
+        settings = MigrationSettings(
+            plan.migration.batch_size, plan.migration.delay_s, plan.migration.readiness_timeout_s
+        )
+        previous_migration = (body.get("status") or {}).get("migration") or {}
+        progress = await migrate_step(
+            primary, plan.revision, older, plan.namespace, settings, previous_migration, now()
+        )
+        migration = progress.as_status()
+        recheck = _sooner(recheck, progress.recheck_after)
     after = await inventory(primary, selector, plan.revision_based)
     return replace(
         seen,
         revisions=revision_status(plan, after, unused_since),
         tags=after.tags,
+        migration=migration,
         recheck_after=recheck,
     )
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 async def inventory(cluster: ClusterAccess, selector: str, revision_based: bool) -> Inventory:

@@ -62,6 +62,7 @@ class Observation:
     # uses it, since when nothing does) and where each revision tag points; None: kept.
     revisions: tuple[Mapping[str, Any], ...] | None = None
     tags: Mapping[str, str] | None = None
+    migration: Mapping[str, Any] | None = None
     # Look again after this many seconds though nothing changes (a grace period ends).
     recheck_after: float | None = None
 
@@ -183,8 +184,10 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
     if seen.revisions is not None:
         status["revisions"] = [dict(r) for r in seen.revisions]
         status["tags"] = dict(seen.tags or {})
+        if seen.migration is not None:
+            status["migration"] = dict(seen.migration)
     else:
-        status.update({k: previous[k] for k in ("revisions", "tags") if k in previous})
+        status.update({k: previous[k] for k in ("revisions", "tags", "migration") if k in previous})
     kept = {"istioObservedGeneration": seen.istio_generation, "clusterID": seen.cluster_id}
     for key, value in kept.items():
         effective = previous.get(key) if value is None else value
