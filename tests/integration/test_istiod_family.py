@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lightkube import Client
+from lightkube import Client, codecs
 from lightkube.models.apps_v1 import DeploymentSpec
 from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
 from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
 from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.types import PatchType
 
 from istio_operator.api.labels import REVISION
 from istio_operator.api.parse import load_istio
@@ -37,7 +38,7 @@ from istio_operator.localcluster.binaries import default_cache_dir
 from istio_operator.reconcile.istio import MeshOutcome, Settings, reconcile_mesh
 from istio_operator.reconcile.status import compute_status
 from istio_operator.render.istiod import render_istiod_resource
-from tests.operator_harness import apply_crds, client_for, meta, name_of, wait_for
+from tests.operator_harness import apply_crds, cli, client_for, meta, name_of, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -387,3 +388,18 @@ def test_workloads_migrate_in_batches_and_back_while_the_old_revision_runs(
         assert set(revisions_of_pods(client, "migrate").values()) == {revision}
         # Both revisions run: the other is kept for its (long) grace period.
         assert {r["name"] for r in status["revisions"]} == {"mesh-1-31-0", "mesh-1-31-1"}
+
+    # `istio-operator status` shows the revisions, the tags and the migration.
+    resource = {k: mesh.body[k] for k in ("apiVersion", "kind", "spec")}
+    resource["metadata"] = {"name": "mesh", "namespace": "istio-system"}
+    created = codecs.from_dict(resource)
+    client.apply(created, force=True)
+    status = {"status": mesh.body["status"]}
+    client.patch(
+        type(created).Status, "mesh", status, namespace="istio-system", patch_type=PatchType.MERGE
+    )
+    shown = cli("status", "-n", "istio-system", kubeconfig=local.kubeconfig, check=True).stdout
+    assert "REVISION     VERSION  ACTIVE  READY  NAMESPACES  PODS" in shown, shown
+    assert "mesh-1-31-1  1.31.1   yes     yes    1" in shown, shown
+    assert "tags: default -> mesh-1-31-1" in shown
+    assert "migration to mesh-1-31-1: Done, 2 migrated, 0 remaining" in shown

@@ -98,6 +98,15 @@ def _resource_json(resource: ResourceState | None) -> dict[str, Any] | None:
         "generation": resource.generation,
         "observedGeneration": resource.observed_generation,
         **({"remotes": dict(resource.remotes)} if resource.kind == "Istio" else {}),
+        **(
+            {
+                "revisions": [dict(r) for r in resource.revisions],
+                "tags": dict(resource.tags),
+                "migration": dict(resource.migration) or None,
+            }
+            if resource.revisions
+            else {}
+        ),
     }
 
 
@@ -139,6 +148,7 @@ def _proxies_json(group: ProxyGroup, desired: str) -> dict[str, Any]:
         "pods": group.pods,
         "ready": group.ready,
         "workloads": list(group.workloads),
+        **({"revision": group.revision} if group.revision else {}),
     }
 
 
@@ -213,6 +223,7 @@ def _cluster_lines(cluster: ClusterInventory, desired: str) -> list[str]:
         if resource.remotes:
             remotes = ", ".join(f"{k}={v}" for k, v in sorted(resource.remotes.items()))
             lines.append(f"  remotes: {remotes}")
+        lines += _revision_lines(resource)
     if cluster.error:
         lines.append(f"  UNREACHABLE: {cluster.error}")
         return lines
@@ -238,18 +249,53 @@ def _cluster_lines(cluster: ClusterInventory, desired: str) -> list[str]:
     if cluster.data_plane_error:
         lines.append(f"    not readable: {cluster.data_plane_error}")
     elif cluster.data_plane:
+        with_revisions = any(g.revision for g in cluster.data_plane)
         rows = [
             [
                 g.namespace,
+                *([g.revision or "-"] if with_revisions else []),
                 _version_cell([g.version], desired),
                 f"{g.ready}/{g.pods}",
                 ",".join(g.workloads),
             ]
             for g in cluster.data_plane
         ]
-        lines += columns(["NAMESPACE", "PROXY", "READY PODS", "WORKLOADS"], rows, indent="    ")
+        headers = ["NAMESPACE", *(["REVISION"] if with_revisions else []), "PROXY"]
+        lines += columns([*headers, "READY PODS", "WORKLOADS"], rows, indent="    ")
     else:
         lines.append("    none")
+    return lines
+
+
+def _revision_lines(resource: ResourceState) -> list[str]:
+    """istiod family: each revision, what uses it, where the tags point, the migration."""
+    if not resource.revisions:
+        return []
+    rows = [
+        [
+            str(r.get("name")),
+            str(r.get("version")),
+            "yes" if r.get("active") else "no",
+            "yes" if r.get("ready") else "no",
+            str((r.get("inUse") or {}).get("namespaces", 0)),
+            str((r.get("inUse") or {}).get("pods", 0)),
+            str(r.get("unusedSince") or "-"),
+        ]
+        for r in resource.revisions
+    ]
+    headers = ["REVISION", "VERSION", "ACTIVE", "READY", "NAMESPACES", "PODS", "UNUSED SINCE"]
+    lines = ["  revisions:", *columns(headers, rows, indent="    ")]
+    if resource.tags:
+        lines.append(
+            "  tags: " + ", ".join(f"{t} -> {r}" for t, r in sorted(resource.tags.items()))
+        )
+    migration = resource.migration
+    if migration:
+        line = (
+            f"  migration to {migration.get('revision')}: {migration.get('state')}, "
+            f"{migration.get('migrated', 0)} migrated, {migration.get('remaining', 0)} remaining"
+        )
+        lines.append(line + (f" ({migration['message']})" if migration.get("message") else ""))
     return lines
 
 

@@ -30,6 +30,7 @@ from istio_operator.reconcile.status import State
 from istio_operator.render.phases import Phase
 
 PROXY_CONTAINER = "istio-proxy"
+REVISION_LABEL = "istio.io/rev"
 WORKLOAD_KINDS = ("Deployment", "DaemonSet")
 DEFAULT_CLUSTER_TIMEOUT_S = 20.0
 
@@ -58,6 +59,10 @@ class ResourceState:
     generation: int = 0
     observed_generation: int = 0
     remotes: Mapping[str, str] = field(default_factory=dict)
+    # istiod family: the revisions (status.revisions), where each tag points, the migration.
+    revisions: tuple[Mapping[str, Any], ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    migration: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class ProxyGroup:
     ready: int
     workloads: tuple[str, ...]
     image: str
+    revision: str = ""  # the istiod revision that injected them (their `istio.io/rev`)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,9 @@ def resource_state(body: Mapping[str, Any], desired_version: str = "") -> Resour
         generation=int(meta.get("generation") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
         remotes=dict(status.get("remotes") or {}),
+        revisions=tuple(r for r in status.get("revisions") or () if isinstance(r, Mapping)),
+        tags=dict(status.get("tags") or {}),
+        migration=dict(status.get("migration") or {}),
     )
 
 
@@ -236,7 +245,7 @@ def owner_workload(pod: Mapping[str, Any]) -> str:
 
 def data_plane(pods: Iterable[Mapping[str, Any]]) -> tuple[ProxyGroup, ...]:
     """Pods with an `istio-proxy` container, per namespace and proxy version."""
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for pod in pods:
         spec = pod.get("spec") or {}
         proxy = next(
@@ -245,8 +254,10 @@ def data_plane(pods: Iterable[Mapping[str, Any]]) -> tuple[ProxyGroup, ...]:
         if proxy is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
         image = str(proxy.get("image") or "")
-        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
-        groups[(namespace, image_version(image), image)].append(pod)
+        meta = pod.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        revision = str((meta.get("labels") or {}).get(REVISION_LABEL) or "")
+        groups[(namespace, image_version(image), image, revision)].append(pod)
     return tuple(
         ProxyGroup(
             namespace=namespace,
@@ -255,8 +266,9 @@ def data_plane(pods: Iterable[Mapping[str, Any]]) -> tuple[ProxyGroup, ...]:
             ready=sum(_pod_ready(p) for p in members),
             workloads=tuple(sorted({owner_workload(p) for p in members})),
             image=image,
+            revision=revision,
         )
-        for (namespace, version, image), members in sorted(groups.items())
+        for (namespace, version, image, revision), members in sorted(groups.items())
     )
 
 
