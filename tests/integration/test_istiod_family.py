@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lightkube import Client, codecs
+from lightkube import Client
 from lightkube.models.apps_v1 import DeploymentSpec
 from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
 from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
@@ -38,7 +38,15 @@ from istio_operator.localcluster.binaries import default_cache_dir
 from istio_operator.reconcile.istio import MeshOutcome, Settings, reconcile_mesh
 from istio_operator.reconcile.status import compute_status
 from istio_operator.render.istiod import render_istiod_resource
-from tests.operator_harness import apply_crds, cli, client_for, meta, name_of, wait_for
+from tests.operator_harness import (
+    IstioResource,
+    apply_crds,
+    cli,
+    client_for,
+    meta,
+    name_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -392,11 +400,10 @@ def test_workloads_migrate_in_batches_and_back_while_the_old_revision_runs(
     # `istio-operator status` shows the revisions, the tags and the migration.
     resource = {k: mesh.body[k] for k in ("apiVersion", "kind", "spec")}
     resource["metadata"] = {"name": "mesh", "namespace": "istio-system"}
-    created = codecs.from_dict(resource)
-    client.apply(created, force=True)
+    client.apply(IstioResource.from_dict(resource), force=True)
     status = {"status": mesh.body["status"]}
     client.patch(
-        type(created).Status, "mesh", status, namespace="istio-system", patch_type=PatchType.MERGE
+        IstioResource.Status, "mesh", status, namespace="istio-system", patch_type=PatchType.MERGE
     )
     shown = cli("status", "-n", "istio-system", kubeconfig=local.kubeconfig, check=True).stdout
     assert "REVISION     VERSION  ACTIVE  READY  NAMESPACES  PODS" in shown, shown
