@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +40,7 @@ from istio_operator.reconcile.istio import MeshOutcome, Settings, reconcile_mesh
 from istio_operator.reconcile.status import compute_status
 from istio_operator.render.istiod import render_istiod_resource
 from tests.operator_harness import (
+    CLI,
     IstioResource,
     apply_crds,
     cli,
@@ -321,9 +323,8 @@ def inject(client: Client, namespace: str) -> None:
     """The injector's stand-in: each pod of `namespace` not yet injected gets what
     istiod's injector would write, the revision its namespace's tag points at."""
     labels = meta(client.get(Namespace, namespace)).labels or {}
-    tag = labels.get("istio.io/rev", "default")
-    webhook = client.get(MutatingWebhookConfiguration, f"istio-revision-tag-{tag}")
-    revision = (meta(webhook).labels or {})[REVISION]
+    chosen = labels.get("istio.io/rev", "default")
+    revision = tag_targets(client).get(f"istio-revision-tag-{chosen}", chosen)
     for pod in client.list(Pod, namespace=namespace):
         if "sidecar.istio.io/status" in (meta(pod).annotations or {}):
             continue
@@ -344,10 +345,10 @@ def revisions_of_pods(client: Client, namespace: str) -> dict[str, str]:
     }
 
 
-def echo_deployment(name: str, replicas: int) -> Deployment:
+def echo_deployment(name: str, replicas: int, namespace: str = "migrate") -> Deployment:
     labels = {"app": name}
     return Deployment(
-        metadata=ObjectMeta(name=name, namespace="migrate"),
+        metadata=ObjectMeta(name=name, namespace=namespace),
         spec=DeploymentSpec(
             replicas=replicas,
             selector=LabelSelector(matchLabels=labels),
@@ -398,6 +399,17 @@ def test_workloads_migrate_in_batches_and_back_while_the_old_revision_runs(
         assert {r["name"] for r in status["revisions"]} == {"mesh-1-31-0", "mesh-1-31-1"}
 
     # `istio-operator status` shows the revisions, the tags and the migration.
+    publish(client, mesh)
+    shown = cli("status", "-n", "istio-system", kubeconfig=local.kubeconfig, check=True).stdout
+    assert "REVISION     VERSION  ACTIVE  READY  NAMESPACES  PODS" in shown, shown
+    assert "mesh-1-31-1  1.31.1   yes     yes    1" in shown, shown
+    assert "tags: default -> mesh-1-31-1" in shown
+    assert "migration to mesh-1-31-1: Done, 2 migrated, 0 remaining" in shown
+
+
+def publish(client: Client, mesh: Mesh) -> None:
+    """The Istio resource on the cluster, with the status the passes computed, for the
+    commands that read it."""
     resource = {k: mesh.body[k] for k in ("apiVersion", "kind", "spec")}
     resource["metadata"] = {"name": "mesh", "namespace": "istio-system"}
     client.apply(IstioResource.from_dict(resource), force=True)
@@ -405,8 +417,50 @@ def test_workloads_migrate_in_batches_and_back_while_the_old_revision_runs(
     client.patch(
         IstioResource.Status, "mesh", status, namespace="istio-system", patch_type=PatchType.MERGE
     )
-    shown = cli("status", "-n", "istio-system", kubeconfig=local.kubeconfig, check=True).stdout
-    assert "REVISION     VERSION  ACTIVE  READY  NAMESPACES  PODS" in shown, shown
-    assert "mesh-1-31-1  1.31.1   yes     yes    1" in shown, shown
-    assert "tags: default -> mesh-1-31-1" in shown
-    assert "migration to mesh-1-31-1: Done, 2 migrated, 0 remaining" in shown
+
+
+def test_dataplane_upgrade_moves_workloads_by_revision_and_stops_at_one_not_ready(
+    local: LocalCluster, client: Client
+) -> None:
+    strategy = {"type": "RevisionBased", "inactiveRevisionDeletionGracePeriodSeconds": 3600}
+    mesh = Mesh(local, istio(OLDER, profile="minimal", updateStrategy=strategy))
+    mesh.settle(grace=False)
+    label_namespace(client, "cli-apps", {"istio.io/rev": "mesh-1-31-0"})
+    for name in ("good", "stuck"):
+        client.create(echo_deployment(name, 1, namespace="cli-apps"))
+
+    def injected_by_the_older() -> bool:
+        inject(client, "cli-apps")
+        return sorted(revisions_of_pods(client, "cli-apps").values()) == ["mesh-1-31-0"] * 2
+
+    wait_for("both pods injected by 1.31.0", injected_by_the_older)
+    # The stuck workload's new pods will find no node.
+    client.patch(
+        Deployment,
+        "stuck",
+        {"spec": {"template": {"spec": {"nodeSelector": {"no-such": "node"}}}}},
+        namespace="cli-apps",
+    )
+    mesh.edit(version=NEWER)
+    mesh.settle(grace=False)
+    publish(client, mesh)
+    kubeconfig = ["--kubeconfig", str(local.kubeconfig)]
+
+    listed = cli("dataplane-upgrade", *kubeconfig, "--dry-run", check=True).stdout
+    assert "to move to revision mesh-1-31-1" in listed
+    assert "Deployment/good" in listed and "Deployment/stuck" in listed
+
+    args = ["--batch-size", "1", "--readiness-timeout", "3"]
+    upgrade = subprocess.Popen(
+        [*CLI, "dataplane-upgrade", *kubeconfig, *args], stdout=subprocess.PIPE, text=True
+    )
+    while upgrade.poll() is None:
+        inject(client, "cli-apps")
+        time.sleep(0.2)
+    output = upgrade.stdout.read() if upgrade.stdout else ""
+    assert upgrade.returncode == 1, output
+    assert "Failed" in output and "Deployment cli-apps/stuck not ready within 3s" in output
+    labels = meta(client.get(Namespace, "cli-apps")).labels or {}
+    assert labels["istio.io/rev"] == "mesh-1-31-1", "the namespace follows the revision"
+    pods = revisions_of_pods(client, "cli-apps")
+    assert [r for p, r in pods.items() if p.startswith("good-")] == ["mesh-1-31-1"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +29,15 @@ from istio_operator.kube.remotes import RemoteClients
 from istio_operator.operations.dataplane import (
     ClusterPlan,
     NotReadyError,
+    migrate_by_revision,
+    pending_by_revision,
     plan,
     restart,
+    revision_istio,
+    revision_target,
 )
 from istio_operator.operations.inventory import describe
+from istio_operator.reconcile.migration import MigrationSettings, Progress
 
 HEADERS = ("NAMESPACE", "WORKLOAD", "PODS", "PROXY", "RESULT")
 
@@ -65,6 +71,24 @@ def register(subparsers: Any) -> None:
         "Secret), each against the version in effect there",
     )
     parser.add_argument("--dry-run", action="store_true", help="only list what would be restarted")
+    revisions = parser.add_argument_group(
+        "istiod family, by revision",
+        "When the Istio resource has revisions (updateStrategy RevisionBased), workloads "
+        "move to the active revision: namespaces labelled istio.io/rev=<an older revision> "
+        "are labelled for the active one, then the workloads an older revision injected are "
+        "restarted in batches, each batch waited for. A workload not ready in time stops it.",
+    )
+    revisions.add_argument("--batch-size", type=int, default=1, help="workloads per batch (1)")
+    revisions.add_argument(
+        "--delay", type=int, default=0, metavar="S", help="seconds between batches (0)"
+    )
+    revisions.add_argument(
+        "--readiness-timeout",
+        type=int,
+        default=300,
+        metavar="S",
+        help="seconds a restarted workload may take to be ready (300)",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -139,6 +163,13 @@ async def _run(args: argparse.Namespace) -> int:
 
 async def _upgrade(primary: Cluster, clients: RemoteClients, args: argparse.Namespace) -> int:
     try:
+        istio = await revision_istio(primary, args.namespace)
+    except (ClusterUnreachableError, ApiRefusedError, TimeoutError) as error:
+        print(f"error: primary cluster: {describe(error)}", file=sys.stderr)
+        return 1
+    if istio is not None:
+        return await _by_revision(primary, istio, args)
+    try:
         plans = await plan(
             primary,
             args.namespace,
@@ -163,6 +194,40 @@ async def _upgrade(primary: Cluster, clients: RemoteClients, args: argparse.Name
         )
         print("\n".join(format_plan(cluster, results, args.dry_run)), flush=True)
     return 1 if failed else 0
+
+
+def format_progress(cluster: str, progress: Progress) -> str:
+    line = (
+        f"{cluster}: migration to {progress.revision or 'default'}: {progress.state}, "
+        f"{progress.migrated} restarted, {progress.remaining} to go"
+    )
+    return line + (f": {progress.message}" if progress.message else "")
+
+
+async def _by_revision(primary: Cluster, istio: Mapping[str, Any], args: argparse.Namespace) -> int:
+    """Moves the primary's workloads to the active revision, batch by batch."""
+    target = revision_target(istio)
+    assert target is not None  # revision_istio found it
+    try:
+        pending = await pending_by_revision(primary, target, args.namespace)
+        if args.dry_run:
+            shown = target.active or "default"
+            print(f"dry run: nothing is changed; to move to revision {shown}:")
+            rows = [[k.namespace, f"{k.kind}/{k.name}"] for k in pending]
+            print("\n".join(columns(("NAMESPACE", "WORKLOAD"), rows)) if rows else "  none")
+            return 0
+        settings = MigrationSettings(args.batch_size, args.delay, args.readiness_timeout)
+        done = await migrate_by_revision(
+            primary,
+            target,
+            args.namespace,
+            settings,
+            lambda progress: print(format_progress(primary.name, progress), flush=True),
+        )
+    except (ClusterUnreachableError, ApiRefusedError, TimeoutError) as error:
+        print(f"error: {primary.name}: {describe(error)}", file=sys.stderr)
+        return 1
+    return 0 if done.state == "Done" else 1
 
 
 async def _restart_all(cluster: ClusterPlan) -> dict[str, str]:

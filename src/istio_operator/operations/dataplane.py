@@ -16,15 +16,18 @@ dicts; `read_selection`, `plan` and `restart` talk to the clusters.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION, MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.kube.objects import readiness
+from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.operations.inventory import (
     PROXY_CONTAINER,
@@ -33,6 +36,13 @@ from istio_operator.operations.inventory import (
     managing_istio,
     owner_workload,
     resource_state,
+)
+from istio_operator.reconcile.migration import (
+    REV_LABEL,
+    MigrationSettings,
+    Progress,
+    migrate_step,
+    on_older_revisions,
 )
 from istio_operator.reconcile.remote import list_remotes
 from istio_operator.reconcile.status import State
@@ -331,3 +341,72 @@ async def _remote_plan(
     except (ClusterUnreachableError, KubeconfigSecretError, ApiRefusedError, TimeoutError) as error:
         result.error = describe(error)
     return result
+
+
+# -- by revision (istiod family) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevisionTarget:
+    """Where workloads move: the active revision and the older ones, from the Istio
+    resource's `status.revisions` (the in-place revision is named `default` there)."""
+
+    active: str
+    older: tuple[str, ...]
+
+
+def revision_target(istio: Mapping[str, Any]) -> RevisionTarget | None:
+    """None when the resource has no revisions (the classic family, or none yet)."""
+    rows = (istio.get("status") or {}).get("revisions") or []
+    names = {str(r.get("name")): bool(r.get("active")) for r in rows if isinstance(r, Mapping)}
+    active = [name for name, is_active in names.items() if is_active]
+    if not active:
+        return None
+
+    def plain(name: str) -> str:
+        return "" if name == "default" else name
+
+    return RevisionTarget(plain(active[0]), tuple(plain(n) for n in names if not names[n]))
+
+
+async def revision_istio(primary: Cluster, namespace: str) -> Mapping[str, Any] | None:
+    """The namespace's Istio resource if it is of the istiod family (it has revisions)."""
+    istio = managing_istio(await primary.list_all(API_VERSION, "Istio"), namespace)
+    return istio if istio is not None and revision_target(istio) is not None else None
+
+
+async def pending_by_revision(
+    cluster: ClusterAccess, target: RevisionTarget, control_plane_namespace: str
+) -> list[ObjectKey]:
+    """The workloads an older revision injected (what a migration would restart)."""
+    pods = await cluster.list_labelled("v1", "Pod", REV_LABEL)
+    return on_older_revisions(pods, target.active, control_plane_namespace)
+
+
+async def migrate_by_revision(
+    cluster: ClusterAccess,
+    target: RevisionTarget,
+    control_plane_namespace: str,
+    settings: MigrationSettings,
+    on_progress: Callable[[Progress], None],
+) -> Progress:
+    """The migration the operator runs with `workloadMigration`, run here to its end: batch
+    after batch, each waited for, until every workload runs on the active revision or one
+    is not ready in time (which stops it, naming the workload)."""
+    previous: Mapping[str, Any] = {}
+    while True:
+        progress = await migrate_step(
+            cluster,
+            target.active,
+            target.older,
+            control_plane_namespace,
+            settings,
+            previous,
+            datetime.now(UTC),
+        )
+        if progress.as_status() != previous:
+            on_progress(progress)
+        if progress.state in ("Done", "Failed"):
+            return progress
+        previous = progress.as_status()
+        await asyncio.sleep(min(progress.recheck_after or 1.0, 1.0))
