@@ -17,6 +17,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,10 +44,13 @@ from tests.operator_harness import (
     CLI,
     IstioResource,
     apply_crds,
+    apply_istio,
     cli,
     client_for,
+    istio_status,
     meta,
     name_of,
+    operator_process,
     wait_for,
 )
 
@@ -464,3 +468,31 @@ def test_dataplane_upgrade_moves_workloads_by_revision_and_stops_at_one_not_read
     assert labels["istio.io/rev"] == "mesh-1-31-1", "the namespace follows the revision"
     pods = revisions_of_pods(client, "cli-apps")
     assert [r for p, r in pods.items() if p.startswith("good-")] == ["mesh-1-31-1"]
+
+
+def test_the_operator_process_upgrades_an_istiod_mesh_by_revision(
+    local: LocalCluster, client: Client, tmp_path: Path
+) -> None:
+    strategy = {"type": "RevisionBased", "inactiveRevisionDeletionGracePeriodSeconds": 1}
+    body = istio(OLDER, profile="minimal", updateStrategy=strategy)
+    body["metadata"] = {"name": "mesh", "namespace": "istio-system"}
+
+    def available_at(version: str, active: str) -> bool:
+        status = istio_status(client, "mesh", "istio-system")
+        rows = status.get("revisions") or []
+        return (
+            status.get("Status") == "Available"
+            and status.get("version") == version
+            and [r["name"] for r in rows if r.get("active")] == [active]
+            and (status.get("tags") or {}).get("default") == active
+        )
+
+    with operator_process(local.kubeconfig, tmp_path / "operator.log") as operator:
+        operator.start()
+        apply_istio(client, body)
+        wait_for("1.31.0 by revision", lambda: available_at(OLDER, "mesh-1-31-0"), timeout=120)
+        body["spec"]["version"] = NEWER
+        apply_istio(client, body)
+        wait_for("the canary to 1.31.1", lambda: available_at(NEWER, "mesh-1-31-1"), timeout=120)
+        operator.assert_running()
+    assert deployments(client)["istiod-mesh-1-31-1"] == f"docker.io/istio/pilot:{NEWER}"
