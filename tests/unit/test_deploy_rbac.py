@@ -1,17 +1,25 @@
 """The operator's RBAC is derived from what it renders: nothing missing, nothing extra.
 
-The rules come from `istio_operator.operations.rbac` (the renderer with every optional
-component on, both Istio families, with and without mTLS and mesh expansion, plus the
-operator's own needs), which `istio-operator remote-access` also applies; they are
-compared with deploy/base's ClusterRole, the chart's copy of it and deploy/remote's
-ClusterRole, and recomputed from the reference samples as a cross-check.
+The rules come from `istio_operator.operations.rbac` (the classic renderer with every
+optional component on, both classic families, with and without mTLS and mesh expansion;
+the istiod family's charts of each catalogue version, each profile in place and by
+revision; plus the operator's own needs), which `istio-operator remote-access` also
+applies; they are compared with deploy/base's ClusterRole, the chart's copy of it and
+deploy/remote's ClusterRole, and recomputed from the reference samples as a cross-check.
+
+deploy/'s primary ClusterRole covers the istiod family's charts of `ISTIOD_VERSIONS`, the
+versions `make istio-charts` writes: where the catalogue lacks them, what depends on them
+is skipped, saying so; the classic part is checked everywhere.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +29,13 @@ import yaml
 from istio_operator.api.crd import generate_crds
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.charts import Catalogue, ChartVersion
 from istio_operator.kube.resources import register_crds
+from istio_operator.localcluster.binaries import default_cache_dir
 from istio_operator.operations import dataplane, inventory
 from istio_operator.operations.access import remote_manifests
 from istio_operator.operations.rbac import (
+    ISTIOD_PROFILES,
     OPERATOR_ON_REMOTE,
     OPTIONAL_COMPONENTS,
     PRIMARY_USES,
@@ -33,15 +44,20 @@ from istio_operator.operations.rbac import (
     STATUS_ON_EVERY_CLUSTER,
     Role,
     Rules,
+    catalogue_charts,
     held_for_rendered_roles,
     policy_rules,
     primary_rules,
     remote_rules,
+    rendered_istiod_variants,
     rendered_primary_variants,
     rendered_remote_variants,
     required,
     resource_of,
     without_covered,
+)
+from istio_operator.operations.rbac import (
+    istiod_variants as rbac_variants,
 )
 from istio_operator.reconcile.kinds import MANAGED_KINDS
 from istio_operator.render import (
@@ -52,6 +68,10 @@ from istio_operator.render import (
     render_primary,
     render_remote,
 )
+from istio_operator.render.istiod import render_istiod_resource
+
+# The helm `make k8s-binaries` builds, unless $HELM names another (the istiod renders).
+os.environ.setdefault("HELM", str(default_cache_dir() / "helm"))
 
 ROOT = Path(__file__).parent.parent.parent
 DEPLOY = ROOT / "deploy"
@@ -59,6 +79,37 @@ SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 
 RBAC = RBAC_GROUP
 IMAGE_FIELDS = ("pilot", "citadel", "galley", "mixer", "sidecarInjector", "nodeAgent")
+# The istiod family's versions deploy/'s primary ClusterRole is derived with: those
+# `make istio-charts` writes (docs/istiod-charts.md). Derive it again when they change.
+ISTIOD_VERSIONS = ("1.31.0", "1.31.1")
+
+
+@functools.cache
+def pinned_charts() -> tuple[ChartVersion, ...] | None:
+    """The catalogue's charts of `ISTIOD_VERSIONS`, or None when it lacks one."""
+    held = {charts.version: charts for charts in Catalogue.default().versions()}
+    if not all(version in held for version in ISTIOD_VERSIONS):
+        return None
+    return tuple(held[version] for version in ISTIOD_VERSIONS)
+
+
+def istiod_charts() -> tuple[ChartVersion, ...]:
+    """The charts deploy/ is derived with; the test is skipped where they are missing."""
+    charts = pinned_charts()
+    if charts is None:
+        held = [c.version for c in Catalogue.default().versions()] or ["nothing"]
+        pytest.skip(
+            f"the chart catalogue {Catalogue.default().root} holds {', '.join(held)}, not "
+            f"Istio {', '.join(ISTIOD_VERSIONS)}: deploy/'s primary ClusterRole covers the "
+            "istiod family's charts of those versions, so it is checked only where they are "
+            "(`make istio-charts`)"
+        )
+    return charts
+
+
+def primary_role() -> Role:
+    """deploy/base's ClusterRole as derived: the classic families and the pinned charts."""
+    return primary_rules(istiod_charts())
 
 
 def load_yaml(path: Path) -> Any:
@@ -123,6 +174,41 @@ def rendered_primary() -> list[DesiredObject]:
             primary_gateway_addresses=("192.0.2.10",),
         )
     return objects
+
+
+def istiod_spec(version: str, profile: str, revision_based: bool) -> dict[str, Any]:
+    """The example of docs/istiod-family.md, in the given profile and update strategy."""
+    strategy = {"type": "RevisionBased", "tags": ["canary"]} if revision_based else {}
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "Istio",
+        "metadata": {"name": "mesh", "namespace": "istio-system"},
+        "spec": {
+            "version": version,
+            "profile": profile,
+            "updateStrategy": strategy or {"type": "InPlace"},
+        },
+    }
+
+
+IstiodRender = tuple[dict[str, Any], list[DesiredObject]]  # (Istio resource, its objects)
+
+
+def rendered_istiod(charts: tuple[ChartVersion, ...]) -> list[IstiodRender]:
+    """Each variant of each version, with what it renders (helm runs for several at once)."""
+    bodies = [
+        (version, istiod_spec(version.version, profile, revision_based))
+        for version in charts
+        for profile in ("default", "minimal", "demo", "ambient")
+        for revision_based in (False, True)
+    ]
+
+    def render(variant: tuple[ChartVersion, dict[str, Any]]) -> IstiodRender:
+        version, body = variant
+        return body, render_istiod_resource(load_istio(body).resource, version)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(render, bodies))
 
 
 def rendered_remote() -> list[DesiredObject]:
@@ -220,6 +306,16 @@ def primary_objects() -> list[DesiredObject]:
     return rendered_primary()
 
 
+@pytest.fixture(scope="module")
+def istiod_renders() -> list[IstiodRender]:
+    return rendered_istiod(istiod_charts())
+
+
+@pytest.fixture(scope="module")
+def istiod_objects(istiod_renders: list[IstiodRender]) -> list[DesiredObject]:
+    return [obj for _, objects in istiod_renders for obj in objects]
+
+
 def test_every_rendered_kind_is_one_the_operator_prunes(
     primary_objects: list[DesiredObject],
 ) -> None:
@@ -227,6 +323,13 @@ def test_every_rendered_kind_is_one_the_operator_prunes(
     unowned = {("v1", "Namespace")}  # never pruned, so never listed
     rendered = {(o.api_version, o.kind) for o in primary_objects + rendered_remote()}
     assert rendered - managed - unowned == set()
+
+
+def test_every_kind_the_istiod_family_renders_is_one_the_operator_prunes(
+    istiod_objects: list[DesiredObject],
+) -> None:
+    rendered = {(o.api_version, o.kind) for o in istiod_objects}
+    assert rendered - set(MANAGED_KINDS) == set()
 
 
 def base_cluster_role() -> dict[str, Any]:
@@ -242,30 +345,52 @@ def remote_access_cluster_role() -> dict[str, Any]:
     return role
 
 
-def operator_roles() -> list[tuple[dict[str, Any], Role]]:
-    """Every copy of the operator's roles, and the role each must be."""
+def operator_roles() -> list[dict[str, Any]]:
+    """Every copy of the operator's roles: base, chart, remote, remote-access."""
     return [
-        (base_cluster_role(), primary_rules()),
-        (chart_cluster_role(), primary_rules()),
-        (remote_cluster_role(), remote_rules()),
-        (remote_access_cluster_role(), remote_rules()),
+        base_cluster_role(),
+        chart_cluster_role(),
+        remote_cluster_role(),
+        remote_access_cluster_role(),
     ]
 
 
 def test_base_cluster_role_grants_exactly_what_the_operator_needs() -> None:
-    assert_exactly(base_cluster_role(), primary_rules())
+    assert_exactly(base_cluster_role(), primary_role())
+
+
+def test_base_cluster_role_grants_at_least_what_the_classic_families_need() -> None:
+    """Checked with or without the catalogue: the classic part alone is in the file."""
+    actual, classic = granted(base_cluster_role()), primary_rules(())
+    lacking = [
+        (group, resource, verb)
+        for (group, resource), verbs in classic.rules.items()
+        for verb in verbs
+        if not holds(actual, group, resource, verb)
+    ]
+    assert not lacking, f"deploy/base lacks {lacking}"
+    assert not difference(classic.bindable, actual.bindable)
 
 
 def test_the_derivation_covers_what_the_reference_samples_render(
+    primary_objects: list[DesiredObject], istiod_objects: list[DesiredObject]
+) -> None:
+    assert required(primary_objects + istiod_objects, *PRIMARY_USES) == primary_role()
+
+
+def test_the_classic_derivation_covers_what_the_reference_samples_render(
     primary_objects: list[DesiredObject],
 ) -> None:
-    assert required(primary_objects, *PRIMARY_USES) == primary_rules()
+    assert required(primary_objects, *PRIMARY_USES) == primary_rules(())
     assert required(rendered_remote(), *REMOTE_USES) == remote_rules()
 
 
 def test_chart_cluster_role_has_the_base_rules() -> None:
-    assert_exactly(chart_cluster_role(), primary_rules())
     assert chart_cluster_role()["rules"] == base_cluster_role()["rules"]
+
+
+def test_chart_cluster_role_grants_exactly_what_the_operator_needs() -> None:
+    assert_exactly(chart_cluster_role(), primary_role())
 
 
 def test_remote_cluster_role_grants_exactly_what_the_operator_needs_on_a_remote() -> None:
@@ -328,7 +453,7 @@ def test_a_missing_extra_or_reordered_rule_fails(
     which: str, change: Callable[[dict[str, Any]], dict[str, Any]], message: str
 ) -> None:
     role, expected = (
-        (base_cluster_role(), primary_rules())
+        (base_cluster_role(), primary_role())
         if which == "primary"
         else (remote_cluster_role(), remote_rules())
     )
@@ -379,11 +504,19 @@ def holds(role: Role, group: str, resource: str, verb: str) -> bool:
     return any(role.rules.get((group, r), frozenset()) & {verb, "*"} for r in (resource, "*"))
 
 
-# Each cluster's rendered objects, with the operator's rules there.
+# Each cluster's rendered objects, with the operator's rules there: the primary's with the
+# classic families only (whatever the catalogue holds) and with the pinned charts too.
 each_cluster_role = pytest.mark.parametrize(
     ("objects", "role"),
-    [(rendered_primary_variants, primary_rules), (rendered_remote_variants, remote_rules)],
-    ids=["primary", "remote"],
+    [
+        (lambda: rendered_primary_variants(()), lambda: primary_rules(())),
+        (
+            lambda: rendered_primary_variants(istiod_charts()),
+            lambda: primary_rules(istiod_charts()),
+        ),
+        (rendered_remote_variants, remote_rules),
+    ],
+    ids=["primary-classic", "primary", "remote"],
 )
 
 
@@ -414,9 +547,59 @@ def test_bind_only_on_the_rendered_roles_by_name(
         assert names == {o.name for o in objects() if (RBAC, f"{o.kind.lower()}s") == key}
 
 
+def test_bind_by_name_on_the_istiod_roles_in_place_and_of_each_revision() -> None:
+    """In place, the names carry the namespace; by revision, the reference resource's
+    revision `mesh-<version>` too (the names no derivation can know are not bound)."""
+    bindable = primary_role().bindable
+    clusterroles, roles = bindable[(RBAC, "clusterroles")], bindable[(RBAC, "roles")]
+    assert {"istiod-clusterrole-istio-system", "istio-reader-clusterrole-istio-system"} <= (
+        clusterroles
+    )
+    assert "istiod" in roles
+    for version in ISTIOD_VERSIONS:
+        revision = "mesh-" + version.replace(".", "-")
+        assert f"istiod-clusterrole-{revision}-istio-system" in clusterroles
+        assert f"istiod-gateway-controller-{revision}-istio-system" in clusterroles
+        assert f"istiod-{revision}" in roles
+
+
+def test_each_istiod_role_is_rendered_before_its_binding(
+    istiod_renders: list[IstiodRender],
+) -> None:
+    """Applied in this order, a binding finds its role (whose rules the operator holds):
+    `bind` is needed only for the dry-run of the whole change before the first write."""
+    for body, objects in istiod_renders:
+        seen: set[tuple[str, str, str]] = set()
+        for obj in objects:
+            namespace = obj.manifest["metadata"].get("namespace", "")
+            if obj.kind in ("ClusterRole", "Role"):
+                seen.add((obj.kind, obj.name, namespace if obj.kind == "Role" else ""))
+            if obj.kind in ("ClusterRoleBinding", "RoleBinding"):
+                ref = obj.manifest["roleRef"]
+                wanted = (ref["kind"], ref["name"], namespace if ref["kind"] == "Role" else "")
+                assert wanted in seen, (body["spec"], obj.name)
+
+
+def test_the_samples_are_the_derivations_istiod_variants() -> None:
+    """The cross-check renders what the derivation does, written out independently."""
+    for charts in istiod_charts():
+        ours = [istiod_spec(charts.version, p, r) for p in ISTIOD_PROFILES for r in (False, True)]
+        assert ours == rbac_variants(charts.version)
+
+
+def test_without_a_catalogue_the_istiod_part_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ISTIO_OPERATOR_CHARTS_DIR", str(tmp_path / "none"))
+    assert catalogue_charts() == ()
+    assert rendered_istiod_variants(catalogue_charts()) == []
+    assert primary_rules() == primary_rules(())
+    assert catalogue_charts(Catalogue(tmp_path)) == ()
+
+
 @pytest.mark.parametrize("index", range(4), ids=["base", "chart", "remote", "remote-access"])
 def test_no_escalate_and_no_unnamed_bind(index: int) -> None:
-    manifest, _ = operator_roles()[index]
+    manifest = operator_roles()[index]
     for rule in manifest["rules"]:
         assert "escalate" not in rule["verbs"], rule
         if "bind" in rule["verbs"]:
@@ -427,8 +610,10 @@ def test_no_escalate_and_no_unnamed_bind(index: int) -> None:
 
 @pytest.mark.parametrize("index", range(4), ids=["base", "chart", "remote", "remote-access"])
 def test_wildcards_only_where_a_rendered_istio_role_has_them(index: int) -> None:
-    manifest, _ = operator_roles()[index]
-    objects = rendered_primary_variants() if index < 2 else rendered_remote_variants()
+    manifest = operator_roles()[index]
+    objects = (
+        rendered_primary_variants(istiod_charts()) if index < 2 else rendered_remote_variants()
+    )
     istio_roles = held_for_rendered_roles(objects)
     for rule in manifest["rules"]:
         assert "*" not in rule["apiGroups"], rule

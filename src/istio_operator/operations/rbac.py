@@ -2,8 +2,10 @@
 
 One derivation per kind of cluster, each the sum of four declared parts:
 
-- applying, pruning and reading what the renderer can produce (every optional component
-  on, both Istio families, with and without mTLS and mesh expansion): get/list/watch
+- applying, pruning and reading what the renderers can produce (the classic families'
+  with every optional component on, with and without mTLS and mesh expansion; on the
+  primary, the istiod family's: every version of the chart catalogue, each of
+  `ISTIOD_PROFILES` in place and by revision with a tag): get/list/watch
   (live state, owned objects found by label), create+patch (server-side apply), update
   (taking over what another writer made) and delete (pruning), except for the kinds
   never pruned; the other kinds the operator may
@@ -19,6 +21,14 @@ One derivation per kind of cluster, each the sum of four declared parts:
 deploy/remote's and the one `istio-operator remote-access` applies, rule for rule in the
 same order, so that a server-side apply of one over the other finds the same value and
 does not conflict. tests/unit/test_deploy_rbac.py checks every copy.
+
+The istiod family's part is rendered from the chart catalogue (`charts.Catalogue`, through
+helm) when derived: every version it holds is one the operator may install. Without a
+catalogue that part is empty, and the derivation is the classic families' alone. deploy/'s
+files are derived with the versions `make istio-charts` writes (so the test checks them
+only where the catalogue holds those); a version added later is covered once they are
+derived again with it (its charts' roles may grant more, its revisions' roles have other
+names). The istiod family has no remote cluster yet: `remote_rules()` has no such part.
 
 Why here, among the operations, and not in `reconcile` or `kube`: the derivation reads
 the renderer's output, the kinds the reconcile owns and the kinds that `status` and
@@ -48,6 +58,27 @@ checks a binding against the live rules of the role it names (clusterrolebinding
 a binding applied (or dry-run) before its role exists would be refused; binding a role
 whose rules the operator holds grants it nothing more. `bind` is checked against the
 roleRef's name (`BindingAuthorized`), so `resourceNames` do restrict it, on create too.
+
+The istiod family needs that `bind` as well. Its charts put each role before its binding
+and the engine applies a phase's objects in that order, so the real apply finds the role
+(whose rules the operator holds); but the engine first dry-runs the whole change
+(`reconcile.engine`, `_refusals`), and there a binding of a role not created yet is refused
+without `bind`, and with it the whole change.
+
+In place, its roles are named after the namespace only (`istiod-clusterrole-istio-system`,
+Role `istiod`); by revision, after the revision, `<resource>-<version>`
+(`istiod-clusterrole-mesh-1-31-1-istio-system`, Role `istiod-mesh-1-31-1`), and so after the
+Istio resource's name, which no derivation knows. `bind` stays by name even so, on what
+the reference resource renders (`ISTIOD_OWNER`, `mesh`, in istio-system, the example of
+docs/istiod-family.md), for every catalogue version. `bind` on every (Cluster)Role, without
+names, is not held: the operator writes ClusterRoleBindings, so it could bind
+`cluster-admin` to itself, the very escalation the rest of this derivation closes. What
+that leaves out is named, not granted: an istiod-family Istio in another namespace, or a
+RevisionBased one of another name, renders bindings of roles the operator may not bind
+before they exist, and its change is refused by the dry-run (the refusal names the role).
+Such a mesh needs `bind` on those names (`istio-operator render` prints the roles) granted
+to the operator by a ClusterRole of its own, or an operator running with a kubeconfig that
+may bind them.
 """
 
 from __future__ import annotations
@@ -55,6 +86,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,9 +221,9 @@ OPTIONAL_COMPONENTS = (
 )
 _NAMESPACE = "istio-system"
 _SERVICE = "istio-pilot"
-# The reference resource's name: the istiod family's revisions (and so their roles) are
-# named after it (see the module's docstring on `bind`).
-OWNER = "istio"
+# The name of the istiod family's reference resource, that of docs/istiod-family.md's
+# example: its revisions, and so their roles, are named after it (see `bind` above).
+ISTIOD_OWNER = "mesh"
 # The istiod family's variants of each catalogue version: the profiles docs/istiod-family.md
 # names, in place and by revision (with a named tag besides `default`).
 ISTIOD_PROFILES = ("default", "minimal", "demo", "ambient")
@@ -199,6 +231,7 @@ ISTIOD_STRATEGIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (IN_PLACE, ()),
     (REVISION_BASED, ("canary",)),
 )
+_HELM_CONCURRENCY = 8  # helm processes at once while the variants render
 
 
 def all_on_istio(version: str, mtls: bool, mesh_expansion: bool) -> dict[str, Any]:
@@ -222,7 +255,7 @@ def all_on_istio(version: str, mtls: bool, mesh_expansion: bool) -> dict[str, An
     return {
         "apiVersion": API_VERSION,
         "kind": "Istio",
-        "metadata": {"name": OWNER, "namespace": _NAMESPACE},
+        "metadata": {"name": "istio", "namespace": _NAMESPACE},
         "spec": spec,
     }
 
@@ -261,7 +294,7 @@ def istiod_variants(version: str) -> list[dict[str, Any]]:
         {
             "apiVersion": API_VERSION,
             "kind": "Istio",
-            "metadata": {"name": OWNER, "namespace": _NAMESPACE},
+            "metadata": {"name": ISTIOD_OWNER, "namespace": _NAMESPACE},
             "spec": {
                 "version": version,
                 "profile": profile,
@@ -279,14 +312,24 @@ def catalogue_charts(catalogue: Catalogue | None = None) -> tuple[ChartVersion, 
 
 
 def rendered_istiod_variants(charts: Iterable[ChartVersion]) -> list[DesiredObject]:
-    """What the istiod family renders from `charts` (through helm: raises `HelmError`
-    when there is none to run)."""
-    return [
-        obj
-        for version in charts
-        for body in istiod_variants(version.version)
-        for obj in render_istiod_resource(load_istio(body).resource, version)
-    ]
+    """What the istiod family renders from `charts`, variant after variant (through helm:
+    raises `HelmError` when there is none to run). Rendered once per set of versions:
+    the objects are shared, not to be changed."""
+    return list(_rendered_istiod(tuple(charts)))
+
+
+@functools.cache
+def _rendered_istiod(charts: tuple[ChartVersion, ...]) -> tuple[DesiredObject, ...]:
+    def render(variant: tuple[ChartVersion, dict[str, Any]]) -> list[DesiredObject]:
+        version, body = variant
+        return render_istiod_resource(load_istio(body).resource, version)
+
+    variants = [(v, body) for v in charts for body in istiod_variants(v.version)]
+    if not variants:
+        return ()
+    # helm runs for several variants at once; `map` keeps the variants' order.
+    with ThreadPoolExecutor(max_workers=_HELM_CONCURRENCY) as pool:
+        return tuple(obj for objects in pool.map(render, variants) for obj in objects)
 
 
 def rendered_primary_variants(
