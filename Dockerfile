@@ -1,6 +1,14 @@
 # The operator image: `istio-operator run`, as a non-root user.
 #   docker build -t istio-operator:0.1.0 .
 
+# helm and the chart catalogue of the istiod family, from Go modules (tools/).
+FROM golang:1.26 AS charts
+ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+    ISTIO_OPERATOR_CHARTS_DIR=/opt/istio-charts
+COPY tools /tools
+RUN cd /tools/helm && go build -trimpath -ldflags "-s -w" -o /opt/bin/helm helm.sh/helm/v3/cmd/helm \
+ && bash /tools/build-istio-charts.sh
+
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
@@ -17,7 +25,11 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
 FROM python:3.11-slim
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin operator
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=charts /opt/bin/helm /usr/local/bin/helm
+COPY --from=charts /opt/istio-charts /opt/istio-charts
 ENV PATH=/opt/venv/bin:$PATH \
+    HELM=/usr/local/bin/helm \
+    ISTIO_OPERATOR_CHARTS_DIR=/opt/istio-charts \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

@@ -6,6 +6,9 @@
 4. The operator upgrades the primary, then the remote, phase by phase.
 5. The echo workloads stay available; their sidecars still run 1.2.5 until restarted.
 6. An unsupported version is refused in status and as an Event; nothing changes.
+7-10. Today's Istio (the istiod family) on a third local cluster: installed by revision,
+   a canary to the newer version, workloads migrated in batches, the old revision removed
+   (see `cli.demo_istiod`).
 
 Each step is checked; the command exits 1 if any expectation fails.
 """
@@ -23,11 +26,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from istio_operator.api.crd import generate_crds
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION
+from istio_operator.cli import demo_istiod as istiod_act
 from istio_operator.cli.localcluster import default_workdir
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import ApiRefusedError
@@ -84,6 +88,7 @@ class Stage:
     remote_kubeconfig_text: str
     workdir: Path
     timeout: float
+    workspace: Workspace | None = None
     primary: BlockingClient = field(init=False)
     remote: BlockingClient = field(init=False)
     operator: subprocess.Popen[bytes] | None = None
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _stage(args) as stage:
             _walkthrough(stage)
+            _istiod_act(stage)
             print("\nwalkthrough complete: every expectation held")
             return 0
     except ExpectationFailed as failure:
@@ -127,7 +133,7 @@ def _stage(args: argparse.Namespace) -> Iterator[Stage]:
         primary_cfg, remote_cfg = primary_cluster.kubeconfig, remote_cluster.kubeconfig
         remote_text = remote_cluster.standalone_kubeconfig()
     workdir.mkdir(parents=True, exist_ok=True)
-    stage = Stage(primary_cfg, remote_cfg, remote_text, workdir, args.timeout)
+    stage = Stage(primary_cfg, remote_cfg, remote_text, workdir, args.timeout, workspace)
     try:
         yield stage
     finally:
@@ -198,6 +204,102 @@ def _walkthrough(stage: Stage) -> None:
     expect(_workload_versions(stage.primary) == before, "workloads changed after the refusal")
     stage.primary.apply(_istio(TO), force=True)
     _follow(stage, TO)
+
+
+def _istiod_act(stage: Stage) -> None:
+    """Steps 7 to 10 (see `cli.demo_istiod`), on a local cluster of their own."""
+    if stage.workspace is None:
+        say("the istiod-family act runs on local clusters only: skipped")
+        return
+    step(7, f"today's Istio: {istiod_act.OLDER} from Istio's own charts, by revision")
+    say("a third local cluster, calling no admission webhook (no istiod runs on fake nodes)")
+    cluster = stage.workspace.create("istiod", admission_webhooks=False)
+    workdir = stage.workdir / "istiod"
+    workdir.mkdir(parents=True, exist_ok=True)
+    act = istiod_act.Act(
+        cluster.kubeconfig, workdir, stage.timeout, _client("istiod", cluster.kubeconfig)
+    )
+    _install_crds(act.client)
+    act.operator = start_operator(cluster.kubeconfig, workdir)
+    try:
+        _istiod_steps(act)
+    finally:
+        stop_operator(act.operator)
+
+
+def _istiod_steps(act: istiod_act.Act) -> None:
+    client = act.client
+    client.apply(_namespace(NAMESPACE))
+    client.apply(
+        {
+            **_namespace(istiod_act.APPS),
+            "metadata": {"name": istiod_act.APPS, "labels": {"istio-injection": "enabled"}},
+        }
+    )
+    client.apply(istiod_act.istio(istiod_act.OLDER), force=True)
+    found = wait(act, f"{istiod_act.OLDER} Available", lambda: _istiod_at(act, istiod_act.OLDER))
+    print("\n".join(istiod_act.revisions_table(found)))
+    for name, replicas in (("echo", 2), ("web", 1)):
+        client.apply(istiod_act.workload(name, replicas), force=True)
+    pods = wait(
+        act,
+        "the workloads injected by the old revision",
+        lambda: _injected_by(act, istiod_act.OLD_REVISION, 3),
+    )
+    say(f"pods by revision: {pods}")
+
+    step(8, f"the same Istio resource at {istiod_act.NEWER}: a canary beside the old revision")
+    client.apply(istiod_act.istio(istiod_act.NEWER), force=True)
+    found = wait(
+        act,
+        f"{istiod_act.NEWER} active, the default tag moved",
+        lambda: _istiod_at(act, istiod_act.NEWER),
+    )
+    print("\n".join(istiod_act.revisions_table(found)))
+    say(f"tags: {found.get('tags')}")
+
+    step(9, "the workloads migrate to the new revision, one workload per batch")
+    pods = wait(
+        act, "every pod on the new revision", lambda: _injected_by(act, istiod_act.NEW_REVISION, 3)
+    )
+    migration = wait(
+        act,
+        "the migration Done",
+        lambda: (m := istiod_act.status(act).get("migration") or {}).get("state") == "Done" and m,
+    )
+    say(f"pods by revision: {pods}; migration: {migration['migrated']} workloads migrated")
+
+    step(10, "nothing uses the old revision: it is removed after its grace period (5 s)")
+    found = wait(act, "only the new revision left", lambda: _only(act, istiod_act.NEW_REVISION))
+    print("\n".join(istiod_act.revisions_table(found)))
+    expect(found.get("tags") == {"default": istiod_act.NEW_REVISION}, f"tags: {found.get('tags')}")
+
+
+def _istiod_at(act: istiod_act.Act, version: str) -> dict[str, Any] | None:
+    istiod_act.inject(act.client)
+    found = istiod_act.status(act)
+    active = [r for r in found.get("revisions") or [] if r.get("active")]
+    wanted = f"mesh-{version.replace('.', '-')}"
+    if found.get("Status") != State.AVAILABLE or found.get("version") != version:
+        return None
+    if [r["name"] for r in active] != [wanted] or (found.get("tags") or {}).get(
+        "default"
+    ) != wanted:
+        return None
+    return found
+
+
+def _injected_by(act: istiod_act.Act, revision: str, pods: int) -> dict[str, int] | None:
+    istiod_act.inject(act.client)
+    found = istiod_act.pods_by_revision(act.client)
+    return found if found == {revision: pods} else None
+
+
+def _only(act: istiod_act.Act, revision: str) -> dict[str, Any] | None:
+    istiod_act.inject(act.client)
+    found = istiod_act.status(act)
+    names = [r["name"] for r in found.get("revisions") or []]
+    return found if names == [revision] else None
 
 
 # -- the resources ---------------------------------------------------------------------------
@@ -310,17 +412,21 @@ def _install_crds(client: BlockingClient) -> None:
 
 
 def _start_operator(stage: Stage) -> None:
-    log = stage.workdir / "operator.log"
+    stage.operator = start_operator(stage.primary_kubeconfig, stage.workdir)
+
+
+def start_operator(kubeconfig: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    log = workdir / "operator.log"
     say(f"starting the operator (log: {log})")
     with log.open("wb") as out:
-        stage.operator = subprocess.Popen(
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "istio_operator.cli.main",
                 "run",
                 "--kubeconfig",
-                str(stage.primary_kubeconfig),
+                str(kubeconfig),
                 "--resync-period",
                 "30",
                 "--metrics-port",
@@ -336,12 +442,16 @@ def _start_operator(stage: Stage) -> None:
 
 
 def _stop_operator(stage: Stage) -> None:
-    if stage.operator is not None and stage.operator.poll() is None:
-        os.killpg(stage.operator.pid, signal.SIGTERM)
+    stop_operator(stage.operator)
+
+
+def stop_operator(operator: subprocess.Popen[bytes] | None) -> None:
+    if operator is not None and operator.poll() is None:
+        os.killpg(operator.pid, signal.SIGTERM)
         try:
-            stage.operator.wait(15)
+            operator.wait(15)
         except subprocess.TimeoutExpired:
-            os.killpg(stage.operator.pid, signal.SIGKILL)
+            os.killpg(operator.pid, signal.SIGKILL)
 
 
 def _explain_kept(stage: Stage) -> None:
@@ -475,7 +585,15 @@ def _resource_status(client: BlockingClient, key: ObjectKey) -> dict[str, Any]:
         return {}
 
 
-def wait(stage: Stage, what: str, check: Callable[[], Any]) -> Any:
+class Watched(Protocol):
+    """What `wait` watches besides its condition: the operator process of a stage."""
+
+    operator: subprocess.Popen[bytes] | None
+    workdir: Path
+    timeout: float
+
+
+def wait(stage: Watched, what: str, check: Callable[[], Any]) -> Any:
     def checked() -> Any:
         if stage.operator is not None and stage.operator.poll() is not None:
             log = (stage.workdir / "operator.log").read_text(errors="replace")
