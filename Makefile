@@ -28,7 +28,7 @@ k8s-binaries:
 istio-charts:
 	bash $(ISTIO_CHARTS)
 
-demo: install k8s-binaries
+demo: install k8s-binaries istio-charts
 	$(BIN)/istio-operator demo
 
 test: install k8s-binaries istio-charts

@@ -154,8 +154,22 @@ class FakeCluster:
         return copy.deepcopy(self.objects[key])
 
     async def apply_as(self, field_manager: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        assert field_manager == FIELD_MANAGER, "the in-memory cluster records our manager only"
-        return await self.apply(manifest)
+        """Our manager's partial apply is an apply; another actor's fields (a restart's
+        annotation) are merged into the object, a new generation when its content changes."""
+        if field_manager == FIELD_MANAGER:
+            return await self.apply(manifest)
+        await self._reached()
+        key = key_of(manifest)
+        obj = self.objects[key]
+        before = copy.deepcopy(_content(obj))
+        _merge(obj, {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")})
+        if _content(obj) != before:
+            obj["metadata"]["generation"] += 1
+        obj["metadata"]["resourceVersion"] = self._next_revision()
+        self.audit.append(Write("apply", key))
+        self.writes.applies += 1
+        self._settle(key)
+        return copy.deepcopy(obj)
 
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
         await self._reached()
