@@ -17,6 +17,7 @@ would set it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,14 +77,27 @@ class Release:
     values: Mapping[str, Any]
 
 
+# Renders by their inputs: a pass that renders what the previous one did parses no YAML
+# (the base chart's CRDs alone are about 1 MB of it). Callers do not mutate the objects.
+_RENDERED: dict[str, tuple[DesiredObject, ...]] = {}
+_RENDERED_MAX = 16
+
+
 def render_istiod(plan: IstiodPlan, charts: ChartVersion, helm: Path) -> list[DesiredObject]:
     """Every object of `plan`'s control plane, ordered by phase. Raises `HelmError`."""
-    objects = [
-        marked(plan, release, manifest)
-        for release in releases(plan)
-        for manifest in _templated(charts.chart(release.chart), release, plan.namespace, helm)
-    ]
-    return sorted(objects, key=lambda obj: obj.phase)
+    key = json.dumps([dataclasses.asdict(plan), str(charts.root), str(helm)], sort_keys=True)
+    found = _RENDERED.get(key)
+    if found is None:
+        objects = [
+            marked(plan, release, manifest)
+            for release in releases(plan)
+            for manifest in _templated(charts.chart(release.chart), release, plan.namespace, helm)
+        ]
+        found = tuple(sorted(objects, key=lambda obj: obj.phase))
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.pop(next(iter(_RENDERED)))
+        _RENDERED[key] = found
+    return list(found)
 
 
 def releases(plan: IstiodPlan) -> list[Release]:
