@@ -700,16 +700,23 @@ def configuration_reference() -> str:
         "for the resource's namespace. *unset* means no default: the feature is off or "
         "the value is left to Istio.",
         "",
-        f"Supported versions: {families.supported_ranges()}. Every release line reads the "
-        "same spec. Fields marked "
-        "*1.2 line* or *1.3 line* are accepted for either version and ignored by the other.",
+        f"Supported versions: the classic family's {families.classic_ranges()}, and the "
+        "istiod family's: every version of the chart catalogue (`istio-operator charts "
+        "list`; see docs/istiod-family.md). One schema serves both families. The fields "
+        "whose description starts with *istiod family* (`profile`, `values`, "
+        "`updateStrategy`) are that family's; with it, only `version`, "
+        "`autoInjectionNamespaces` and `gateways.{ingress,egress}.enabled` of the others "
+        "are read, and any other field set is refused by name. The istiod family's fields "
+        "set with a classic version are refused too. Among the classic family's fields, "
+        "those marked *1.2 line* or *1.3 line* are accepted for either version and ignored "
+        "by the other.",
         "",
         *VALIDATION_NOTES,
         "",
         "## Istio",
         "",
         "An `Istio` resource describes the control plane on the primary cluster. "
-        "`spec.version` and `spec.mtls` are required.",
+        "`spec.version` is required, and `spec.mtls` with a classic version.",
         *istio_reference(),
         "",
         "## RemoteIstio",

@@ -196,12 +196,17 @@ ISTIO_1_3 = dataclasses.replace(
 FAMILIES: tuple[Family, ...] = (ISTIO_1_2, ISTIO_1_3)
 
 
+def classic_ranges() -> str:
+    """The classic families' versions: `1.2.x from 1.2.0, 1.3.x from 1.3.0`."""
+    return ", ".join(family.range for family in FAMILIES)
+
+
 def supported_ranges() -> str:
     """The supported versions, for messages: `1.2.x from 1.2.0, 1.3.x from 1.3.0`, and
     the istiod family's versions the chart catalogue holds."""
     from istio_operator.versions.istiod import ISTIOD
 
-    classic = ", ".join(family.range for family in FAMILIES)
+    classic = classic_ranges()
     istiod = ISTIOD.versions()
     return f"{classic}; istiod family: {', '.join(istiod)}" if istiod else classic
 
