@@ -11,12 +11,24 @@ import pytest
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.labels import OWNER_NAME, PHASE, REVISION
-from istio_operator.api.parse import load_istio
+from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.charts import ChartVersion
-from istio_operator.plan.istiod import IstiodPlan, resolve_istiod, revision_name
+from istio_operator.plan.istiod import (
+    IstiodPlan,
+    resolve_istiod,
+    resolve_istiod_remote,
+    revision_name,
+    with_remotes,
+)
 from istio_operator.reconcile.istiod import Inventory, Revision, Usage, retained, usage
 from istio_operator.reconcile.migration import on_older_revisions
-from istio_operator.render.istiod import as_stored, marked, releases
+from istio_operator.render.istiod import (
+    as_stored,
+    istiod_routes,
+    marked,
+    operator_objects,
+    releases,
+)
 from istio_operator.render.phases import Phase
 from istio_operator.versions.istiod import Components
 
@@ -204,3 +216,56 @@ def test_migration_is_asked_for_only_with_revisions(charts: ChartVersion) -> Non
     plan = plan_of(charts, updateStrategy={"type": "RevisionBased", "workloadMigration": wanted})
     assert plan.migration is not None and plan.migration.batch_size == 3
     assert plan.migration.readiness_timeout_s == 300
+
+
+def test_each_revision_is_reached_through_the_east_west_gateway_by_its_own_name(
+    charts: ChartVersion,
+) -> None:
+    plan = plan_of(charts, updateStrategy={"type": "RevisionBased"})
+    joined = with_remotes(plan, {"west": "", "east": "net-east"}, {"mesh-1-30-2"})
+    assert joined.remotes == ("east", "west") and joined.cross_network
+    assert with_remotes(plan, {"west": ""}, set()).cross_network is False
+    routes = istiod_routes("istio-system", joined.exposed_revisions, joined.revision)["spec"]["tls"]
+    by_name = {
+        r["match"][0]["sniHosts"][0]: r["route"][0]["destination"]["host"]
+        for r in routes
+        if r["match"][0]["port"] == 15017
+    }
+    assert by_name == {
+        "istiod-mesh-1-30-2.istio-system.svc": "istiod-mesh-1-30-2.istio-system.svc.cluster.local",
+        "istiod-mesh-1-30-3.istio-system.svc": "istiod-mesh-1-30-3.istio-system.svc.cluster.local",
+        "istiod.istio-system.svc": "istiod-mesh-1-30-3.istio-system.svc.cluster.local",
+    }
+    gateways = {m["kind"] + "/" + m["metadata"]["name"] for _, m in operator_objects(joined)}
+    assert gateways == {
+        "Gateway/istiod-gateway",
+        "VirtualService/istiod-routes",
+        "Gateway/cross-network-gateway",
+    }
+
+
+def test_a_remote_takes_the_primarys_revision_with_its_own_name_and_network(
+    charts: ChartVersion,
+) -> None:
+    body = {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "Istio",
+        "metadata": {"name": "mesh", "namespace": "istio-system"},
+        "spec": {"version": "1.30.3", "updateStrategy": {"type": "RevisionBased"}},
+    }
+    remote = load_remote_istio(
+        {
+            "apiVersion": "istio.banzaicloud.io/v1beta1",
+            "kind": "RemoteIstio",
+            "metadata": {"name": "west", "namespace": "istio-system"},
+            "spec": {"enabledServices": [], "network": "net-west"},
+        }
+    ).resource
+    plan = resolve_istiod_remote(load_istio(body).resource, remote, charts, "100.64.0.9")
+    assert (plan.remote, plan.cluster_name, plan.network) == ("west", "west", "net-west")
+    assert plan.revision == "mesh-1-30-3" and plan.components == Components(ingress_gateway=False)
+    istiod = next(r for r in releases(plan) if r.chart == "istiod")
+    assert istiod.values["global"]["remotePilotAddress"] == "100.64.0.9"
+    assert istiod.values["global"]["multiCluster"] == {"clusterName": "west"}
+    added = [m["metadata"]["name"] for _, m in operator_objects(plan)]
+    assert added == ["istio-reader-service-account-token"]

@@ -56,6 +56,8 @@ class RemoteIstioSpec(ApiModel):
     proxy: ProxyConfiguration | None = None
     proxyInit: ProxyInitConfiguration | None = None
     clusterName: str | None = None
+    # istiod family: the remote's network (default: the primary's, `values.global.network`).
+    network: Annotated[str, Field(max_length=63)] | None = None
 
 
 class RemoteIstio(ApiModel):

@@ -329,6 +329,9 @@ FIELD_DOCS: Final[dict[str, str]] = {
 
 # RemoteIstio descriptions by full path, checked before the Istio tables.
 REMOTE_FIELD_DOCS: Final[dict[str, str]] = {
+    "network": "istiod family: the remote's network (`topology.istio.io/network`). Unset, "
+    "the primary's (`values.global.network`, else `network1`): then remotes reach the "
+    "primary's workloads directly, else through the east-west gateways.",
     "enabledServices": "Primary-cluster Services the remote's sidecars reach (pilot, "
     "policy, telemetry, ...). Each becomes a Service on the remote whose endpoints are "
     "the primary's pod IPs (flat network) or the primary's ingress gateway "

@@ -9,17 +9,22 @@ resource's.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio, IstioSpec
+from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.charts import ChartVersion
 from istio_operator.versions.istiod import ISTIOD, REVISION_BASED, Components
 
 DEFAULT_NAMESPACE = "istio-system"
+PRIMARY_CLUSTER_NAME = "primary"
+DEFAULT_MESH_ID = "mesh"
+REMOTE_PROFILE = "remote"
 DEFAULT_TAG = "default"
 # Helm values the operator sets whatever `spec.values` says (documented in configuration.md).
 MIGRATION_DEFAULTS = {"batch_size": 1, "delay_s": 0, "readiness_timeout_s": 300}
@@ -59,6 +64,20 @@ class IstiodPlan:
     injection_namespaces: tuple[str, ...]
     # Workload migration in batches, when asked for (RevisionBased only).
     migration: MigrationPlan | None = None
+    # Multi-cluster: this cluster's name, network and the mesh's ID; on the primary, the
+    # remotes (an east-west gateway then exposes istiod to them); on a remote, its
+    # RemoteIstio's name and the address its istiod Services point at (the primary's
+    # east-west gateway).
+    cluster_name: str = ""
+    network: str = ""
+    mesh_id: str = ""
+    remotes: tuple[str, ...] = ()
+    remote: str = ""
+    remote_pilot_address: str = ""
+    # On the primary: the revisions the east-west gateway routes to (each its own istiod),
+    # and whether a remote is on another network (the gateway then exposes the services).
+    exposed_revisions: tuple[str, ...] = ()
+    cross_network: bool = False
 
     @property
     def revision(self) -> str:
@@ -140,6 +159,44 @@ def resolve_istiod(istio: Istio, charts: ChartVersion) -> IstiodPlan:
         tags=tuple(strategy.tags or ()) if strategy else (),
         injection_namespaces=tuple(spec.autoInjectionNamespaces or ()),
         migration=_migration(spec),
+        cluster_name=spec.clusterName or PRIMARY_CLUSTER_NAME,
+        network=str((values.get("global") or {}).get("network") or ""),
+        mesh_id=spec.meshID or DEFAULT_MESH_ID,
+    )
+
+
+def with_remotes(
+    plan: IstiodPlan, remotes: Mapping[str, str], revisions: Collection[str]
+) -> IstiodPlan:
+    """The primary's plan with its remotes (name -> network, "" for the primary's): an
+    east-west gateway exposes istiod, one route per revision still running (`revisions`,
+    the active one included), and the services too when a remote is on another network."""
+    exposed = tuple(sorted({plan.revision, *revisions}))
+    cross = any(network and network != plan.network for network in remotes.values())
+    return dataclasses.replace(
+        plan, remotes=tuple(sorted(remotes)), exposed_revisions=exposed, cross_network=cross
+    )
+
+
+def resolve_istiod_remote(
+    istio: Istio, remote: RemoteIstio, charts: ChartVersion, pilot_address: str
+) -> IstiodPlan:
+    """A remote's plan: the primary's version, revision, tags and values, Istio's `remote`
+    profile (no istiod of its own: its webhooks and istiod Services point at
+    `pilot_address`, the primary's east-west gateway), its own name and network."""
+    primary = resolve_istiod(istio, charts)
+    own = remote.spec
+    return dataclasses.replace(
+        primary,
+        profile=REMOTE_PROFILE,
+        chart_profile=REMOTE_PROFILE if REMOTE_PROFILE in charts.chart_profiles() else "",
+        components=Components(ingress_gateway=False),
+        cluster_name=own.clusterName or remote.metadata.name,
+        network=own.network or primary.network,
+        remote=remote.metadata.name,
+        remote_pilot_address=pilot_address,
+        injection_namespaces=tuple(own.autoInjectionNamespaces or primary.injection_namespaces),
+        migration=None,
     )
 
 

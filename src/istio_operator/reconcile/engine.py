@@ -21,7 +21,7 @@ from itertools import groupby
 from typing import Any
 
 from istio_operator.api.keys import ObjectKey, key_of
-from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME
+from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME, REMOTE
 from istio_operator.kube.objects import applied_by_us, difference, readiness, with_desired_hash
 from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.kube.resources import register_crds
@@ -94,8 +94,11 @@ class Ownership:
         return dict(part.split("=", 1) for part in self.selector.split(","))
 
     def owns(self, obj: Mapping[str, Any]) -> bool:
-        """Whether the live object carries every label of the selector."""
+        """Whether the live object carries every label of the selector; one a remote's
+        worker made on the primary (the istiod family's remote secret) is that worker's."""
         labels = (obj.get("metadata") or {}).get("labels") or {}
+        if REMOTE in labels and REMOTE not in self.labels:
+            return False
         return all(labels.get(key) == value for key, value in self.labels.items())
 
     def keeps(self, obj: Mapping[str, Any]) -> bool:

@@ -108,6 +108,7 @@ async def reconcile_mesh(
                 body,
                 istio,
                 charts,
+                remotes=remote_bodies,
                 phase_timeout=settings.phase_timeout,
                 on_rollout=settings.on_rollout,
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +25,7 @@ from istio_operator.api.labels import PHASE, REVISION, REVISION_VERSION, owner_s
 from istio_operator.charts import ChartVersion, HelmError, helm_binary
 from istio_operator.kube.objects import readiness
 from istio_operator.kube.protocol import ClusterAccess
-from istio_operator.plan.istiod import DEFAULT_TAG, IstiodPlan, resolve_istiod
+from istio_operator.plan.istiod import DEFAULT_TAG, IstiodPlan, resolve_istiod, with_remotes
 from istio_operator.reconcile.components import component_states
 from istio_operator.reconcile.engine import (
     Ownership,
@@ -85,49 +85,97 @@ async def reconcile_istiod(
     istio: Istio,
     charts: ChartVersion,
     *,
+    remotes: Sequence[Mapping[str, Any]] = (),
     phase_timeout: float,
     on_rollout: RolloutListener | None = None,
 ) -> Observation:
-    """The primary's istiod-family control plane; its observation (remotes not included)."""
+    """The primary's istiod-family control plane; its observation (remotes not included).
+    With `remotes` (their RemoteIstio bodies), an east-west gateway exposes istiod to them,
+    and a revision is kept while a remote uses it (as its last status says)."""
     generation = int((body.get("metadata") or {}).get("generation") or 0)
     try:
         plan = resolve_istiod(istio, charts)
-        objects = await asyncio.to_thread(render_istiod, plan, charts, helm_binary())
     except SpecError as error:
         return _failed(generation, "InvalidSpec", f"invalid spec: {error}")
-    except HelmError as error:
-        return _failed(generation, "RenderFailed", str(error))
     selector = owner_selector(plan.owner, plan.namespace)
-    found = await inventory(primary, selector, plan.revision_based)
-    previous = _previous_revisions(body)
-    kept, unused_since, recheck = retained(plan, found, previous, now())
-    log.debug("revisions %s, usage %s, kept %s", found.revisions, found.usage, kept)
+    names = {
+        str(r["metadata"]["name"]): str((r.get("spec") or {}).get("network") or "") for r in remotes
+    }
+    pass_ = await revision_pass(
+        primary,
+        body,
+        plan,
+        charts,
+        selector,
+        lambda kept: with_remotes(plan, names, kept) if names else plan,
+        phase_timeout,
+        on_rollout,
+        elsewhere=usage_on_remotes(remotes),
+    )
+    if pass_.seen.state != State.AVAILABLE or plan.migration is None:
+        return pass_.seen
+    older = [name for name in pass_.before.revisions if name != plan.revision]
+    settings = MigrationSettings(
+        plan.migration.batch_size, plan.migration.delay_s, plan.migration.readiness_timeout_s
+    )
+    previous_migration = (body.get("status") or {}).get("migration") or {}
+    progress = await migrate_step(
+        primary, plan.revision, older, plan.namespace, settings, previous_migration, now()
+    )
+    return replace(
+        pass_.seen,
+        migration=progress.as_status(),
+        recheck_after=_sooner(pass_.seen.recheck_after, progress.recheck_after),
+    )
+
+
+@dataclass(frozen=True)
+class RevisionPass:
+    seen: Observation
+    before: Inventory  # the revisions found before the pass
+
+
+async def revision_pass(
+    cluster: ClusterAccess,
+    body: Mapping[str, Any],
+    plan: IstiodPlan,
+    charts: ChartVersion,
+    selector: str,
+    completed: Callable[[set[str]], IstiodPlan],
+    phase_timeout: float,
+    on_rollout: RolloutListener | None,
+    *,
+    revision_kind: str = "Deployment",
+    elsewhere: Mapping[str, Usage] | None = None,
+) -> RevisionPass:
+    """One pass of a cluster of the istiod family, primary or remote: the revisions found,
+    those kept, the plan completed with them (`completed`), rendered and applied, then the
+    revisions, tags and injection labels as they now are. Revisions are found by their
+    istiod Deployments (a remote's, which runs none, by its istiod Services)."""
+    generation = int((body.get("metadata") or {}).get("generation") or 0)
+    found = await inventory(cluster, selector, plan.revision_based, revision_kind)
+    used = with_usage(found, elsewhere or {})
+    kept, unused_since, recheck = retained(plan, used, _previous_revisions(body), now())
+    log.debug("%s: usage %s (elsewhere %s), kept %s", cluster.name, used.usage, elsewhere, kept)
+    plan = completed(kept)
+    try:
+        objects = await asyncio.to_thread(render_istiod, plan, charts, helm_binary())
+    except HelmError as error:
+        return RevisionPass(_failed(generation, "RenderFailed", str(error)), found)
     ownership = Ownership(selector, kept=tuple((REVISION, name) for name in sorted(kept)))
-    report = await reconcile_cluster(primary, objects, ownership, phase_timeout, on_rollout)
-    await reconcile_injection_labels(primary, plan.owner, plan.namespace, plan.injection_namespaces)
+    report = await reconcile_cluster(cluster, objects, ownership, phase_timeout, on_rollout)
+    await reconcile_injection_labels(cluster, plan.owner, plan.namespace, plan.injection_namespaces)
     seen = observe(generation, report, plan.version, (), component_states(report))
     if not report.done:
-        return seen
-    migration = None
-    if plan.migration is not None:
-        older = [name for name in found.revisions if name != plan.revision]
-        settings = MigrationSettings(
-            plan.migration.batch_size, plan.migration.delay_s, plan.migration.readiness_timeout_s
-        )
-        previous_migration = (body.get("status") or {}).get("migration") or {}
-        progress = await migrate_step(
-            primary, plan.revision, older, plan.namespace, settings, previous_migration, now()
-        )
-        migration = progress.as_status()
-        recheck = _sooner(recheck, progress.recheck_after)
-    after = await inventory(primary, selector, plan.revision_based)
-    return replace(
+        return RevisionPass(seen, found)
+    after = await inventory(cluster, selector, plan.revision_based, revision_kind)
+    seen = replace(
         seen,
         revisions=revision_status(plan, after, unused_since),
         tags=after.tags,
-        migration=migration,
         recheck_after=recheck,
     )
+    return RevisionPass(seen, found)
 
 
 def now() -> dt.datetime:
@@ -138,10 +186,14 @@ def _sooner(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-async def inventory(cluster: ClusterAccess, selector: str, revision_based: bool) -> Inventory:
-    """The revisions of the owner's istiod Deployments, its tags, and what uses each."""
+async def inventory(
+    cluster: ClusterAccess, selector: str, revision_based: bool, kind: str = "Deployment"
+) -> Inventory:
+    """The revisions of the owner's istiod Deployments (Services: `kind`), its tags, and
+    what uses each."""
+    api_version = "apps/v1" if kind == "Deployment" else "v1"
     deployments, webhooks = await asyncio.gather(
-        cluster.list_labelled("apps/v1", "Deployment", f"{selector},{PHASE}={Phase.ISTIOD.label}"),
+        cluster.list_labelled(api_version, kind, f"{selector},{PHASE}={Phase.ISTIOD.label}"),
         cluster.list_labelled(
             "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", selector
         ),
@@ -191,6 +243,34 @@ def usage(
         elif injected == "default" and "" in counts:
             counts[""][1] += 1
     return {name: Usage(*found) for name, found in counts.items()}
+
+
+def usage_on_remotes(remotes: Sequence[Mapping[str, Any]]) -> dict[str, Usage]:
+    """What uses each revision on the remotes, as their statuses last said (a remote that
+    cannot be reached keeps what it used: its revision stays)."""
+    found: dict[str, list[int]] = {}
+    for body in remotes:
+        for row in (body.get("status") or {}).get("revisions") or []:
+            name = "" if row.get("name") == "default" else str(row.get("name"))
+            in_use = row.get("inUse") or {}
+            counts = found.setdefault(name, [0, 0])
+            counts[0] += int(in_use.get("namespaces") or 0)
+            counts[1] += int(in_use.get("pods") or 0)
+    return {name: Usage(*counts) for name, counts in found.items()}
+
+
+def with_usage(found: Inventory, elsewhere: Mapping[str, Usage]) -> Inventory:
+    """The cluster's inventory, its revisions' use counting what other clusters use."""
+    if not elsewhere:
+        return found
+    combined = {
+        name: Usage(
+            found.usage.get(name, Usage()).namespaces + elsewhere.get(name, Usage()).namespaces,
+            found.usage.get(name, Usage()).pods + elsewhere.get(name, Usage()).pods,
+        )
+        for name in found.revisions
+    }
+    return replace(found, usage=combined)
 
 
 def namespace_revision(labels: Mapping[str, str], tags: Mapping[str, str]) -> str | None:

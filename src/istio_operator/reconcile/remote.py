@@ -45,9 +45,11 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import injection_namespaces, reconcile_injection_labels
+from istio_operator.reconcile.istiod_remote import reconcile_istiod_remote
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote_plan
 from istio_operator.versions import UnsupportedVersionError
+from istio_operator.versions.istiod import select_family
 
 log = logging.getLogger(__name__)
 MULTI_CLUSTER_LABEL = "istio/multiCluster"
@@ -200,6 +202,22 @@ async def _reconcile(
         return Observation(
             generation, State.FAILED, "ClusterClaimed", claim, ready=False, cluster_id=cluster_id
         )
+    charts = select_family(istio.spec.version).charts
+    if charts is not None:
+        seen = await reconcile_istiod_remote(
+            primary,
+            cluster,
+            istio,
+            remote,
+            charts,
+            body,
+            remote_ownership(
+                istio.metadata.name, istio.metadata.namespace or "", remote.metadata.name
+            ),
+            settings.phase_timeout,
+            settings.on_rollout,
+        )
+        return replace(seen, istio_generation=istio_generation, cluster_id=cluster_id)
     state = await read_primary(primary, istio)
     if istio.spec.meshExpansion and not state.facts.ingress_gateway_addresses:
         return Observation(
@@ -368,6 +386,8 @@ async def remove_remote(
         if istio_name is not None:
             await reconcile_injection_labels(cluster, istio_name, namespace, [])
         removed = len(deleted)
+    # The istiod family's remote secret, the one object of a remote kept on the primary.
+    await delete_owned(primary, remote_cleanup_ownership(namespace, remote))
     await unlabel_secret(primary, namespace, remote)
     await clients.forget(remote)
     return removed

@@ -63,6 +63,8 @@ class Observation:
     revisions: tuple[Mapping[str, Any], ...] | None = None
     tags: Mapping[str, str] | None = None
     migration: Mapping[str, Any] | None = None
+    # A remote of the istiod family: the name of its secret on the primary, once written.
+    remote_secret: str | None = None
     # Look again after this many seconds though nothing changes (a grace period ends).
     recheck_after: float | None = None
 
@@ -186,8 +188,11 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
         status["tags"] = dict(seen.tags or {})
         if seen.migration is not None:
             status["migration"] = dict(seen.migration)
+        if seen.remote_secret is not None:
+            status["remoteSecret"] = seen.remote_secret
     else:
-        status.update({k: previous[k] for k in ("revisions", "tags", "migration") if k in previous})
+        istiod_keys = ("revisions", "tags", "migration", "remoteSecret")
+        status.update({k: previous[k] for k in istiod_keys if k in previous})
     kept = {"istioObservedGeneration": seen.istio_generation, "clusterID": seen.cluster_id}
     for key, value in kept.items():
         effective = previous.get(key) if value is None else value

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from istio_operator.api.labels import (
     MANAGED_BY,
     MANAGED_BY_VALUE,
     PHASE,
+    REMOTE,
     REVISION,
     REVISION_VERSION,
     ownership_labels,
@@ -49,6 +50,12 @@ CHART_VALUES = {
     "ingressGateway": "gateway",
     "egressGateway": "gateway",
 }
+EAST_WEST_GATEWAY = "istio-eastwestgateway"
+EAST_WEST_LABEL = "eastwestgateway"
+# The network of every cluster of a multi-cluster mesh that names none.
+DEFAULT_NETWORK = "network1"
+READER_SERVICE_ACCOUNT = "istio-reader-service-account"
+READER_TOKEN_SECRET = "istio-reader-service-account-token"
 # Cluster-scoped kinds the charts render (everything else lands in the release namespace).
 CLUSTER_SCOPED = frozenset(
     {
@@ -93,6 +100,7 @@ def render_istiod(plan: IstiodPlan, charts: ChartVersion, helm: Path) -> list[De
             for release in releases(plan)
             for manifest in _templated(charts.chart(release.chart), release, plan.namespace, helm)
         ]
+        objects += [marked(plan, own, manifest) for own, manifest in operator_objects(plan)]
         found = tuple(sorted(objects, key=lambda obj: obj.phase))
         if len(_RENDERED) >= _RENDERED_MAX:
             _RENDERED.pop(next(iter(_RENDERED)))
@@ -117,7 +125,17 @@ def releases(plan: IstiodPlan) -> list[Release]:
         found.append(
             Release("ztunnel", "ztunnel", Phase.ADDONS, _component_values(plan, "ztunnel"))
         )
+    if plan.remotes:
+        found.append(_east_west_gateway(plan))
     return found
+
+
+def multi_cluster(plan: IstiodPlan) -> bool:
+    return bool(plan.remotes or plan.remote)
+
+
+def network_of(plan: IstiodPlan) -> str:
+    return plan.network or DEFAULT_NETWORK
 
 
 def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,7 +155,34 @@ def _user(plan: IstiodPlan) -> dict[str, Any]:
 
 
 def _images(plan: IstiodPlan) -> dict[str, Any]:
-    return {"global": {"hub": plan.hub, "tag": plan.version, "istioNamespace": plan.namespace}}
+    """The operator's `global` values: images at the version, and, in a multi-cluster mesh
+    only (a single cluster keeps Istio's defaults), the cluster's name, network, mesh ID and,
+    on a remote, where the primary's istiod is reached."""
+    values: dict[str, Any] = {
+        "hub": plan.hub,
+        "tag": plan.version,
+        "istioNamespace": plan.namespace,
+    }
+    if multi_cluster(plan):
+        values["multiCluster"] = {"clusterName": plan.cluster_name}
+        values["network"] = network_of(plan)
+        values["meshID"] = plan.mesh_id
+    if plan.remote_pilot_address:
+        values["remotePilotAddress"] = plan.remote_pilot_address
+    return {"global": values}
+
+
+def _east_west_gateway(plan: IstiodPlan) -> Release:
+    """The primary's gateway for its remotes: istiod's ports (15012 xDS, 15017 webhooks)
+    and the cross-network port 15443, as Istio's gateway chart makes a network gateway."""
+    values = {
+        "networkGateway": network_of(plan),
+        "labels": {"istio": EAST_WEST_LABEL},
+        "service": {"type": "LoadBalancer"},
+        **_images(plan),
+        "revision": plan.revision,
+    }
+    return Release("gateway", EAST_WEST_GATEWAY, Phase.GATEWAYS, values)
 
 
 def _profile(plan: IstiodPlan) -> dict[str, Any]:
@@ -194,6 +239,111 @@ def _templated(
             yield document
 
 
+def operator_objects(plan: IstiodPlan) -> list[tuple[Release, dict[str, Any]]]:
+    """What the operator adds to Istio's charts in a multi-cluster mesh: on the primary, the
+    routes of its east-west gateway to istiod, one per revision; on a remote, a token of its
+    reader ServiceAccount, for the primary's istiod to read the remote's endpoints."""
+    if plan.remote:
+        return [(Release("base", "base", Phase.BASE, {}), reader_token(plan.namespace))]
+    if not plan.remotes:
+        return []
+    gateways = Release("gateway", EAST_WEST_GATEWAY, Phase.GATEWAYS, {})
+    found = [
+        (gateways, istiod_gateway(plan.namespace)),
+        (gateways, istiod_routes(plan.namespace, plan.exposed_revisions, plan.revision)),
+    ]
+    if plan.cross_network:
+        found.append((gateways, cross_network_gateway(plan.namespace)))
+    return found
+
+
+def cross_network_gateway(namespace: str) -> dict[str, Any]:
+    """The mesh's services on the east-west gateway's port 15443, for the workloads of
+    other networks (mTLS passed through, routed by SNI), as Istio's multi-network setup."""
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "Gateway",
+        "metadata": {"name": "cross-network-gateway", "namespace": namespace},
+        "spec": {
+            "selector": {"istio": EAST_WEST_LABEL},
+            "servers": [
+                {
+                    "port": {"name": "tls", "number": 15443, "protocol": "TLS"},
+                    "tls": {"mode": "AUTO_PASSTHROUGH"},
+                    "hosts": ["*.local"],
+                }
+            ],
+        },
+    }
+
+
+def reader_token(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {
+            "name": READER_TOKEN_SECRET,
+            "namespace": namespace,
+            "annotations": {"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT},
+        },
+    }
+
+
+ISTIOD_PORTS = (("tls-istiod", 15012, 15012), ("tls-istiodwebhook", 15017, 443))
+
+
+def istiod_gateway(namespace: str) -> dict[str, Any]:
+    """istiod's ports on the east-west gateway, passed through: TLS ends at istiod."""
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "Gateway",
+        "metadata": {"name": "istiod-gateway", "namespace": namespace},
+        "spec": {
+            "selector": {"istio": EAST_WEST_LABEL},
+            "servers": [
+                {
+                    "port": {"name": name, "number": number, "protocol": "TLS"},
+                    "tls": {"mode": "PASSTHROUGH"},
+                    "hosts": ["*"],
+                }
+                for name, number, _ in ISTIOD_PORTS
+            ],
+        },
+    }
+
+
+def istiod_service(revision: str) -> str:
+    return f"istiod-{revision}" if revision else "istiod"
+
+
+def istiod_routes(namespace: str, revisions: Sequence[str], active: str) -> dict[str, Any]:
+    """One route per revision, chosen by the name the client asks for (its TLS SNI): a
+    remote's webhook and proxies call `istiod-<revision>` (the remote's Service of that
+    revision points here), so each reaches its own revision's istiod. Istio's own sample
+    routes every call to the default `istiod`, which is why a canary cannot reach remotes
+    upstream. `istiod` itself goes to the active revision."""
+    names = [(istiod_service(r), r) for r in revisions]
+    if active and "" not in revisions:
+        names.append(("istiod", active))
+    routes = []
+    for asked, revision in names:
+        target = f"{istiod_service(revision)}.{namespace}.svc.cluster.local"
+        for _, number, service_port in ISTIOD_PORTS:
+            routes.append(
+                {
+                    "match": [{"port": number, "sniHosts": [f"{asked}.{namespace}.svc"]}],
+                    "route": [{"destination": {"host": target, "port": {"number": service_port}}}],
+                }
+            )
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "VirtualService",
+        "metadata": {"name": "istiod-routes", "namespace": namespace},
+        "spec": {"hosts": ["*"], "gateways": ["istiod-gateway"], "tls": routes},
+    }
+
+
 def as_stored(value: Any) -> Any:
     """The value as the API server stores it, where the charts write what it drops: a
     `null` (an empty `env:`) is no field, nor is an environment variable's empty
@@ -222,6 +372,8 @@ def marked(plan: IstiodPlan, release: Release, manifest: dict[str, Any]) -> Desi
         labels[MANAGED_BY] = MANAGED_BY_VALUE
     else:
         labels.update(ownership_labels(plan.owner, plan.namespace))
+        if plan.remote:
+            labels[REMOTE] = plan.remote
         labels[REVISION] = plan.revision
         labels[REVISION_VERSION] = plan.version
     labels[PHASE] = phase.label

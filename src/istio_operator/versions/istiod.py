@@ -73,6 +73,8 @@ ISTIOD = IstiodFamily(
             "autoInjectionNamespaces",
             "gateways.ingress.enabled",
             "gateways.egress.enabled",
+            "clusterName",
+            "meshID",
         }
     ),
     own_fields=frozenset({"profile", "values", "updateStrategy"}),

@@ -1,0 +1,268 @@
+"""An istiod-family mesh of a primary and a remote cluster, on two real local clusters.
+
+The primary's passes (`reconcile_mesh`) and the remote's (`reconcile_remote`) run as their
+workers run them, each status fed back as the workers write it. The clusters call no
+admission webhook (no istiod process runs on fake nodes): the webhooks, istiod Services
+and routes are checked as objects (what they select, where they point); a pod "injected"
+by a revision carries what the injector writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import Container, PodSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
+from lightkube.resources.core_v1 import Namespace, Pod, Secret, Service
+from lightkube.resources.discovery_v1 import EndpointSlice
+
+from istio_operator.api.keys import ObjectKey
+from istio_operator.api.labels import API_VERSION, REVISION
+from istio_operator.kube.client import Cluster, config_from_file
+from istio_operator.kube.remotes import RemoteClients
+from istio_operator.localcluster import LocalCluster, Workspace
+from istio_operator.localcluster.binaries import default_cache_dir
+from istio_operator.reconcile.istio import Settings, reconcile_mesh
+from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote, remove_remote
+from istio_operator.reconcile.status import compute_status, differs, merge_patch
+from tests.operator_harness import (
+    RemoteIstioResource,
+    apply_crds,
+    apply_remote_istio,
+    client_for,
+    meta,
+    name_of,
+    owned_objects,
+    put_kubeconfig,
+)
+
+pytestmark = pytest.mark.cluster
+
+OLDER, NEWER = "1.31.0", "1.31.1"
+NS = "istio-system"
+
+
+@dataclass
+class Clusters:
+    primary: LocalCluster
+    remote: LocalCluster
+
+
+@pytest.fixture(scope="module")
+def clusters(workspace: Workspace) -> Iterator[Clusters]:
+    os.environ.setdefault("HELM", str(default_cache_dir() / "helm"))
+    primary = workspace.create("istiod-primary", nodes=1, admission_webhooks=False)
+    remote = workspace.create("istiod-remote", nodes=1, admission_webhooks=False)
+    try:
+        apply_crds(client_for(primary))
+        for cluster in (primary, remote):
+            client_for(cluster).apply(Namespace(metadata=ObjectMeta(name=NS)))
+        client_for(remote).apply(Namespace(metadata=ObjectMeta(name="apps")))
+        put_kubeconfig(client_for(primary), "remote", remote.standalone_kubeconfig())
+        yield Clusters(primary, remote)
+    finally:
+        workspace.delete("istiod-primary")
+        workspace.delete("istiod-remote")
+
+
+def istio(version: str) -> dict[str, Any]:
+    strategy = {"type": "RevisionBased", "inactiveRevisionDeletionGracePeriodSeconds": 1}
+    return {
+        "apiVersion": "istio.banzaicloud.io/v1beta1",
+        "kind": "Istio",
+        "metadata": {"name": "mesh", "namespace": NS, "generation": 1, "uid": "u1"},
+        "spec": {"version": version, "profile": "minimal", "updateStrategy": strategy},
+    }
+
+
+REMOTE_BODY: dict[str, Any] = {
+    "apiVersion": "istio.banzaicloud.io/v1beta1",
+    "kind": "RemoteIstio",
+    "metadata": {"name": "remote", "namespace": NS, "generation": 1},
+    "spec": {"enabledServices": [], "autoInjectionNamespaces": ["apps"]},
+}
+
+
+class Mesh:
+    """The Istio and RemoteIstio bodies, statuses included, and the passes of both."""
+
+    def __init__(self, clusters: Clusters, version: str) -> None:
+        self.clusters = clusters
+        self.istio = istio(version)
+        primary = client_for(clusters.primary)
+        apply_remote_istio(primary, copy.deepcopy(REMOTE_BODY))
+        # The resource as the worker reads it (its creation time tells it from others).
+        applied = primary.get(RemoteIstioResource, "remote", namespace=NS)
+        created = meta(applied).creationTimestamp
+        assert created is not None
+        self.remote = copy.deepcopy(REMOTE_BODY)
+        self.remote["metadata"].update(
+            uid=meta(applied).uid, creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+
+    def edit(self, version: str) -> None:
+        self.istio["spec"]["version"] = version
+        self.istio["metadata"]["generation"] += 1
+
+    async def passes(self, until: Any) -> tuple[int, int]:
+        """Passes of the primary then the remote until both are Available with no grace
+        period running and `until()` holds; the writes of one more pass on each cluster."""
+        primary = Cluster.from_config(
+            "primary", config_from_file(str(self.clusters.primary.kubeconfig))
+        )
+        clients = RemoteClients()
+        try:
+            for _ in range(60):
+                await self.one_pass(primary, clients)
+                if self.settled() and until():
+                    remote = clients.known("remote")
+                    assert remote is not None
+                    before = (primary.writes.total, remote.writes.total)
+                    await self.one_pass(primary, clients)
+                    return primary.writes.total - before[0], remote.writes.total - before[1]
+                await asyncio.sleep(0.3)
+            raise AssertionError(f"not settled: {self.istio['status']}, {self.remote['status']}")
+        finally:
+            await clients.close()
+            await primary.close()
+
+    async def one_pass(self, primary: Cluster, clients: RemoteClients) -> None:
+        outcome = await reconcile_mesh(primary, copy.deepcopy(self.istio), [], Settings(30.0))
+        self.istio["status"] = compute_status(self.istio.get("status") or {}, outcome.primary)
+        remote = await reconcile_remote(
+            primary,
+            clients,
+            copy.deepcopy(self.istio),
+            copy.deepcopy(self.remote),
+            RemoteSettings(30.0),
+        )
+        if remote is not None:
+            previous = self.remote.get("status") or {}
+            self.remote["status"] = compute_status(previous, remote.observation)
+            # As the remote's worker writes it: the primary's passes read it from there.
+            key = ObjectKey(API_VERSION, "RemoteIstio", NS, "remote")
+            if differs(previous, self.remote["status"]):
+                await primary.patch_status(key, merge_patch(previous, self.remote["status"]))
+
+    def settled(self) -> bool:
+        statuses = (self.istio.get("status") or {}, self.remote.get("status") or {})
+        return all(s.get("Status") == "Available" for s in statuses) and all(
+            all("unusedSince" not in r for r in s.get("revisions") or []) for s in statuses
+        )
+
+
+def tag_targets(client: Client) -> dict[str, str]:
+    return {
+        name_of(w): (meta(w).labels or {}).get(REVISION, "")
+        for w in client.list(MutatingWebhookConfiguration)
+        if name_of(w).startswith("istio-revision-tag-")
+    }
+
+
+def east_west_address(client: Client) -> str:
+    service = client.get(Service, "istio-eastwestgateway", namespace=NS)
+    ingress = (
+        service.status.loadBalancer.ingress
+        if service.status and service.status.loadBalancer
+        else None
+    ) or []
+    return str(ingress[0].ip) if ingress else ""
+
+
+def istiod_endpoint(client: Client, revision: str) -> list[str]:
+    slice_ = client.get(EndpointSlice, f"istiod-{revision}", namespace=NS)
+    return [address for e in slice_.endpoints or [] for address in e.addresses]
+
+
+def test_a_remote_joins_by_one_resource_and_follows_a_canary_then_leaves_nothing(
+    clusters: Clusters,
+) -> None:
+    primary, remote = client_for(clusters.primary), client_for(clusters.remote)
+    mesh = Mesh(clusters, OLDER)
+    old, new = "mesh-1-31-0", "mesh-1-31-1"
+
+    writes = asyncio.run(mesh.passes(lambda: True))
+    assert writes == (0, 0), f"an idle pass wrote (primary, remote): {writes}"
+    address = east_west_address(primary)
+    assert address and istiod_endpoint(remote, old) == [address]
+    webhook = remote.get(MutatingWebhookConfiguration, f"istio-sidecar-injector-{old}")
+    assert {
+        w.clientConfig.service.name for w in webhook.webhooks or [] if w.clientConfig.service
+    } == {f"istiod-{old}"}
+    assert tag_targets(remote) == {"istio-revision-tag-default": old}
+    secret = primary.get(Secret, "istio-remote-secret-remote", namespace=NS)
+    assert (meta(secret).labels or {})["istio/multiCluster"] == "true"
+    kubeconfig = yaml.safe_load(base64.b64decode((secret.data or {})["remote"]))
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == clusters.remote.server
+    assert kubeconfig["users"][0]["user"]["token"]
+    assert mesh.remote["status"]["remoteSecret"] == "istio-remote-secret-remote"
+    labels = meta(remote.get(Namespace, "apps")).labels or {}
+    assert labels.get("istio-injection") == "enabled"
+
+    # A pod on the remote injected by the old revision keeps it there during the canary.
+    remote.create(
+        Pod(
+            metadata=ObjectMeta(
+                name="app",
+                namespace="apps",
+                labels={"istio.io/rev": old},
+                annotations={"sidecar.istio.io/status": "{}"},
+            ),
+            spec=PodSpec(containers=[Container(name="app", image="example/app:1")]),
+        )
+    )
+    mesh.edit(NEWER)
+    writes = asyncio.run(mesh.passes(lambda: True))
+    assert writes == (0, 0)
+    assert istiod_endpoint(remote, new) == [address] == istiod_endpoint(remote, old)
+    assert tag_targets(remote) == {"istio-revision-tag-default": new}
+    remote_rows = {r["name"]: r for r in mesh.remote["status"]["revisions"]}
+    assert remote_rows[old]["inUse"]["pods"] == 1 and remote_rows[new]["active"]
+    routes = primary_routes(primary)
+    assert {f"istiod-{old}.{NS}.svc", f"istiod-{new}.{NS}.svc"} <= routes
+
+    remote.delete(Pod, "app", namespace="apps")
+    asyncio.run(
+        mesh.passes(lambda: [r["name"] for r in mesh.remote["status"]["revisions"]] == [new])
+    )
+    assert f"istiod-{old}" not in {name_of(s) for s in remote.list(Service, namespace=NS)}
+    assert f"istiod-{old}.{NS}.svc" not in primary_routes(primary)
+
+    asyncio.run(remove(clusters, mesh))
+    assert owned_objects(remote, "remote") == []
+    assert [
+        s for s in primary.list(Secret, namespace=NS) if name_of(s) == "istio-remote-secret-remote"
+    ] == []
+
+
+VirtualService = create_namespaced_resource(
+    "networking.istio.io", "v1alpha3", "VirtualService", "virtualservices"
+)
+
+
+def primary_routes(client: Client) -> set[str]:
+    found = client.get(VirtualService, "istiod-routes", namespace=NS)
+    return {
+        host for route in found["spec"]["tls"] for m in route["match"] for host in m["sniHosts"]
+    }
+
+
+async def remove(clusters: Clusters, mesh: Mesh) -> None:
+    primary = Cluster.from_config("primary", config_from_file(str(clusters.primary.kubeconfig)))
+    clients = RemoteClients()
+    try:
+        await remove_remote(primary, clients, "mesh", mesh.remote)
+    finally:
+        await clients.close()
+        await primary.close()
