@@ -102,6 +102,7 @@ class Mesh:
         self.istio = istio(version)
         primary = client_for(clusters.primary)
         apply_remote_istio(primary, copy.deepcopy(REMOTE_BODY))
+        self.early_tags: list[str] = []
         # The resource as the worker reads it (its creation time tells it from others).
         applied = primary.get(RemoteIstioResource, "remote", namespace=NS)
         created = meta(applied).creationTimestamp
@@ -140,6 +141,10 @@ class Mesh:
     async def one_pass(self, primary: Cluster, clients: RemoteClients) -> None:
         outcome = await reconcile_mesh(primary, copy.deepcopy(self.istio), [], Settings(30.0))
         self.istio["status"] = compute_status(self.istio.get("status") or {}, outcome.primary)
+        tagged = (self.istio["status"].get("tags") or {}).get("default")
+        on_remote = {r["name"] for r in (self.remote.get("status") or {}).get("revisions") or []}
+        if tagged and tagged not in on_remote:
+            self.early_tags.append(tagged)  # the primary's tags moved before the remote had it
         remote = await reconcile_remote(
             primary,
             clients,
@@ -156,9 +161,14 @@ class Mesh:
                 await primary.patch_status(key, merge_patch(previous, self.remote["status"]))
 
     def settled(self) -> bool:
+        """Both Available, no grace period running, every tag at the active revision."""
         statuses = (self.istio.get("status") or {}, self.remote.get("status") or {})
-        return all(s.get("Status") == "Available" for s in statuses) and all(
-            all("unusedSince" not in r for r in s.get("revisions") or []) for s in statuses
+        return all(
+            s.get("Status") == "Available"
+            and all("unusedSince" not in r for r in s.get("revisions") or [])
+            and set((s.get("tags") or {}).values())
+            == {r["name"] for r in s.get("revisions") or [] if r.get("active")}
+            for s in statuses
         )
 
 
@@ -222,9 +232,11 @@ def test_a_remote_joins_by_one_resource_and_follows_a_canary_then_leaves_nothing
             spec=PodSpec(containers=[Container(name="app", image="example/app:1")]),
         )
     )
+    mesh.early_tags.clear()  # (the first install has no remote revision to wait for)
     mesh.edit(NEWER)
     writes = asyncio.run(mesh.passes(lambda: True))
     assert writes == (0, 0)
+    assert mesh.early_tags == [], "the tags moved before the new revision was on the remote"
     assert istiod_endpoint(remote, new) == [address] == istiod_endpoint(remote, old)
     assert tag_targets(remote) == {"istio-revision-tag-default": new}
     remote_rows = {r["name"]: r for r in mesh.remote["status"]["revisions"]}

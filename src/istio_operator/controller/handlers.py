@@ -215,6 +215,9 @@ def _register_remotes(
             istio_triggers.fire_namespace(namespace)  # the mesh's set of remotes changed
         if generation_of(body) != body.get("status", {}).get("observedGeneration"):
             remote_triggers.fire((namespace, name))
+        elif type == "MODIFIED" and "revisions" in body.get("status", {}):
+            # An istiod-family remote reported its revisions: the primary's tags may move.
+            istio_triggers.fire_namespace(namespace)
 
     @kopf.on.event(
         "",

@@ -78,6 +78,9 @@ class IstiodPlan:
     # and whether a remote is on another network (the gateway then exposes the services).
     exposed_revisions: tuple[str, ...] = ()
     cross_network: bool = False
+    # The revision the tags point at while they wait for the active one to be ready on
+    # every cluster of the mesh (None: the active one).
+    held_tags_at: str | None = None
 
     @property
     def revision(self) -> str:
@@ -87,10 +90,22 @@ class IstiodPlan:
 
     @property
     def revision_tags(self) -> tuple[str, ...]:
-        """The tags the active revision serves: `default` first when revision-based."""
+        """The tags the active revision serves: `default` first when revision-based; none
+        while they are held at another revision."""
+        if self.tags_held:
+            return ()
         if not self.revision_based:
             return self.tags
         return (DEFAULT_TAG, *(t for t in self.tags if t != DEFAULT_TAG))
+
+    @property
+    def tags_held(self) -> bool:
+        return self.held_tags_at is not None and self.held_tags_at != self.revision
+
+    @property
+    def tag_revision(self) -> str:
+        """The revision the tags (and the default validator) point at."""
+        return self.held_tags_at if self.held_tags_at is not None else self.revision
 
 
 def revision_name(owner: str, version: str) -> str:

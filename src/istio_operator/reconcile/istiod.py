@@ -107,11 +107,19 @@ async def reconcile_istiod(
         plan,
         charts,
         selector,
-        lambda kept: with_remotes(plan, names, kept) if names else plan,
+        lambda found, kept: with_tags_held(
+            with_remotes(plan, names, kept) if names else plan, found, remotes
+        ),
         phase_timeout,
         on_rollout,
         elsewhere=usage_on_remotes(remotes),
     )
+    if pass_.seen.state == State.AVAILABLE and pass_.held_tags_at is not None:
+        message = (
+            f"the tags stay at revision {pass_.held_tags_at} until every remote cluster "
+            f"has revision {plan.revision}"
+        )
+        return replace(pass_.seen, ready=False, not_ready=("TagsHeld", message))
     if pass_.seen.state != State.AVAILABLE or plan.migration is None:
         return pass_.seen
     older = [name for name in pass_.before.revisions if name != plan.revision]
@@ -133,6 +141,7 @@ async def reconcile_istiod(
 class RevisionPass:
     seen: Observation
     before: Inventory  # the revisions found before the pass
+    held_tags_at: str | None = None  # where the tags were held, if they were
 
 
 async def revision_pass(
@@ -141,7 +150,7 @@ async def revision_pass(
     plan: IstiodPlan,
     charts: ChartVersion,
     selector: str,
-    completed: Callable[[set[str]], IstiodPlan],
+    completed: Callable[[Inventory, set[str]], IstiodPlan],
     phase_timeout: float,
     on_rollout: RolloutListener | None,
     *,
@@ -157,7 +166,9 @@ async def revision_pass(
     used = with_usage(found, elsewhere or {})
     kept, unused_since, recheck = retained(plan, used, _previous_revisions(body), now())
     log.debug("%s: usage %s (elsewhere %s), kept %s", cluster.name, used.usage, elsewhere, kept)
-    plan = completed(kept)
+    plan = completed(found, kept)
+    if plan.tags_held and plan.held_tags_at is not None:
+        kept.add(plan.held_tags_at)  # what the tags still point at stays
     try:
         objects = await asyncio.to_thread(render_istiod, plan, charts, helm_binary())
     except HelmError as error:
@@ -175,7 +186,7 @@ async def revision_pass(
         tags=after.tags,
         recheck_after=recheck,
     )
-    return RevisionPass(seen, found)
+    return RevisionPass(seen, found, plan.held_tags_at if plan.tags_held else None)
 
 
 def now() -> dt.datetime:
@@ -243,6 +254,28 @@ def usage(
         elif injected == "default" and "" in counts:
             counts[""][1] += 1
     return {name: Usage(*found) for name, found in counts.items()}
+
+
+def with_tags_held(
+    plan: IstiodPlan, found: Inventory, remotes: Sequence[Mapping[str, Any]]
+) -> IstiodPlan:
+    """The primary's tags move to a new revision once every remote that answers has it
+    (a remote that cannot be reached does not hold the mesh back: it catches up)."""
+    current = found.tags.get(DEFAULT_TAG)
+    if not plan.revision_based or current is None or current == plan.revision:
+        return plan
+    waiting = [
+        body
+        for body in remotes
+        if (body.get("status") or {}).get("Status") != State.UNREACHABLE
+        and not _has_revision(body, plan.revision)
+    ]
+    return replace(plan, held_tags_at=current) if waiting else plan
+
+
+def _has_revision(body: Mapping[str, Any], revision: str) -> bool:
+    rows = (body.get("status") or {}).get("revisions") or []
+    return any(r.get("name") == revision and r.get("ready") for r in rows)
 
 
 def usage_on_remotes(remotes: Sequence[Mapping[str, Any]]) -> dict[str, Usage]:

@@ -53,6 +53,7 @@ async def reconcile_istiod_remote(
     istio: Istio,
     remote: RemoteIstio,
     charts: ChartVersion,
+    istio_body: Mapping[str, Any],
     body: Mapping[str, Any],
     ownership: Ownership,
     phase_timeout: float,
@@ -76,7 +77,9 @@ async def reconcile_istiod_remote(
         plan,
         charts,
         ownership.selector,
-        lambda _kept: plan,
+        lambda _found, _kept: replace(
+            plan, held_tags_at=primary_tags_at(istio_body, plan.revision)
+        ),
         phase_timeout,
         on_rollout,
         revision_kind="Service",
@@ -99,6 +102,14 @@ async def reconcile_istiod_remote(
             pass_.seen, state=State.FAILED, reason="Refused", message="; ".join(report.refused)
         )
     return replace(pass_.seen, remote_secret=remote_secret_name(plan.cluster_name))
+
+
+def primary_tags_at(istio_body: Mapping[str, Any], revision: str) -> str | None:
+    """Where the primary's `default` tag points: a remote's tags move with the primary's,
+    which move once the new revision is on every remote."""
+    tags = (istio_body.get("status") or {}).get("tags") or {}
+    target = tags.get("default")
+    return None if target is None or target == revision else str(target)
 
 
 def _pending(generation: int, reason: str, message: str) -> Observation:

@@ -210,6 +210,7 @@ async def _reconcile(
             istio,
             remote,
             charts,
+            istio_body,
             body,
             remote_ownership(
                 istio.metadata.name, istio.metadata.namespace or "", remote.metadata.name

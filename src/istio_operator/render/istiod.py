@@ -191,8 +191,8 @@ def _profile(plan: IstiodPlan) -> dict[str, Any]:
 
 def _base_values(plan: IstiodPlan) -> dict[str, Any]:
     # In place, istiod's own validator serves; by revision, the default validator follows
-    # the active revision (it moves with the `default` tag).
-    default_revision = plan.revision if plan.revision_based else ""
+    # the `default` tag.
+    default_revision = plan.tag_revision if plan.revision_based else ""
     user = {k: v for k, v in _user(plan).items() if k in ("global", "base")}
     return merged(
         merged(_profile(plan), user), {**_images(plan), "defaultRevision": default_revision}
