@@ -21,9 +21,11 @@ import pytest
 import yaml
 from lightkube import Client
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.models.core_v1 import Container, PodSpec
-from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.apps_v1 import DeploymentSpec
+from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
+from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod, Secret, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
@@ -45,6 +47,7 @@ from tests.operator_harness import (
     name_of,
     owned_objects,
     put_kubeconfig,
+    wait_for,
 )
 
 pytestmark = pytest.mark.cluster
@@ -126,7 +129,8 @@ class Mesh:
         try:
             for _ in range(60):
                 await self.one_pass(primary, clients)
-                if self.settled() and until():
+                wanted = until()  # (every pass: a condition may watch the way there)
+                if self.settled() and wanted:
                     remote = clients.known("remote")
                     assert remote is not None
                     before = (primary.writes.total, remote.writes.total)
@@ -278,3 +282,86 @@ async def remove(clusters: Clusters, mesh: Mesh) -> None:
     finally:
         await clients.close()
         await primary.close()
+
+
+def inject(client: Client, namespace: str = "apps") -> None:
+    """istiod's injector, stood in for: each new pod gets the revision its cluster's
+    `default` tag points at."""
+    revision = tag_targets(client).get("istio-revision-tag-default")
+    for pod in client.list(Pod, namespace=namespace):
+        if not revision or "sidecar.istio.io/status" in (meta(pod).annotations or {}):
+            continue
+        patch = {
+            "metadata": {
+                "labels": {"istio.io/rev": revision},
+                "annotations": {"sidecar.istio.io/status": "{}"},
+            }
+        }
+        client.patch(Pod, name_of(pod), patch, namespace=namespace)
+
+
+def pod_revisions(client: Client, namespace: str = "apps") -> set[str]:
+    return {
+        (meta(p).labels or {}).get("istio.io/rev", "")
+        for p in client.list(Pod, namespace=namespace)
+        if not meta(p).deletionTimestamp
+    }
+
+
+def test_workloads_migrate_on_the_primary_then_on_the_remote(clusters: Clusters) -> None:
+    primary, remote = client_for(clusters.primary), client_for(clusters.remote)
+    client_for(clusters.primary).apply(
+        Namespace(metadata=ObjectMeta(name="apps", labels={"istio-injection": "enabled"}))
+    )
+    mesh = Mesh(clusters, OLDER)
+    migration = {"enabled": True, "batchSize": 1}
+    mesh.istio["spec"]["updateStrategy"]["workloadMigration"] = migration
+    asyncio.run(mesh.passes(lambda: True))
+    for client in (primary, remote):
+        client.apply(echo("echo"), field_manager="tests")
+
+    def injected_by_the_older() -> bool:
+        for client in (primary, remote):
+            inject(client)
+        return all(pod_revisions(c) == {"mesh-1-31-0"} for c in (primary, remote))
+
+    wait_for("the echo pods injected by 1.31.0 on both clusters", injected_by_the_older)
+    mesh.edit(NEWER)
+    order: list[str] = []
+
+    early: list[str] = []
+
+    def both_done() -> bool:
+        for client in (primary, remote):
+            inject(client)
+        primary_state = (mesh.istio["status"].get("migration") or {}).get("state")
+        remote_state = (mesh.remote["status"].get("migration") or {}).get("state")
+        if primary_state != "Done" and remote_state not in (None, "Waiting"):
+            early.append(str(remote_state))
+        for name, status in (("primary", mesh.istio["status"]), ("remote", mesh.remote["status"])):
+            if (status.get("migration") or {}).get("state") == "Done" and name not in order:
+                order.append(name)
+        return len(order) == 2
+
+    asyncio.run(mesh.passes(both_done))
+    assert order == ["primary", "remote"], "the remote migrated before the primary"
+    assert early == [], "the remote's migration started before the primary's was done"
+    for client in (primary, remote):
+        assert pod_revisions(client) == {"mesh-1-31-1"}
+    assert mesh.remote["status"]["migration"]["migrated"] == 1
+    asyncio.run(remove(clusters, mesh))
+
+
+def echo(name: str) -> Deployment:
+    labels = {"app": name}
+    return Deployment(
+        metadata=ObjectMeta(name=name, namespace="apps"),
+        spec=DeploymentSpec(
+            replicas=1,
+            selector=LabelSelector(matchLabels=labels),
+            template=PodTemplateSpec(
+                metadata=ObjectMeta(labels=labels),
+                spec=PodSpec(containers=[Container(name=name, image="example/echo:1")]),
+            ),
+        ),
+    )

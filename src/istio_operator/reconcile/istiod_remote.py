@@ -13,6 +13,7 @@ primary.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -24,9 +25,10 @@ from istio_operator.api.keys import ObjectKey
 from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.charts import ChartVersion
 from istio_operator.kube.client import Cluster
-from istio_operator.plan.istiod import resolve_istiod_remote
+from istio_operator.plan.istiod import IstiodPlan, resolve_istiod, resolve_istiod_remote
 from istio_operator.reconcile.engine import Ownership, RolloutListener, reconcile_cluster
 from istio_operator.reconcile.istiod import revision_pass
+from istio_operator.reconcile.migration import MigrationSettings, migrate_step
 from istio_operator.reconcile.status import Observation, State
 from istio_operator.render.istiod import EAST_WEST_GATEWAY, READER_TOKEN_SECRET
 from istio_operator.render.objects import DesiredObject
@@ -101,7 +103,44 @@ async def reconcile_istiod_remote(
         return replace(
             pass_.seen, state=State.FAILED, reason="Refused", message="; ".join(report.refused)
         )
-    return replace(pass_.seen, remote_secret=remote_secret_name(plan.cluster_name))
+    seen = replace(pass_.seen, remote_secret=remote_secret_name(plan.cluster_name))
+    return await _migrated_after_the_primary(cluster, istio, charts, istio_body, body, plan, seen)
+
+
+async def _migrated_after_the_primary(
+    cluster: Cluster,
+    istio: Istio,
+    charts: ChartVersion,
+    istio_body: Mapping[str, Any],
+    body: Mapping[str, Any],
+    plan: IstiodPlan,
+    seen: Observation,
+) -> Observation:
+    """The workload migration, on a remote once the primary's is done (cluster by cluster,
+    the primary first), with the remote's progress in its own status."""
+    wanted = resolve_istiod(istio, charts).migration
+    primary_done = (istio_body.get("status") or {}).get("migration") or {}
+    if wanted is None or plan.tags_held:
+        return seen
+    if primary_done.get("revision") != plan.revision or primary_done.get("state") != "Done":
+        waiting = {"state": "Waiting", "revision": plan.revision, "migrated": 0, "remaining": 0}
+        return replace(seen, migration={**waiting, "message": "after the primary's migration"})
+    older = [r["name"] for r in seen.revisions or () if not r.get("active")]
+    previous = (body.get("status") or {}).get("migration") or {}
+    settings = MigrationSettings(wanted.batch_size, wanted.delay_s, wanted.readiness_timeout_s)
+    progress = await migrate_step(
+        cluster,
+        plan.revision,
+        ["" if name == "default" else name for name in older],
+        plan.namespace,
+        settings,
+        previous,
+        dt.datetime.now(dt.UTC),
+    )
+    recheck = progress.recheck_after
+    if seen.recheck_after is not None:
+        recheck = seen.recheck_after if recheck is None else min(recheck, seen.recheck_after)
+    return replace(seen, migration=progress.as_status(), recheck_after=recheck)
 
 
 def primary_tags_at(istio_body: Mapping[str, Any], revision: str) -> str | None:
