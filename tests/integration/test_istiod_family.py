@@ -31,16 +31,20 @@ from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.types import PatchType
 
+from istio_operator.api.istio import Istio
 from istio_operator.api.labels import REVISION
-from istio_operator.api.parse import load_istio
-from istio_operator.charts import Catalogue
+from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.charts import Catalogue, ChartVersion, helm_binary
 from istio_operator.kube.client import Cluster, config_from_file
 from istio_operator.kube.objects import with_desired_hash
+from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalCluster, Workspace
 from istio_operator.localcluster.binaries import default_cache_dir
+from istio_operator.plan.istiod import resolve_istiod, resolve_istiod_remote, with_remotes
 from istio_operator.reconcile.istio import MeshOutcome, Settings, reconcile_mesh
 from istio_operator.reconcile.status import compute_status
-from istio_operator.render.istiod import render_istiod_resource
+from istio_operator.render.istiod import render_istiod
+from istio_operator.render.objects import DesiredObject
 from tests.operator_harness import (
     CLI,
     IstioResource,
@@ -313,15 +317,46 @@ def test_every_object_of_every_profile_passes_the_strict_server_side_dry_run(
                     body = istio(version, profile=profile, updateStrategy={"type": strategy})
                     charts = Catalogue.default().get(version)
                     resource = load_istio(body).resource
-                    for obj in render_istiod_resource(resource, charts):
-                        refusal = await cluster.validate(with_desired_hash(obj.manifest))
-                        if refusal is not None:
-                            found.append(f"{profile}/{strategy}: {obj.key}: {refusal}")
+                    for label, objects in renders(resource, charts, profile == "default"):
+                        # The kinds the engine learns from the render's CRDs before it applies.
+                        register_crds(
+                            o.manifest for o in objects if o.kind == "CustomResourceDefinition"
+                        )
+                        for obj in objects:
+                            refusal = await cluster.validate(with_desired_hash(obj.manifest))
+                            if refusal is not None:
+                                found.append(f"{profile}/{strategy}/{label}: {obj.key}: {refusal}")
             return found
         finally:
             await cluster.close()
 
     assert asyncio.run(refusals()) == []
+
+
+REMOTE = {
+    "apiVersion": "istio.banzaicloud.io/v1beta1",
+    "kind": "RemoteIstio",
+    "metadata": {"name": "west", "namespace": "istio-system"},
+    "spec": {"enabledServices": [], "network": "net-west"},
+}
+
+
+def renders(
+    resource: Istio, charts: ChartVersion, with_remote: bool
+) -> list[tuple[str, list[DesiredObject]]]:
+    """The primary alone and, `with_remote`, the primary with a remote on another network
+    (its east-west gateway and routes) and that remote's own render (the remote profile is
+    the same whatever the primary's)."""
+    plan = resolve_istiod(resource, charts)
+    joined = with_remotes(plan, {"west": "net-west"}, set())
+    remote = resolve_istiod_remote(
+        resource, load_remote_istio(REMOTE).resource, charts, "192.0.2.1"
+    )
+    return [
+        (label, render_istiod(p, charts, helm_binary()))
+        for label, p in (("primary", plan), ("primary+remote", joined), ("remote", remote))
+        if with_remote or label == "primary"
+    ]
 
 
 def inject(client: Client, namespace: str) -> None:
