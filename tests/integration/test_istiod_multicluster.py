@@ -60,6 +60,7 @@ NS = "istio-system"
 class Clusters:
     primary: LocalCluster
     remote: LocalCluster
+    workspace: Workspace
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def clusters(workspace: Workspace) -> Iterator[Clusters]:
             client_for(cluster).apply(Namespace(metadata=ObjectMeta(name=NS)))
         client_for(remote).apply(Namespace(metadata=ObjectMeta(name="apps")))
         put_kubeconfig(client_for(primary), "remote", remote.standalone_kubeconfig())
-        yield Clusters(primary, remote)
+        yield Clusters(primary, remote, workspace)
     finally:
         workspace.delete("istiod-primary")
         workspace.delete("istiod-remote")
@@ -138,6 +139,23 @@ class Mesh:
                     return primary.writes.total - before[0], remote.writes.total - before[1]
                 await asyncio.sleep(0.3)
             raise AssertionError(f"not settled: {self.istio['status']}, {self.remote['status']}")
+        finally:
+            await clients.close()
+            await primary.close()
+
+    async def passes_until(self, condition: Any, limit: int = 60) -> None:
+        """Passes (as `passes`) until `condition()`, whatever the states."""
+        primary = Cluster.from_config(
+            "primary", config_from_file(str(self.clusters.primary.kubeconfig))
+        )
+        clients = RemoteClients()
+        try:
+            for _ in range(limit):
+                await self.one_pass(primary, clients)
+                if condition():
+                    return
+                await asyncio.sleep(0.3)
+            raise AssertionError(f"never held: {self.istio['status']}, {self.remote['status']}")
         finally:
             await clients.close()
             await primary.close()
@@ -365,3 +383,33 @@ def echo(name: str) -> Deployment:
             ),
         ),
     )
+
+
+def test_a_remote_down_during_the_canary_holds_nothing_back_and_catches_up(
+    clusters: Clusters,
+) -> None:
+    remote = client_for(clusters.remote)
+    mesh = Mesh(clusters, OLDER)
+    asyncio.run(mesh.passes(lambda: True))
+    clusters.workspace.stop("istiod-remote")
+    try:
+        mesh.edit(NEWER)
+
+        def primary_done_without_the_remote() -> bool:
+            status, remote_status = mesh.istio["status"], mesh.remote.get("status") or {}
+            return (
+                status.get("Status") == "Available"
+                and status.get("version") == NEWER
+                and (status.get("tags") or {}).get("default") == "mesh-1-31-1"
+                and remote_status.get("Status") == "Unreachable"
+            )
+
+        asyncio.run(mesh.passes_until(primary_done_without_the_remote))
+        rows = {r["name"] for r in mesh.istio["status"]["revisions"]}
+        assert "mesh-1-31-0" in rows, "the old revision stays while the remote may use it"
+    finally:
+        clusters.workspace.start("istiod-remote")
+    writes = asyncio.run(mesh.passes(lambda: mesh.remote["status"].get("version") == NEWER))
+    assert writes == (0, 0)
+    assert tag_targets(remote) == {"istio-revision-tag-default": "mesh-1-31-1"}
+    asyncio.run(remove(clusters, mesh))

@@ -41,6 +41,7 @@ from istio_operator.render.phases import Phase
 log = logging.getLogger(__name__)
 REV_LABEL = "istio.io/rev"
 INJECTION_LABEL = "istio-injection"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TAG_WEBHOOK_PREFIX = "istio-revision-tag-"
 # What the injector writes on every pod it injects (with the revision's `istio.io/rev`).
 INJECTED_ANNOTATION = "sidecar.istio.io/status"
@@ -180,9 +181,19 @@ async def revision_pass(
     if not report.done:
         return RevisionPass(seen, found)
     after = await inventory(cluster, selector, plan.revision_based, revision_kind)
+    # A revision this pass left unused (its tags moved) is unused from now: said so at
+    # once, so that the next pass finds the status as it leaves it.
+    newly = {
+        name: now().strftime(TIME_FORMAT)
+        for name in after.revisions
+        if name not in (plan.revision, plan.tag_revision, *unused_since)
+        and not with_usage(after, elsewhere or {}).usage.get(name, Usage()).used
+    }
+    if newly:
+        recheck = _sooner(recheck, float(plan.grace_period_s))
     seen = replace(
         seen,
-        revisions=revision_status(plan, after, unused_since),
+        revisions=revision_status(plan, after, {**unused_since, **newly}),
         tags=after.tags,
         recheck_after=recheck,
     )
@@ -344,7 +355,7 @@ def retained(
         left = plan.grace_period_s - (now - since).total_seconds()
         if left > 0:
             kept.add(name)
-            unused_since[name] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            unused_since[name] = since.strftime(TIME_FORMAT)
             soonest = left if soonest is None else min(soonest, left)
     return kept, unused_since, soonest
 
@@ -353,7 +364,7 @@ def _parsed(value: Any) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(value, TIME_FORMAT).replace(tzinfo=dt.UTC)
     except ValueError:
         return None
 
