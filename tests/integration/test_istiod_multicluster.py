@@ -28,6 +28,7 @@ from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfigur
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod, Secret, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
+from lightkube.types import PatchType
 
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION, REVISION
@@ -39,9 +40,11 @@ from istio_operator.reconcile.istio import Settings, reconcile_mesh
 from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote, remove_remote
 from istio_operator.reconcile.status import compute_status, differs, merge_patch
 from tests.operator_harness import (
+    IstioResource,
     RemoteIstioResource,
     apply_crds,
     apply_remote_istio,
+    cli,
     client_for,
     meta,
     name_of,
@@ -241,6 +244,23 @@ def test_a_remote_joins_by_one_resource_and_follows_a_canary_then_leaves_nothing
     assert mesh.remote["status"]["remoteSecret"] == "istio-remote-secret-remote"
     labels = meta(remote.get(Namespace, "apps")).labels or {}
     assert labels.get("istio-injection") == "enabled"
+
+    # `istio-operator status` shows each cluster's revisions and the remote's secret.
+    resource = {k: mesh.istio[k] for k in ("apiVersion", "kind", "spec")}
+    resource["metadata"] = {"name": "mesh", "namespace": NS}
+    primary.apply(IstioResource.from_dict(resource), force=True)
+    primary.patch(
+        IstioResource.Status,
+        "mesh",
+        {"status": mesh.istio["status"]},
+        namespace=NS,
+        patch_type=PatchType.MERGE,
+    )
+    shown = cli("status", "-n", NS, kubeconfig=clusters.primary.kubeconfig, check=True).stdout
+    remote_part = shown.split("CLUSTER remote (remote)")[1]
+    assert "remote secret on the primary: istio-remote-secret-remote" in remote_part, shown
+    assert f"{old}  1.31.0   yes     yes" in remote_part, shown
+    assert f"tags: default -> {old}" in remote_part, shown
 
     # A pod on the remote injected by the old revision keeps it there during the canary.
     remote.create(

@@ -103,6 +103,11 @@ def _resource_json(resource: ResourceState | None) -> dict[str, Any] | None:
                 "revisions": [dict(r) for r in resource.revisions],
                 "tags": dict(resource.tags),
                 "migration": dict(resource.migration) or None,
+                **(
+                    {"remoteSecret": resource.remote_secret or None}
+                    if resource.kind == "RemoteIstio"
+                    else {}
+                ),
             }
             if resource.revisions
             else {}
@@ -271,6 +276,11 @@ def _revision_lines(resource: ResourceState) -> list[str]:
     """istiod family: each revision, what uses it, where the tags point, the migration."""
     if not resource.revisions:
         return []
+    secret = (
+        [f"  remote secret on the primary: {resource.remote_secret or 'not yet written'}"]
+        if resource.kind == "RemoteIstio"
+        else []
+    )
     rows = [
         [
             str(r.get("name")),
@@ -284,7 +294,7 @@ def _revision_lines(resource: ResourceState) -> list[str]:
         for r in resource.revisions
     ]
     headers = ["REVISION", "VERSION", "ACTIVE", "READY", "NAMESPACES", "PODS", "UNUSED SINCE"]
-    lines = ["  revisions:", *columns(headers, rows, indent="    ")]
+    lines = [*secret, "  revisions:", *columns(headers, rows, indent="    ")]
     if resource.tags:
         lines.append(
             "  tags: " + ", ".join(f"{t} -> {r}" for t, r in sorted(resource.tags.items()))

@@ -63,6 +63,7 @@ class ResourceState:
     revisions: tuple[Mapping[str, Any], ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     migration: Mapping[str, Any] = field(default_factory=dict)
+    remote_secret: str = ""  # a remote of the istiod family: its secret on the primary
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ def resource_state(body: Mapping[str, Any], desired_version: str = "") -> Resour
         revisions=tuple(r for r in status.get("revisions") or () if isinstance(r, Mapping)),
         tags=dict(status.get("tags") or {}),
         migration=dict(status.get("migration") or {}),
+        remote_secret=str(status.get("remoteSecret") or ""),
     )
 
 
