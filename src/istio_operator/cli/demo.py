@@ -207,99 +207,127 @@ def _walkthrough(stage: Stage) -> None:
 
 
 def _istiod_act(stage: Stage) -> None:
-    """Steps 7 to 10 (see `cli.demo_istiod`), on a local cluster of their own."""
+    """Steps 7 to 10 (see `cli.demo_istiod`), on two local clusters of their own."""
     if stage.workspace is None:
         say("the istiod-family act runs on local clusters only: skipped")
         return
-    step(7, f"today's Istio: {istiod_act.OLDER} from Istio's own charts, by revision")
-    say("a third local cluster, calling no admission webhook (no istiod runs on fake nodes)")
-    cluster = stage.workspace.create("istiod", admission_webhooks=False)
+    step(7, f"today's Istio: {istiod_act.OLDER} from Istio's own charts, by revision, two clusters")
+    say("two more local clusters, calling no admission webhook (no istiod runs on fake nodes)")
+    primary = stage.workspace.create("istiod", admission_webhooks=False)
+    remote = stage.workspace.create("istiod-west", admission_webhooks=False)
     workdir = stage.workdir / "istiod"
     workdir.mkdir(parents=True, exist_ok=True)
     act = istiod_act.Act(
-        cluster.kubeconfig, workdir, stage.timeout, _client("istiod", cluster.kubeconfig)
+        primary.kubeconfig,
+        workdir,
+        stage.timeout,
+        _client("istiod", primary.kubeconfig),
+        _client("istiod-west", remote.kubeconfig),
     )
     _install_crds(act.client)
-    act.operator = start_operator(cluster.kubeconfig, workdir)
+    act.operator = start_operator(primary.kubeconfig, workdir)
     try:
+        _join(act, remote.standalone_kubeconfig())
         _istiod_steps(act)
     finally:
         stop_operator(act.operator)
 
 
-def _istiod_steps(act: istiod_act.Act) -> None:
-    client = act.client
-    client.apply(_namespace(NAMESPACE))
-    client.apply(
+def _join(act: istiod_act.Act, remote_kubeconfig: str) -> None:
+    for client in act.clusters.values():
+        client.apply(_namespace(NAMESPACE))
+        labels = {"istio-injection": "enabled"}
+        client.apply(
+            {**_namespace(istiod_act.APPS), "metadata": {"name": istiod_act.APPS, "labels": labels}}
+        )
+    encoded = base64.b64encode(remote_kubeconfig.encode()).decode()
+    secret = {"name": istiod_act.REMOTE, "namespace": NAMESPACE}
+    act.client.apply(
         {
-            **_namespace(istiod_act.APPS),
-            "metadata": {"name": istiod_act.APPS, "labels": {"istio-injection": "enabled"}},
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": secret,
+            "data": {istiod_act.REMOTE: encoded},
         }
     )
-    client.apply(istiod_act.istio(istiod_act.OLDER), force=True)
-    found = wait(act, f"{istiod_act.OLDER} Available", lambda: _istiod_at(act, istiod_act.OLDER))
+
+
+def _istiod_steps(act: istiod_act.Act) -> None:
+    older, newer = istiod_act.OLDER, istiod_act.NEWER
+    act.client.apply(istiod_act.istio(older), force=True)
+    act.client.apply(istiod_act.remote_istio(), force=True)
+    found = wait(act, f"{older} Available on both clusters", lambda: _istiod_at(act, older))
     print("\n".join(istiod_act.revisions_table(found)))
-    for name, replicas in (("echo", 2), ("web", 1)):
-        client.apply(istiod_act.workload(name, replicas), force=True)
+    act.client.apply(istiod_act.workload("echo", 2), force=True)
+    act.client.apply(istiod_act.workload("web", 1), force=True)
+    act.remote.apply(istiod_act.workload("echo", 1), force=True)
     pods = wait(
         act,
         "the workloads injected by the old revision",
-        lambda: _injected_by(act, istiod_act.OLD_REVISION, 3),
+        lambda: _injected_by(act, istiod_act.OLD_REVISION),
     )
     say(f"pods by revision: {pods}")
 
-    step(8, f"the same Istio resource at {istiod_act.NEWER}: a canary beside the old revision")
-    client.apply(istiod_act.istio(istiod_act.NEWER), force=True)
+    step(8, f"the same Istio resource at {newer}: a canary beside the old revision, on both")
+    act.client.apply(istiod_act.istio(newer), force=True)
     found = wait(
-        act,
-        f"{istiod_act.NEWER} active, the default tag moved",
-        lambda: _istiod_at(act, istiod_act.NEWER),
+        act, f"{newer} active on both, the default tag moved", lambda: _istiod_at(act, newer)
     )
     print("\n".join(istiod_act.revisions_table(found)))
-    say(f"tags: {found.get('tags')}")
+    tags = {cluster: seen.get("tags") for cluster, seen in found.items()}
+    say(f"tags: {tags}")
 
-    step(9, "the workloads migrate to the new revision, one workload per batch")
+    step(9, "the workloads migrate, one workload per batch: the primary, then the remote")
     pods = wait(
-        act, "every pod on the new revision", lambda: _injected_by(act, istiod_act.NEW_REVISION, 3)
+        act, "every pod on the new revision", lambda: _injected_by(act, istiod_act.NEW_REVISION)
     )
-    migration = wait(
-        act,
-        "the migration Done",
-        lambda: (m := istiod_act.status(act).get("migration") or {}).get("state") == "Done" and m,
-    )
-    say(f"pods by revision: {pods}; migration: {migration['migrated']} workloads migrated")
+    migration = wait(act, "the migrations Done", lambda: _migrated(act))
+    say(f"pods by revision: {pods}; workloads migrated: {migration}")
 
-    step(10, "nothing uses the old revision: it is removed after its grace period (5 s)")
+    step(10, "nothing uses the old revision: it is removed from both clusters")
     found = wait(act, "only the new revision left", lambda: _only(act, istiod_act.NEW_REVISION))
     print("\n".join(istiod_act.revisions_table(found)))
-    expect(found.get("tags") == {"default": istiod_act.NEW_REVISION}, f"tags: {found.get('tags')}")
 
 
-def _istiod_at(act: istiod_act.Act, version: str) -> dict[str, Any] | None:
-    istiod_act.inject(act.client)
-    found = istiod_act.status(act)
-    active = [r for r in found.get("revisions") or [] if r.get("active")]
+def _inject(act: istiod_act.Act) -> None:
+    for client in act.clusters.values():
+        istiod_act.inject(client)
+
+
+def _istiod_at(act: istiod_act.Act, version: str) -> dict[str, dict[str, Any]] | None:
+    _inject(act)
+    found = istiod_act.statuses(act)
     wanted = f"mesh-{version.replace('.', '-')}"
-    if found.get("Status") != State.AVAILABLE or found.get("version") != version:
-        return None
-    if [r["name"] for r in active] != [wanted] or (found.get("tags") or {}).get(
-        "default"
-    ) != wanted:
-        return None
+    for seen in found.values():
+        active = [r["name"] for r in seen.get("revisions") or [] if r.get("active")]
+        tagged = (seen.get("tags") or {}).get("default")
+        if seen.get("Status") != State.AVAILABLE or seen.get("version") != version:
+            return None
+        if active != [wanted] or tagged != wanted:
+            return None
     return found
 
 
-def _injected_by(act: istiod_act.Act, revision: str, pods: int) -> dict[str, int] | None:
-    istiod_act.inject(act.client)
-    found = istiod_act.pods_by_revision(act.client)
-    return found if found == {revision: pods} else None
+def _injected_by(act: istiod_act.Act, revision: str) -> dict[str, dict[str, int]] | None:
+    _inject(act)
+    found = {name: istiod_act.pods_by_revision(c) for name, c in act.clusters.items()}
+    expected = {"primary": {revision: 3}, istiod_act.REMOTE: {revision: 1}}
+    return found if found == expected else None
 
 
-def _only(act: istiod_act.Act, revision: str) -> dict[str, Any] | None:
-    istiod_act.inject(act.client)
-    found = istiod_act.status(act)
-    names = [r["name"] for r in found.get("revisions") or []]
-    return found if names == [revision] else None
+def _migrated(act: istiod_act.Act) -> dict[str, int] | None:
+    _inject(act)
+    found = {c: s.get("migration") or {} for c, s in istiod_act.statuses(act).items()}
+    if any(m.get("state") != "Done" for m in found.values()):
+        return None
+    return {cluster: int(m.get("migrated") or 0) for cluster, m in found.items()}
+
+
+def _only(act: istiod_act.Act, revision: str) -> dict[str, dict[str, Any]] | None:
+    _inject(act)
+    found = istiod_act.statuses(act)
+    names = [[r["name"] for r in s.get("revisions") or []] for s in found.values()]
+    return found if all(n == [revision] for n in names) else None
 
 
 # -- the resources ---------------------------------------------------------------------------

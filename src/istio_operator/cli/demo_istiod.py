@@ -1,11 +1,13 @@
 """The demo's istiod-family act: today's Istio from Istio's own charts, upgraded by canary.
 
-7. Istio 1.31.0 (the older stand-in of the chart catalogue) by revision, on a cluster of
-   its own; an echo and a web workload in a namespace labelled `istio-injection=enabled`.
-8. The same resource at 1.31.1: the new revision beside the old one, the `default` tag
-   moved to it once its istiod is available.
-9. The workloads migrate in batches of one (`updateStrategy.workloadMigration`).
-10. Nothing uses the old revision any more: it is removed after its grace period.
+7. Istio 1.31.0 (the older stand-in of the chart catalogue) by revision, on a primary of
+   its own and a remote joined by a `RemoteIstio`; workloads on both, in namespaces
+   labelled `istio-injection=enabled`.
+8. The same resource at 1.31.1: the new revision beside the old one on both clusters, the
+   `default` tag moved on both once the remote has the new revision too.
+9. The workloads migrate in batches of one (`updateStrategy.workloadMigration`), on the
+   primary, then on the remote.
+10. Nothing uses the old revision any more: it is removed from both clusters.
 
 No istiod process runs on fake nodes, so nothing would answer the injection webhook: the
 act's cluster calls no admission webhook, and the demo labels each new pod as istiod's
@@ -31,15 +33,38 @@ WEBHOOKS = "admissionregistration.k8s.io/v1"
 INJECTED = "sidecar.istio.io/status"
 
 
+REMOTE = "west"
+
+
 @dataclass
 class Act:
-    """The act's cluster, its client and its operator process."""
+    """The act's clusters (a primary and a remote), their clients, the operator process."""
 
     kubeconfig: Path
     workdir: Path
     timeout: float
     client: BlockingClient
+    remote: BlockingClient
     operator: subprocess.Popen[bytes] | None = None
+
+    @property
+    def clusters(self) -> dict[str, BlockingClient]:
+        return {"primary": self.client, REMOTE: self.remote}
+
+
+def remote_istio() -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RemoteIstio",
+        "metadata": {"name": REMOTE, "namespace": NAMESPACE},
+        "spec": {"enabledServices": []},
+    }
+
+
+def statuses(act: Act) -> dict[str, dict[str, Any]]:
+    """The Istio resource's status and the RemoteIstio's, by cluster."""
+    remote = act.client.get(ObjectKey(API_VERSION, "RemoteIstio", NAMESPACE, REMOTE)) or {}
+    return {"primary": status(act), REMOTE: dict(remote.get("status") or {})}
 
 
 def istio(version: str) -> dict[str, Any]:
@@ -123,10 +148,13 @@ def pods_by_revision(client: BlockingClient) -> dict[str, int]:
     return counts
 
 
-def revisions_table(found: dict[str, Any]) -> list[str]:
+def revisions_table(found: dict[str, dict[str, Any]]) -> list[str]:
+    """Each cluster's revisions and what uses them, from the resources' statuses."""
     rows = [
-        f"{r['name']:<13} {r['version']:<8} {'active' if r.get('active') else 'kept':<7} "
+        f"{cluster:<8} {r['name']:<13} {r['version']:<8} "
+        f"{'active' if r.get('active') else 'kept':<7} "
         f"{r['inUse']['namespaces']} namespaces, {r['inUse']['pods']} pods"
-        for r in found.get("revisions") or []
+        for cluster, seen in found.items()
+        for r in seen.get("revisions") or []
     ]
     return [f"  {row}" for row in rows]
