@@ -33,18 +33,21 @@ from istio_operator.reconcile.engine import (
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import reconcile_injection_labels
-from istio_operator.reconcile.migration import MigrationSettings, migrate_step
+from istio_operator.reconcile.migration import (
+    INJECTED_ANNOTATION,
+    REV_LABEL,
+    TIME_FORMAT,
+    MigrationSettings,
+    migrate_step,
+    parse_time,
+)
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render.istiod import render_istiod
 from istio_operator.render.phases import Phase
 
 log = logging.getLogger(__name__)
-REV_LABEL = "istio.io/rev"
 INJECTION_LABEL = "istio-injection"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TAG_WEBHOOK_PREFIX = "istio-revision-tag-"
-# What the injector writes on every pod it injects (with the revision's `istio.io/rev`).
-INJECTED_ANNOTATION = "sidecar.istio.io/status"
 
 
 @dataclass(frozen=True)
@@ -351,22 +354,13 @@ def retained(
         if found.usage.get(name, Usage()).used:
             kept.add(name)
             continue
-        since = _parsed(previous.get(name, {}).get("unusedSince")) or now
+        since = parse_time(previous.get(name, {}).get("unusedSince")) or now
         left = plan.grace_period_s - (now - since).total_seconds()
         if left > 0:
             kept.add(name)
             unused_since[name] = since.strftime(TIME_FORMAT)
             soonest = left if soonest is None else min(soonest, left)
     return kept, unused_since, soonest
-
-
-def _parsed(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.strptime(value, TIME_FORMAT).replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
 
 
 def revision_status(

@@ -139,7 +139,7 @@ async def migrate_step(
     migrated = len(marked)
     for key, obj in marked.items():
         if not workload_ready(obj):
-            started = _parsed(_template_annotations(obj).get(RESTARTED_AT))
+            started = parse_time(_template_annotations(obj).get(RESTARTED_AT))
             if started and (now - started).total_seconds() > settings.readiness_timeout_s:
                 message = (
                     f"{key.kind} {key.namespace}/{key.name} not ready within "
@@ -150,7 +150,7 @@ async def migrate_step(
     todo = [key for key in pending if key not in marked]
     if not todo:
         return Progress("Done", active, migrated, 0)
-    last = _parsed(previous.get("lastBatchAt")) if previous.get("revision") == active else None
+    last = parse_time(previous.get("lastBatchAt")) if previous.get("revision") == active else None
     wait = settings.delay_s - (now - last).total_seconds() if last else 0.0
     if wait > 0:
         at = str(previous.get("lastBatchAt") or "")
@@ -219,7 +219,8 @@ async def _restart(cluster: ClusterAccess, key: ObjectKey, active: str, stamp: s
     )
 
 
-def _parsed(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
+    """A status timestamp (`TIME_FORMAT`), or None if it is none."""
     if not isinstance(value, str):
         return None
     try:

@@ -260,21 +260,8 @@ def operator_objects(plan: IstiodPlan) -> list[tuple[Release, dict[str, Any]]]:
 def cross_network_gateway(namespace: str) -> dict[str, Any]:
     """The mesh's services on the east-west gateway's port 15443, for the workloads of
     other networks (mTLS passed through, routed by SNI), as Istio's multi-network setup."""
-    return {
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "Gateway",
-        "metadata": {"name": "cross-network-gateway", "namespace": namespace},
-        "spec": {
-            "selector": {"istio": EAST_WEST_LABEL},
-            "servers": [
-                {
-                    "port": {"name": "tls", "number": 15443, "protocol": "TLS"},
-                    "tls": {"mode": "AUTO_PASSTHROUGH"},
-                    "hosts": ["*.local"],
-                }
-            ],
-        },
-    }
+    servers = [tls_server("tls", 15443, "AUTO_PASSTHROUGH", ["*.local"])]
+    return east_west_gateway_object("cross-network-gateway", namespace, servers)
 
 
 def reader_token(namespace: str) -> dict[str, Any]:
@@ -293,24 +280,30 @@ def reader_token(namespace: str) -> dict[str, Any]:
 ISTIOD_PORTS = (("tls-istiod", 15012, 15012), ("tls-istiodwebhook", 15017, 443))
 
 
-def istiod_gateway(namespace: str) -> dict[str, Any]:
-    """istiod's ports on the east-west gateway, passed through: TLS ends at istiod."""
+def east_west_gateway_object(
+    name: str, namespace: str, servers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An Istio Gateway on the east-west gateway's pods."""
     return {
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "Gateway",
-        "metadata": {"name": "istiod-gateway", "namespace": namespace},
-        "spec": {
-            "selector": {"istio": EAST_WEST_LABEL},
-            "servers": [
-                {
-                    "port": {"name": name, "number": number, "protocol": "TLS"},
-                    "tls": {"mode": "PASSTHROUGH"},
-                    "hosts": ["*"],
-                }
-                for name, number, _ in ISTIOD_PORTS
-            ],
-        },
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"istio": EAST_WEST_LABEL}, "servers": servers},
     }
+
+
+def tls_server(name: str, number: int, mode: str, hosts: list[str]) -> dict[str, Any]:
+    return {
+        "port": {"name": name, "number": number, "protocol": "TLS"},
+        "tls": {"mode": mode},
+        "hosts": hosts,
+    }
+
+
+def istiod_gateway(namespace: str) -> dict[str, Any]:
+    """istiod's ports on the east-west gateway, passed through: TLS ends at istiod."""
+    servers = [tls_server(name, number, "PASSTHROUGH", ["*"]) for name, number, _ in ISTIOD_PORTS]
+    return east_west_gateway_object("istiod-gateway", namespace, servers)
 
 
 def istiod_service(revision: str) -> str:
