@@ -2,14 +2,16 @@
 
 The rules come from `istio_operator.operations.rbac` (the classic renderer with every
 optional component on, both classic families, with and without mTLS and mesh expansion;
-the istiod family's charts of each catalogue version, each profile in place and by
-revision; plus the operator's own needs), which `istio-operator remote-access` also
-applies; they are compared with deploy/base's ClusterRole, the chart's copy of it and
-deploy/remote's ClusterRole, and recomputed from the reference samples as a cross-check.
+the istiod family's charts of each catalogue version: on the primary each profile in place
+and by revision, alone and with a remote, and a remote's secret; on a remote Istio's
+`remote` profile of those revisions; plus the operator's own needs), which
+`istio-operator remote-access` also applies; they are compared with deploy/base's
+ClusterRole, the chart's copy of it and deploy/remote's ClusterRole, and recomputed from
+the reference samples as a cross-check.
 
-deploy/'s primary ClusterRole covers the istiod family's charts of `ISTIOD_VERSIONS`, the
-versions `make istio-charts` writes: where the catalogue lacks them, what depends on them
-is skipped, saying so; the classic part is checked everywhere.
+deploy/'s ClusterRoles cover the istiod family's charts of `ISTIOD_VERSIONS`, the versions
+`make istio-charts` writes: where the catalogue lacks them, what depends on them is
+skipped, saying so; the classic part is checked everywhere.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ import yaml
 from istio_operator.api.crd import generate_crds
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.charts import Catalogue, ChartVersion
+from istio_operator.charts import Catalogue, ChartVersion, helm_binary
 from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster.binaries import default_cache_dir
 from istio_operator.operations import dataplane, inventory
 from istio_operator.operations.access import remote_manifests
 from istio_operator.operations.rbac import (
+    ISTIOD_ON_REMOTE,
     ISTIOD_PROFILES,
     OPERATOR_ON_REMOTE,
     OPTIONAL_COMPONENTS,
@@ -46,9 +49,12 @@ from istio_operator.operations.rbac import (
     Rules,
     catalogue_charts,
     held_for_rendered_roles,
+    istiod_plans,
+    istiod_remote_plans,
     policy_rules,
     primary_rules,
     remote_rules,
+    rendered_istiod_remote_variants,
     rendered_istiod_variants,
     rendered_primary_variants,
     rendered_remote_variants,
@@ -59,6 +65,13 @@ from istio_operator.operations.rbac import (
 from istio_operator.operations.rbac import (
     istiod_variants as rbac_variants,
 )
+from istio_operator.plan.istiod import (
+    IstiodPlan,
+    resolve_istiod,
+    resolve_istiod_remote,
+    with_remotes,
+)
+from istio_operator.reconcile.istiod_remote import remote_secret
 from istio_operator.reconcile.kinds import MANAGED_KINDS
 from istio_operator.render import (
     DesiredObject,
@@ -68,7 +81,8 @@ from istio_operator.render import (
     render_primary,
     render_remote,
 )
-from istio_operator.render.istiod import render_istiod_resource
+from istio_operator.render.istiod import render_istiod
+from istio_operator.render.phases import Phase
 
 # The helm `make k8s-binaries` builds, unless $HELM names another (the istiod renders).
 os.environ.setdefault("HELM", str(default_cache_dir() / "helm"))
@@ -79,8 +93,8 @@ SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 
 RBAC = RBAC_GROUP
 IMAGE_FIELDS = ("pilot", "citadel", "galley", "mixer", "sidecarInjector", "nodeAgent")
-# The istiod family's versions deploy/'s primary ClusterRole is derived with: those
-# `make istio-charts` writes (docs/istiod-charts.md). Derive it again when they change.
+# The istiod family's versions deploy/'s ClusterRoles are derived with: those
+# `make istio-charts` writes (docs/istiod-charts.md). Derive them again when they change.
 ISTIOD_VERSIONS = ("1.31.0", "1.31.1")
 
 
@@ -100,8 +114,8 @@ def istiod_charts() -> tuple[ChartVersion, ...]:
         held = [c.version for c in Catalogue.default().versions()] or ["nothing"]
         pytest.skip(
             f"the chart catalogue {Catalogue.default().root} holds {', '.join(held)}, not "
-            f"Istio {', '.join(ISTIOD_VERSIONS)}: deploy/'s primary ClusterRole covers the "
-            "istiod family's charts of those versions, so it is checked only where they are "
+            f"Istio {', '.join(ISTIOD_VERSIONS)}: deploy/'s ClusterRoles cover the "
+            "istiod family's charts of those versions, so they are checked only where they are "
             "(`make istio-charts`)"
         )
     return charts
@@ -110,6 +124,11 @@ def istiod_charts() -> tuple[ChartVersion, ...]:
 def primary_role() -> Role:
     """deploy/base's ClusterRole as derived: the classic families and the pinned charts."""
     return primary_rules(istiod_charts())
+
+
+def remote_role() -> Role:
+    """deploy/remote's ClusterRole as derived: the classic families and the pinned charts."""
+    return remote_rules(istiod_charts())
 
 
 def load_yaml(path: Path) -> Any:
@@ -191,24 +210,72 @@ def istiod_spec(version: str, profile: str, revision_based: bool) -> dict[str, A
     }
 
 
-IstiodRender = tuple[dict[str, Any], list[DesiredObject]]  # (Istio resource, its objects)
+# The remote of the cross-check: a RemoteIstio beside the mesh, reached at a documentation
+# address (the primary's east-west gateway).
+ISTIOD_REMOTE_BODY = {
+    "apiVersion": "istio.banzaicloud.io/v1beta1",
+    "kind": "RemoteIstio",
+    "metadata": {"name": "remote", "namespace": "istio-system"},
+    "spec": {"enabledServices": []},
+}
+PILOT_ADDRESS = "192.0.2.1"
+
+IstiodRender = tuple[str, list[DesiredObject]]  # (the variant, its objects)
+IstiodVariant = tuple[str, ChartVersion, IstiodPlan]
+
+
+def istiod_variants(charts: tuple[ChartVersion, ...]) -> list[IstiodVariant]:
+    """Each profile and strategy of each version on the primary, alone and with a remote
+    (on another network: the cross-network Gateway too); each strategy on a remote (its
+    profile is `remote` whatever the primary's: see `remote_plans_of_every_profile`)."""
+    found = []
+    for version in charts:
+        for profile in ("default", "minimal", "demo", "ambient"):
+            for revision_based in (False, True):
+                body = istiod_spec(version.version, profile, revision_based)
+                alone = resolve_istiod(load_istio(body).resource, version)
+                name = f"{version.version} {profile} {body['spec']['updateStrategy']['type']}"
+                with_remote = with_remotes(alone, {"remote": "network2"}, set())
+                found += [(f"{name} primary", version, alone)]
+                found += [(f"{name} primary+remote", version, with_remote)]
+        for revision_based in (False, True):
+            (plan, *_) = remote_plans_of_every_profile(version, revision_based)
+            found += [(f"{version.version} {revision_based=} remote", version, plan)]
+    return found
+
+
+def remote_plans_of_every_profile(version: ChartVersion, revision_based: bool) -> list[IstiodPlan]:
+    remote = load_remote_istio(ISTIOD_REMOTE_BODY).resource
+    return [
+        resolve_istiod_remote(
+            load_istio(istiod_spec(version.version, profile, revision_based)).resource,
+            remote,
+            version,
+            PILOT_ADDRESS,
+        )
+        for profile in ("default", "minimal", "demo", "ambient")
+    ]
 
 
 def rendered_istiod(charts: tuple[ChartVersion, ...]) -> list[IstiodRender]:
-    """Each variant of each version, with what it renders (helm runs for several at once)."""
-    bodies = [
-        (version, istiod_spec(version.version, profile, revision_based))
-        for version in charts
-        for profile in ("default", "minimal", "demo", "ambient")
-        for revision_based in (False, True)
-    ]
+    """Each variant, with what it renders (helm runs for several at once)."""
+    helm = helm_binary()
 
-    def render(variant: tuple[ChartVersion, dict[str, Any]]) -> IstiodRender:
-        version, body = variant
-        return body, render_istiod_resource(load_istio(body).resource, version)
+    def render(variant: IstiodVariant) -> IstiodRender:
+        name, version, plan = variant
+        return name, render_istiod(plan, version, helm)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(render, bodies))
+        return list(pool.map(render, istiod_variants(charts)))
+
+
+def on_remote(render: IstiodRender) -> bool:
+    return render[0].endswith(" remote")
+
+
+def remote_secret_object() -> DesiredObject:
+    """What a remote's worker writes on the primary: a v1 Secret."""
+    return DesiredObject(Phase.BASE, remote_secret("istio-system", "other", "kubeconfig", {}))
 
 
 def rendered_remote() -> list[DesiredObject]:
@@ -313,7 +380,15 @@ def istiod_renders() -> list[IstiodRender]:
 
 @pytest.fixture(scope="module")
 def istiod_objects(istiod_renders: list[IstiodRender]) -> list[DesiredObject]:
-    return [obj for _, objects in istiod_renders for obj in objects]
+    """What the istiod family writes on the primary."""
+    primary = [r for r in istiod_renders if not on_remote(r)]
+    return [obj for _, objects in primary for obj in objects] + [remote_secret_object()]
+
+
+@pytest.fixture(scope="module")
+def istiod_remote_objects(istiod_renders: list[IstiodRender]) -> list[DesiredObject]:
+    """What the istiod family writes on a remote."""
+    return [obj for render in istiod_renders if on_remote(render) for obj in render[1]]
 
 
 def test_every_rendered_kind_is_one_the_operator_prunes(
@@ -326,10 +401,15 @@ def test_every_rendered_kind_is_one_the_operator_prunes(
 
 
 def test_every_kind_the_istiod_family_renders_is_one_the_operator_prunes(
-    istiod_objects: list[DesiredObject],
+    istiod_objects: list[DesiredObject], istiod_remote_objects: list[DesiredObject]
 ) -> None:
-    rendered = {(o.api_version, o.kind) for o in istiod_objects}
+    rendered = {(o.api_version, o.kind) for o in istiod_objects + istiod_remote_objects}
     assert rendered - set(MANAGED_KINDS) == set()
+    # The remote's istiod Services' endpoints, and the primary's routes to its istiod.
+    assert ("discovery.k8s.io/v1", "EndpointSlice") in rendered
+    assert {("networking.istio.io/v1alpha3", k) for k in ("Gateway", "VirtualService")} <= (
+        {(o.api_version, o.kind) for o in istiod_objects}
+    )
 
 
 def base_cluster_role() -> dict[str, Any]:
@@ -378,11 +458,19 @@ def test_the_derivation_covers_what_the_reference_samples_render(
     assert required(primary_objects + istiod_objects, *PRIMARY_USES) == primary_role()
 
 
+def test_the_remote_derivation_covers_what_the_reference_samples_render(
+    istiod_remote_objects: list[DesiredObject],
+) -> None:
+    """Remotes of the primary in every profile: its profile is replaced by `remote`."""
+    objects = rendered_remote() + istiod_remote_objects
+    assert required(objects, *REMOTE_USES, ISTIOD_ON_REMOTE) == remote_role()
+
+
 def test_the_classic_derivation_covers_what_the_reference_samples_render(
     primary_objects: list[DesiredObject],
 ) -> None:
     assert required(primary_objects, *PRIMARY_USES) == primary_rules(())
-    assert required(rendered_remote(), *REMOTE_USES) == remote_rules()
+    assert required(rendered_remote(), *REMOTE_USES) == remote_rules(())
 
 
 def test_chart_cluster_role_has_the_base_rules() -> None:
@@ -394,15 +482,33 @@ def test_chart_cluster_role_grants_exactly_what_the_operator_needs() -> None:
 
 
 def test_remote_cluster_role_grants_exactly_what_the_operator_needs_on_a_remote() -> None:
-    assert_exactly(remote_cluster_role(), remote_rules())
+    assert_exactly(remote_cluster_role(), remote_role())
+
+
+def test_remote_cluster_role_grants_at_least_what_the_classic_families_need() -> None:
+    """Checked with or without the catalogue: the classic part alone is in the file."""
+    actual, classic = granted(remote_cluster_role()), remote_rules(())
+    lacking = [
+        (group, resource, verb)
+        for (group, resource), verbs in classic.rules.items()
+        for verb in verbs
+        if not holds(actual, group, resource, verb)
+    ]
+    assert not lacking, f"deploy/remote lacks {lacking}"
+    assert not difference(classic.bindable, actual.bindable)
 
 
 def test_remote_access_applies_the_rules_of_deploy_remote_in_the_same_order() -> None:
+    istiod_charts()  # deploy/remote is derived with them
     _, role, binding = remote_manifests("istio-system")
     assert role["kind"] == "ClusterRole"
     assert role["metadata"]["name"] == remote_cluster_role()["metadata"]["name"]
     assert_exactly(role, remote_rules())
-    assert role["rules"] == remote_cluster_role()["rules"]  # one value: no apply conflict
+    # One value: no apply conflict (remote-access derives with the whole catalogue).
+    assert role["rules"] == remote_cluster_role()["rules"], (
+        f"the catalogue holds {[c.version for c in catalogue_charts()]}, deploy/remote is "
+        f"derived with {list(ISTIOD_VERSIONS)}"
+    )
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "istio-operator", "namespace": "istio-system"}
@@ -455,7 +561,7 @@ def test_a_missing_extra_or_reordered_rule_fails(
     role, expected = (
         (base_cluster_role(), primary_role())
         if which == "primary"
-        else (remote_cluster_role(), remote_rules())
+        else (remote_cluster_role(), remote_role())
     )
     with pytest.raises(AssertionError, match=message):
         assert_exactly(change(role), expected)
@@ -514,9 +620,13 @@ each_cluster_role = pytest.mark.parametrize(
             lambda: rendered_primary_variants(istiod_charts()),
             lambda: primary_rules(istiod_charts()),
         ),
-        (rendered_remote_variants, remote_rules),
+        (lambda: rendered_remote_variants(()), lambda: remote_rules(())),
+        (
+            lambda: rendered_remote_variants(istiod_charts()),
+            lambda: remote_rules(istiod_charts()),
+        ),
     ],
-    ids=["primary-classic", "primary", "remote"],
+    ids=["primary-classic", "primary", "remote-classic", "remote"],
 )
 
 
@@ -556,11 +666,27 @@ def test_bind_by_name_on_the_istiod_roles_in_place_and_of_each_revision() -> Non
         clusterroles
     )
     assert "istiod" in roles
+    assert "istio-eastwestgateway" in roles  # the primary's gateway for its remotes
+    remote = remote_role().bindable[(RBAC, "clusterroles")]
+    assert "istio-reader-clusterrole-istio-system" in remote
     for version in ISTIOD_VERSIONS:
         revision = "mesh-" + version.replace(".", "-")
         assert f"istiod-clusterrole-{revision}-istio-system" in clusterroles
         assert f"istiod-gateway-controller-{revision}-istio-system" in clusterroles
         assert f"istiod-{revision}" in roles
+        assert f"istio-reader-clusterrole-{revision}-istio-system" in remote
+
+
+def test_a_remote_of_the_istiod_family_is_applied_pruned_and_its_reader_token_read() -> None:
+    """The remote's EndpointSlices (its istiod Services' endpoints) are written and pruned,
+    and the reader token Secret read, in the control-plane namespace (a ClusterRole: in
+    every namespace); on the primary, the remote secret is a Secret, which it writes."""
+    role = remote_role()
+    for verb in ("get", "list", "watch", "create", "patch", "update", "delete"):
+        assert holds(role, "discovery.k8s.io", "endpointslices", verb), verb
+        assert holds(primary_role(), "", "secrets", verb), verb
+    assert holds(role, "", "secrets", "get")
+    assert holds(remote_rules(()), "discovery.k8s.io", "endpointslices", "list")  # pruning
 
 
 def test_each_istiod_role_is_rendered_before_its_binding(
@@ -568,7 +694,7 @@ def test_each_istiod_role_is_rendered_before_its_binding(
 ) -> None:
     """Applied in this order, a binding finds its role (whose rules the operator holds):
     `bind` is needed only for the dry-run of the whole change before the first write."""
-    for body, objects in istiod_renders:
+    for name, objects in istiod_renders:
         seen: set[tuple[str, str, str]] = set()
         for obj in objects:
             namespace = obj.manifest["metadata"].get("namespace", "")
@@ -577,14 +703,23 @@ def test_each_istiod_role_is_rendered_before_its_binding(
             if obj.kind in ("ClusterRoleBinding", "RoleBinding"):
                 ref = obj.manifest["roleRef"]
                 wanted = (ref["kind"], ref["name"], namespace if ref["kind"] == "Role" else "")
-                assert wanted in seen, (body["spec"], obj.name)
+                assert wanted in seen, (name, obj.name)
 
 
 def test_the_samples_are_the_derivations_istiod_variants() -> None:
-    """The cross-check renders what the derivation does, written out independently."""
+    """The cross-check renders what the derivation does (and more), written out
+    independently."""
+    variants = istiod_variants(istiod_charts())
     for charts in istiod_charts():
         ours = [istiod_spec(charts.version, p, r) for p in ISTIOD_PROFILES for r in (False, True)]
         assert ours == rbac_variants(charts.version)
+        plans = [plan for _, version, plan in variants if version == charts]
+        assert all(plan in plans for plan in istiod_plans(charts) + istiod_remote_plans(charts))
+        assert {p.remotes for p in istiod_plans(charts)} == {(), ("remote",)}
+        assert {p.revision_based for p in istiod_remote_plans(charts)} == {False, True}
+        for revision_based in (False, True):  # a remote's plan is the same whatever profile
+            first, *others = remote_plans_of_every_profile(charts, revision_based)
+            assert all(other == first for other in others)
 
 
 def test_without_a_catalogue_the_istiod_part_is_empty(
@@ -593,7 +728,9 @@ def test_without_a_catalogue_the_istiod_part_is_empty(
     monkeypatch.setenv("ISTIO_OPERATOR_CHARTS_DIR", str(tmp_path / "none"))
     assert catalogue_charts() == ()
     assert rendered_istiod_variants(catalogue_charts()) == []
+    assert rendered_istiod_remote_variants(catalogue_charts()) == []
     assert primary_rules() == primary_rules(())
+    assert remote_rules() == remote_rules(())
     assert catalogue_charts(Catalogue(tmp_path)) == ()
 
 
@@ -611,9 +748,12 @@ def test_no_escalate_and_no_unnamed_bind(index: int) -> None:
 @pytest.mark.parametrize("index", range(4), ids=["base", "chart", "remote", "remote-access"])
 def test_wildcards_only_where_a_rendered_istio_role_has_them(index: int) -> None:
     manifest = operator_roles()[index]
-    objects = (
-        rendered_primary_variants(istiod_charts()) if index < 2 else rendered_remote_variants()
-    )
+    objects = [
+        rendered_primary_variants(istiod_charts()),
+        rendered_primary_variants(istiod_charts()),
+        rendered_remote_variants(istiod_charts()),
+        rendered_remote_variants(),  # remote-access derives with the whole catalogue
+    ][index]
     istio_roles = held_for_rendered_roles(objects)
     for rule in manifest["rules"]:
         assert "*" not in rule["apiGroups"], rule

@@ -3,15 +3,18 @@
 One derivation per kind of cluster, each the sum of four declared parts:
 
 - applying, pruning and reading what the renderers can produce (the classic families'
-  with every optional component on, with and without mTLS and mesh expansion; on the
-  primary, the istiod family's: every version of the chart catalogue, each of
-  `ISTIOD_PROFILES` in place and by revision with a tag): get/list/watch
+  with every optional component on, with and without mTLS and mesh expansion; the istiod
+  family's, every version of the chart catalogue: on the primary, each of
+  `ISTIOD_PROFILES` in place and by revision with a tag, alone and with a remote (the
+  east-west gateway, its Gateways and VirtualService), and a remote's secret; on a remote,
+  Istio's `remote` profile of the same revisions, `ISTIOD_REMOTE`): get/list/watch
   (live state, owned objects found by label), create+patch (server-side apply), update
   (taking over what another writer made) and delete (pruning), except for the kinds
   never pruned; the other kinds the operator may
   own (`MANAGED_KINDS`) are only read, since every reconcile lists them to prune;
 - what the operator does beyond that (`OPERATOR_ON_PRIMARY`, `OPERATOR_ON_REMOTE`, and on
-  both `SUPERSEDED_DEPENDENTS`: what a workload replaced in a take-over ran);
+  both `SUPERSEDED_DEPENDENTS`: what a workload replaced in a take-over ran; with the
+  istiod family, `ISTIOD_ON_REMOTE`: the reader token it reads there);
 - what `istio-operator status` and `dataplane-upgrade` read and patch on each cluster
   (`STATUS_*`, `DATAPLANE_*`, built from the kinds `operations.inventory` and
   `operations.dataplane` list and restart, so that a kind added there is granted here);
@@ -28,7 +31,9 @@ catalogue that part is empty, and the derivation is the classic families' alone.
 files are derived with the versions `make istio-charts` writes (so the test checks them
 only where the catalogue holds those); a version added later is covered once they are
 derived again with it (its charts' roles may grant more, its revisions' roles have other
-names). The istiod family has no remote cluster yet: `remote_rules()` has no such part.
+names). The same holds of a remote's part, and so of what `remote-access` applies: it is
+derived from the catalogue of the machine that runs the command (with its helm), and equals
+deploy/remote's only where that catalogue holds the versions deploy/ is derived with.
 
 Why here, among the operations, and not in `reconcile` or `kube`: the derivation reads
 the renderer's output, the kinds the reconcile owns and the kinds that `status` and
@@ -66,19 +71,21 @@ and the engine applies a phase's objects in that order, so the real apply finds 
 without `bind`, and with it the whole change.
 
 In place, its roles are named after the namespace only (`istiod-clusterrole-istio-system`,
-Role `istiod`); by revision, after the revision, `<resource>-<version>`
-(`istiod-clusterrole-mesh-1-31-1-istio-system`, Role `istiod-mesh-1-31-1`), and so after the
-Istio resource's name, which no derivation knows. `bind` stays by name even so, on what
-the reference resource renders (`ISTIOD_OWNER`, `mesh`, in istio-system, the example of
-docs/istiod-family.md), for every catalogue version. `bind` on every (Cluster)Role, without
-names, is not held: the operator writes ClusterRoleBindings, so it could bind
-`cluster-admin` to itself, the very escalation the rest of this derivation closes. What
-that leaves out is named, not granted: an istiod-family Istio in another namespace, or a
-RevisionBased one of another name, renders bindings of roles the operator may not bind
-before they exist, and its change is refused by the dry-run (the refusal names the role).
-Such a mesh needs `bind` on those names (`istio-operator render` prints the roles) granted
-to the operator by a ClusterRole of its own, or an operator running with a kubeconfig that
-may bind them.
+Role `istiod`; on a remote, `istio-reader-clusterrole-istio-system`; the east-west
+gateway's Role is `istio-eastwestgateway`); by revision, after the revision,
+`<resource>-<version>` (`istiod-clusterrole-mesh-1-31-1-istio-system`, Role
+`istiod-mesh-1-31-1`; on a remote, `istio-reader-clusterrole-mesh-1-31-1-istio-system`),
+and so after the Istio resource's name, which no derivation knows. `bind` stays by name even
+so, on what the reference resource renders (`ISTIOD_OWNER`, `mesh`, in istio-system, the
+example of docs/istiod-family.md), for every catalogue version. `bind` on every
+(Cluster)Role, without names, is not held: the operator writes ClusterRoleBindings, so it
+could bind `cluster-admin` to itself, the very escalation the rest of this derivation
+closes. What that leaves out is named, not granted: an istiod-family Istio in another
+namespace, or a RevisionBased one of another name, renders bindings of roles the operator
+may not bind before they exist, and its change is refused by the dry-run (the refusal names
+the role). Such a mesh needs `bind` on those names (`istio-operator render` prints the
+roles) granted to the operator by a ClusterRole of its own, or an operator running with a
+kubeconfig that may bind them.
 """
 
 from __future__ import annotations
@@ -92,10 +99,17 @@ from typing import Any
 
 from istio_operator.api.labels import API_VERSION, GROUP
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.charts import Catalogue, ChartVersion
+from istio_operator.charts import Catalogue, ChartVersion, helm_binary
 from istio_operator.kube.resources import api_resource, register_crds
 from istio_operator.operations.dataplane import RESTARTABLE_KINDS
 from istio_operator.operations.inventory import WORKLOAD_KINDS
+from istio_operator.plan.istiod import (
+    IstiodPlan,
+    resolve_istiod,
+    resolve_istiod_remote,
+    with_remotes,
+)
+from istio_operator.reconcile.istiod_remote import remote_secret
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS
 from istio_operator.render import (
     DesiredObject,
@@ -105,7 +119,8 @@ from istio_operator.render import (
     render_primary,
     render_remote,
 )
-from istio_operator.render.istiod import render_istiod_resource
+from istio_operator.render.istiod import render_istiod
+from istio_operator.render.phases import Phase
 from istio_operator.versions import families
 from istio_operator.versions.istiod import IN_PLACE, REVISION_BASED
 
@@ -159,6 +174,11 @@ OPERATOR_ON_REMOTE: Rules = {
     ("", "namespaces"): READ | PATCH,
     ("", "pods"): READ,
 }
+# On a remote of the istiod family (with a catalogue only): the token Secret of its reader
+# ServiceAccount, read in the control-plane namespace (`reconcile.istiod_remote`,
+# `reader_kubeconfig`) for the remote secret on the primary. The token Secret is rendered,
+# so applying it grants this already; declared so that the read does not rest on that.
+ISTIOD_ON_REMOTE: Rules = {("", "secrets"): GET}
 
 
 def resource_of(api_version: str, kind: str) -> Resource:
@@ -231,6 +251,21 @@ ISTIOD_STRATEGIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (IN_PLACE, ()),
     (REVISION_BASED, ("canary",)),
 )
+# The remote of the istiod family's variants: a RemoteIstio of the reference resource's
+# namespace, reached through a primary's east-west gateway at a documentation address.
+ISTIOD_REMOTE: dict[str, Any] = {
+    "apiVersion": API_VERSION,
+    "kind": "RemoteIstio",
+    "metadata": {"name": "remote", "namespace": _NAMESPACE},
+    "spec": {"enabledServices": []},
+}
+ISTIOD_PILOT_ADDRESS = "192.0.2.1"
+# The primary's remotes (name -> network) in its variants with remotes: on another network,
+# so that the cross-network Gateway is rendered besides istiod's Gateway and routes.
+ISTIOD_REMOTE_NETWORKS = {"remote": "network2"}
+# A remote's render replaces the primary's profile with Istio's `remote`: one profile of the
+# primary is enough, with each of `ISTIOD_STRATEGIES`.
+ISTIOD_REMOTE_PRIMARY_PROFILE = "default"
 _HELM_CONCURRENCY = 8  # helm processes at once while the variants render
 
 
@@ -305,6 +340,34 @@ def istiod_variants(version: str) -> list[dict[str, Any]]:
     ]
 
 
+def istiod_plans(charts: ChartVersion) -> list[IstiodPlan]:
+    """The istiod family's plans of `charts` on the primary: each of `istiod_variants`,
+    alone and with the remotes `ISTIOD_REMOTE_NETWORKS` (no older revision running)."""
+    alone = [
+        resolve_istiod(load_istio(body).resource, charts)
+        for body in istiod_variants(charts.version)
+    ]
+    return alone + [with_remotes(plan, ISTIOD_REMOTE_NETWORKS, set()) for plan in alone]
+
+
+def istiod_remote_plans(charts: ChartVersion) -> list[IstiodPlan]:
+    """The istiod family's plans of `charts` on a remote (`ISTIOD_REMOTE`), of the primary
+    in `ISTIOD_REMOTE_PRIMARY_PROFILE` with each of `ISTIOD_STRATEGIES`."""
+    remote = load_remote_istio(ISTIOD_REMOTE).resource
+    return [
+        resolve_istiod_remote(load_istio(body).resource, remote, charts, ISTIOD_PILOT_ADDRESS)
+        for body in istiod_variants(charts.version)
+        if body["spec"]["profile"] == ISTIOD_REMOTE_PRIMARY_PROFILE
+    ]
+
+
+def istiod_remote_secret() -> DesiredObject:
+    """The secret a remote's worker writes on the primary (its kubeconfig left empty)."""
+    return DesiredObject(
+        Phase.BASE, remote_secret(_NAMESPACE, ISTIOD_REMOTE["metadata"]["name"], "", {})
+    )
+
+
 def catalogue_charts(catalogue: Catalogue | None = None) -> tuple[ChartVersion, ...]:
     """Every version of the chart catalogue (the default one unless given), oldest first;
     none on a machine without one."""
@@ -312,24 +375,37 @@ def catalogue_charts(catalogue: Catalogue | None = None) -> tuple[ChartVersion, 
 
 
 def rendered_istiod_variants(charts: Iterable[ChartVersion]) -> list[DesiredObject]:
-    """What the istiod family renders from `charts`, variant after variant (through helm:
-    raises `HelmError` when there is none to run). Rendered once per set of versions:
-    the objects are shared, not to be changed."""
-    return list(_rendered_istiod(tuple(charts)))
+    """What the istiod family writes on the primary from `charts`, variant after variant
+    (`istiod_plans`), then a remote's secret; nothing without charts. Rendered through
+    helm (raises `HelmError` when there is none to run), once per set of versions: the
+    objects are shared, not to be changed."""
+    return list(_rendered_istiod(tuple(charts), remote=False))
+
+
+def rendered_istiod_remote_variants(charts: Iterable[ChartVersion]) -> list[DesiredObject]:
+    """What the istiod family writes on a remote from `charts` (`istiod_remote_plans`), as
+    `rendered_istiod_variants`."""
+    return list(_rendered_istiod(tuple(charts), remote=True))
 
 
 @functools.cache
-def _rendered_istiod(charts: tuple[ChartVersion, ...]) -> tuple[DesiredObject, ...]:
-    def render(variant: tuple[ChartVersion, dict[str, Any]]) -> list[DesiredObject]:
-        version, body = variant
-        return render_istiod_resource(load_istio(body).resource, version)
-
-    variants = [(v, body) for v in charts for body in istiod_variants(v.version)]
+def _rendered_istiod(
+    charts: tuple[ChartVersion, ...], *, remote: bool
+) -> tuple[DesiredObject, ...]:
+    plans_of = istiod_remote_plans if remote else istiod_plans
+    variants = [(version, plan) for version in charts for plan in plans_of(version)]
     if not variants:
         return ()
+    helm = helm_binary()
+
+    def render(variant: tuple[ChartVersion, IstiodPlan]) -> list[DesiredObject]:
+        version, plan = variant
+        return render_istiod(plan, version, helm)
+
     # helm runs for several variants at once; `map` keeps the variants' order.
     with ThreadPoolExecutor(max_workers=_HELM_CONCURRENCY) as pool:
-        return tuple(obj for objects in pool.map(render, variants) for obj in objects)
+        objects = [obj for rendered in pool.map(render, variants) for obj in rendered]
+    return tuple(objects if remote else [*objects, istiod_remote_secret()])
 
 
 def rendered_primary_variants(
@@ -349,7 +425,17 @@ def rendered_primary_variants(
     return classic + rendered_istiod_variants(catalogue_charts() if charts is None else charts)
 
 
-def rendered_remote_variants() -> list[DesiredObject]:
+def rendered_remote_variants(
+    charts: Sequence[ChartVersion] | None = None,
+) -> list[DesiredObject]:
+    """The classic families' objects on a remote, then the istiod family's of `charts`
+    (default: `catalogue_charts()`)."""
+    return _rendered_classic_remote() + rendered_istiod_remote_variants(
+        catalogue_charts() if charts is None else charts
+    )
+
+
+def _rendered_classic_remote() -> list[DesiredObject]:
     remote = load_remote_istio(all_on_remote()).resource
     facts = PrimaryFacts(
         ca_secret_data={"ca-cert.pem": "Y2E=", "ca-key.pem": "a2V5"},
@@ -464,10 +550,17 @@ def _primary_rules(charts: tuple[ChartVersion, ...]) -> Role:
     return required(rendered_primary_variants(charts), *PRIMARY_USES)
 
 
+def remote_rules(charts: Sequence[ChartVersion] | None = None) -> Role:
+    """What the operator needs on a remote cluster (deploy/remote, `remote-access`), with
+    the istiod family's versions `charts` (default: every version of the catalogue)."""
+    return _remote_rules(catalogue_charts() if charts is None else tuple(charts))
+
+
 @functools.cache
-def remote_rules() -> Role:
-    """What the operator needs on a remote cluster (deploy/remote, `remote-access`)."""
-    return required(rendered_remote_variants(), *REMOTE_USES)
+def _remote_rules(charts: tuple[ChartVersion, ...]) -> Role:
+    objects = rendered_remote_variants(charts)
+    istiod = (ISTIOD_ON_REMOTE,) if rendered_istiod_remote_variants(charts) else ()
+    return required(objects, *REMOTE_USES, *istiod)
 
 
 def policy_rules(role: Role) -> list[dict[str, list[str]]]:

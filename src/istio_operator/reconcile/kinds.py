@@ -16,6 +16,15 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "Service"),
     ("v1", "ServiceAccount"),
     ("v1", "Endpoints"),
+    # The istiod family's remote profile: the EndpointSlice of each `istiod-<rev>` Service,
+    # at the primary's east-west gateway. The slices Kubernetes' EndpointSlice controllers
+    # make for our Services (from their selectors, or mirrored from our Endpoints) copy the
+    # labels of the Service (or Endpoints), ours included, so they are listed as owned;
+    # but the prune deletes only what our field manager applied (`kube.objects`,
+    # `applied_by_us`), and kube-controller-manager writes theirs, so they are never
+    # pruned; nor swept (`takeover.reference_leftovers`: their controller is the Service,
+    # not an Istio resource).
+    ("discovery.k8s.io/v1", "EndpointSlice"),
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
     # What a superseded workload ran, until its replacement is available (see takeover).
