@@ -440,18 +440,20 @@ def operator_plane(
     citadel_ca: bool = False,
     operator_args: tuple[str, ...] = OPERATOR_ARGS,
     tail: int = 100,
+    admission_webhooks: bool = True,
 ) -> Iterator[Plane]:
     """Creates the cluster `primary` and the `remotes` ({name in the tests: cluster name}),
     `install`s the CRDs on the primary, creates the `namespaces` there and the
     `remote_namespaces` on each remote; with `citadel_ca`, the stand-in for the CA Secret
     citadel makes on the primary (in istio-system), which remotes copy. The operator (for
     the primary, not started) is stopped at the end and its log's last `tail` lines
-    printed; the clusters are deleted."""
-    clusters = [workspace.create(primary)]
+    printed; the clusters are deleted. Without `admission_webhooks`, the clusters call no
+    admission webhook (for the istiod family: no istiod runs on fake nodes to answer)."""
+    clusters = [workspace.create(primary, admission_webhooks=admission_webhooks)]
     try:
         remote_clusters = {}
         for key, name in (remotes or {}).items():
-            remote_clusters[key] = workspace.create(name)
+            remote_clusters[key] = workspace.create(name, admission_webhooks=admission_webhooks)
             clusters.append(remote_clusters[key])
         client = client_for(clusters[0])
         with operator_process(

@@ -14,6 +14,7 @@ import asyncio
 import sys
 from typing import Any
 
+from istio_operator.charts import HelmError
 from istio_operator.kube.client import (
     ApiRefusedError,
     ClusterUnreachableError,
@@ -83,7 +84,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args))
-    except (KubeconfigError, CredentialsError, OSError) as error:
+    except (KubeconfigError, CredentialsError, OSError, HelmError) as error:
+        # (HelmError: the rules cover the istiod family's renders, made with helm.)
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,12 +89,14 @@ class Release:
 # (the base chart's CRDs alone are about 1 MB of it). Callers do not mutate the objects.
 _RENDERED: dict[str, tuple[DesiredObject, ...]] = {}
 _RENDERED_MAX = 16
+_RENDERED_LOCK = threading.Lock()
 
 
 def render_istiod(plan: IstiodPlan, charts: ChartVersion, helm: Path) -> list[DesiredObject]:
     """Every object of `plan`'s control plane, ordered by phase. Raises `HelmError`."""
     key = json.dumps([dataclasses.asdict(plan), str(charts.root), str(helm)], sort_keys=True)
-    found = _RENDERED.get(key)
+    with _RENDERED_LOCK:
+        found = _RENDERED.get(key)
     if found is None:
         objects = [
             marked(plan, release, manifest)
@@ -102,9 +105,10 @@ def render_istiod(plan: IstiodPlan, charts: ChartVersion, helm: Path) -> list[De
         ]
         objects += [marked(plan, own, manifest) for own, manifest in operator_objects(plan)]
         found = tuple(sorted(objects, key=lambda obj: obj.phase))
-        if len(_RENDERED) >= _RENDERED_MAX:
-            _RENDERED.pop(next(iter(_RENDERED)))
-        _RENDERED[key] = found
+        with _RENDERED_LOCK:  # renders run in threads (the reconcile's, RBAC's derivation)
+            if len(_RENDERED) >= _RENDERED_MAX:
+                _RENDERED.pop(next(iter(_RENDERED)), None)
+            _RENDERED[key] = found
     return list(found)
 
 
