@@ -96,8 +96,10 @@ async def reconcile_istiod_remote(
             f"waiting for the token of the remote's reader ServiceAccount ({READER_TOKEN_SECRET})",
         )
     manifest = remote_secret(namespace, plan.cluster_name, secret, ownership.labels)
+    # On the primary a remote owns its secret alone: one kind to list, not every managed one.
+    on_primary = replace(ownership, kinds=(("v1", "Secret"),))
     report = await reconcile_cluster(
-        primary, [DesiredObject(Phase.BASE, manifest)], ownership, phase_timeout
+        primary, [DesiredObject(Phase.BASE, manifest)], on_primary, phase_timeout
     )
     if report.refused:
         return replace(
