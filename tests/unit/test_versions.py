@@ -20,6 +20,7 @@ from istio_operator.versions import (
     unsupported_example,
 )
 from istio_operator.versions import UNSUPPORTED_VERSION_MESSAGE as MESSAGE
+from istio_operator.versions.families import suggest_version
 from istio_operator.versions.istiod import Selected, select_family
 
 from .render_support import SAMPLE_REMOTE, sample_body
@@ -52,18 +53,41 @@ def test_supported_versions(version: str, family: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "version",
-    ["1.1.0", "1.4.0", "garbage", "", "1.3", "1.30.0", "2.3.0", "1.3.x", " 1.3.0", "v1.3.0"],
+    ("version", "suggestion"),
+    [
+        ("1.1.0", "1.2.8"),
+        ("1.4.0", "1.3.8"),
+        ("garbage", None),
+        ("", None),
+        ("1.3", "1.3.0"),
+        ("1.30.0", "1.3.8"),
+        ("2.3.0", "1.3.8"),
+        ("1.3.x", "1.3.0"),
+        (" 1.3.0", "1.3.0"),
+        ("v1.3.0", "1.3.0"),
+    ],
 )
 def test_unsupported_versions_are_refused_with_the_reference_message(
-    version: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    version: str, suggestion: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(CATALOGUE_ENV, str(tmp_path))  # an empty chart catalogue
     with pytest.raises(UnsupportedVersionError) as info:
         family_for(version)
-    assert str(info.value) == f"{MESSAGE} (supported: 1.2.x from 1.2.0, 1.3.x from 1.3.0)"
+    hint = f"; did you mean {suggestion}?" if suggestion else ""
+    assert str(info.value) == (
+        f"{MESSAGE}: got {version!r}{hint} (supported: 1.2.x from 1.2.0, 1.3.x from 1.3.0)"
+    )
     assert info.value.version == version
     assert isinstance(info.value, ValueError)
+
+
+def test_the_nearest_catalogue_version_is_suggested() -> None:
+    known = ["1.2.0", "1.3.0", "1.3.8", "1.31.0", "1.31.1"]
+    assert suggest_version("1.31.2", known) == "1.31.1"
+    assert suggest_version("1.31.0-rc.0x", known) == "1.31.0"
+    assert suggest_version("V1.31.1", known) == "1.31.1"
+    assert suggest_version("1.32.0", known) == "1.31.1"
+    assert suggest_version("latest", known) is None
 
 
 def test_the_istiod_familys_versions_are_the_chart_catalogues(
@@ -80,6 +104,7 @@ def test_the_istiod_familys_versions_are_the_chart_catalogues(
     with pytest.raises(UnsupportedVersionError) as info:
         select_family("1.30.4")
     assert str(info.value).endswith(
+        "did you mean 1.30.3? "
         "(supported: 1.2.x from 1.2.0, 1.3.x from 1.3.0; istiod family: 1.30.3)"
     )
 

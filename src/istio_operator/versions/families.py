@@ -27,8 +27,17 @@ class UnsupportedVersionError(ValueError):
     """The intended Istio version is not one this operator can install."""
 
     def __init__(self, version: str) -> None:
-        super().__init__(f"{UNSUPPORTED_VERSION_MESSAGE} (supported: {supported_ranges()})")
+        super().__init__(
+            f"{UNSUPPORTED_VERSION_MESSAGE}: got {version!r}{_hint(version)} "
+            f"(supported: {supported_ranges()})"
+        )
         self.version = version
+
+
+def _hint(version: str) -> str:
+    """`; did you mean 1.3.0?` when a supported version is near the one given."""
+    near = suggest_version(version)
+    return f"; did you mean {near}?" if near else ""
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,49 @@ def supported_ranges() -> str:
     classic = classic_ranges()
     istiod = ISTIOD.versions()
     return f"{classic}; istiod family: {', '.join(istiod)}" if istiod else classic
+
+
+_LEADING_NUMBERS = re.compile(r"^\s*[vV]?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+
+
+def known_versions() -> list[str]:
+    """Versions to suggest: each classic family's patches up to its reference version,
+    and the istiod versions the chart catalogue holds."""
+    from istio_operator.versions.istiod import ISTIOD
+
+    known: list[str] = []
+    for family in FAMILIES:
+        newest = parse_version(family.reference_version)
+        last = newest[2] if newest else family.min_patch
+        known += [f"{family.name}.{patch}" for patch in range(family.min_patch, last + 1)]
+    return known + ISTIOD.versions()
+
+
+def suggest_version(version: str, known: list[str] | None = None) -> str | None:
+    """The known version nearest to `version`: the same numbers written plainly (`v1.3.0`,
+    `1.3`), else the closest by major, then minor, then patch. None for no numbers at all."""
+    match = _LEADING_NUMBERS.match(version)
+    if match is None:
+        return None
+    wanted = tuple(int(part or 0) for part in match.groups())
+    candidates = [(parsed, v) for v in known or known_versions() if (parsed := parse_version(v))]
+    if not candidates:
+        return None
+
+    def distance(candidate: tuple[tuple[int, int, int], str]) -> tuple[int, int, int]:
+        (major, minor, patch), _ = candidate
+        same_line = (major, minor) == wanted[:2]
+        # On another minor line, patch numbers do not compare: its newest is nearest.
+        return (
+            abs(major - wanted[0]),
+            abs(minor - wanted[1]),
+            abs(patch - wanted[2]) if same_line else -patch,
+        )
+
+    plain = ".".join(map(str, wanted))
+    if plain != version and any(f.accepts(plain) for f in FAMILIES):
+        return plain
+    return min(candidates, key=distance)[1]
 
 
 def unsupported_example() -> str:
