@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from istio_operator.api.errors import SpecError
-from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.api.parse import Misspelling, explained, load_istio, load_remote_istio
 from istio_operator.plan import resolve_primary
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "samples"
@@ -258,3 +258,36 @@ def test_any_json_spec_loads_or_raises_spec_error_with_a_path(spec: Any) -> None
             assert err.message
         else:
             assert all(w.startswith('unknown field "spec') for w in loaded.warnings)
+
+
+def test_a_misspelled_field_is_warned_about_with_the_field_it_likely_meant() -> None:
+    loaded = load_istio(minimal(pilot={"imgae": "x", "Enabled": True}, gatways={}))
+    assert sorted(loaded.warnings) == [
+        'unknown field "spec.gatways" ignored; did you mean gateways?',
+        'unknown field "spec.pilot.Enabled" ignored; did you mean enabled?',
+        'unknown field "spec.pilot.imgae" ignored; did you mean image?',
+    ]
+    assert {(m.path, m.meant) for m in loaded.misspelled} >= {
+        ("spec.pilot.imgae", "spec.pilot.image")
+    }
+
+
+def test_a_field_already_set_is_not_suggested_for_a_misspelling() -> None:
+    loaded = load_istio(minimal(mtsl=True))
+    assert loaded.warnings == ['unknown field "spec.mtsl" ignored']
+    assert loaded.misspelled == ()
+
+
+def test_an_error_about_the_field_a_misspelling_meant_names_the_misspelling() -> None:
+    body = minimal()
+    body["metdata"] = body.pop("metadata")
+    with pytest.raises(SpecError) as info:
+        load_istio(body)
+    assert str(info.value) == (
+        "metdata: unknown field; did you mean metadata? (metadata: Field required)"
+    )
+    typo = Misspelling("spec.mtsl", "spec.mtls")
+    required = SpecError("spec.mtls", "Field required")
+    assert explained(required, [typo]).path == "spec.mtsl"
+    other = SpecError("spec.version", "Field required")
+    assert explained(other, [typo]) is other

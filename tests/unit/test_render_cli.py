@@ -70,3 +70,14 @@ def test_unknown_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     path = write(tmp_path, sample_body())
     assert main(["render", "-f", str(path), "--remote", "nope"]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_misspelled_required_field_is_named_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = sample_body()
+    body["spec"]["mtsl"] = body["spec"].pop("mtls")
+    assert main(["render", "-f", str(write(tmp_path, body))]) == 1
+    assert error_lines(capsys.readouterr().err) == [
+        "error: spec.mtsl: unknown field; did you mean mtls? (spec.mtls: Field required)"
+    ]

@@ -7,15 +7,19 @@ the desired state and is dropped silently, as are metadata keys the operator
 does not read. Fields inside pass-through Kubernetes objects (resources,
 affinity, tolerations...) are never unknown.
 
-Any other mismatch raises `SpecError` naming the first failing field.
+Any other mismatch raises `SpecError` naming the first failing field. An unknown
+field close to a known one that is not set (`spec.mtsl` beside no `spec.mtls`) is
+kept as a `Misspelling`: an error about the field it meant (`spec.mtls: Field
+required`), here or later (`explained`), names the misspelling first.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -31,6 +35,19 @@ R = TypeVar("R", bound=BaseModel)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 # Top-level keys that are read elsewhere or not at all, never warned about.
 _SILENT_TOP_LEVEL = frozenset({"status"})
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", *_SILENT_TOP_LEVEL)
+
+
+@dataclass(frozen=True)
+class Misspelling:
+    """An unknown field (`spec.mtsl`) and the known one it likely meant (`spec.mtls`)."""
+
+    path: str
+    meant: str
+
+    def error(self, cause: SpecError) -> SpecError:
+        meant = self.meant.rpartition(".")[2]
+        return SpecError(self.path, f"unknown field; did you mean {meant}? ({cause})")
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,43 @@ class Loaded(Generic[R]):
 
     resource: R
     warnings: list[str]
+    misspelled: tuple[Misspelling, ...] = ()
+
+
+def explained(error: SpecError, misspelled: Sequence[Misspelling]) -> SpecError:
+    """`error`, or the misspelling of the field it is about when there is one: the typo,
+    not the field it left unset, is what to fix."""
+    for typo in misspelled:
+        if error.path == typo.meant or error.path.startswith(f"{typo.meant}."):
+            return typo.error(error)
+    return error
+
+
+@dataclass
+class _Unknowns:
+    """The unknown fields met while pruning: a warning for each, and those that look
+    like a misspelling of a known field, as the error to report first."""
+
+    warnings: list[str] = field(default_factory=list)
+    misspelled: list[Misspelling] = field(default_factory=list)
+
+    def add(self, parent: str, key: object, known: Sequence[str]) -> None:
+        path = join_path(parent, key)
+        near = closest_field(str(key), known)
+        if near is None:
+            self.warnings.append(_unknown(path))
+            return
+        self.warnings.append(f"{_unknown(path)}; did you mean {near}?")
+        self.misspelled.append(Misspelling(path, join_path(parent, near)))
+
+
+def closest_field(key: str, known: Sequence[str]) -> str | None:
+    """The known field `key` most likely misspells (ignoring case), if one is close."""
+    by_lower = {name.lower(): name for name in known}
+    if key.lower() in by_lower:
+        return by_lower[key.lower()]
+    near = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.7)
+    return by_lower[near[0]] if near else None
 
 
 def load_istio(body: Mapping[str, Any]) -> Loaded[Istio]:
@@ -66,15 +120,15 @@ def _load(
 ) -> Loaded[R]:
     if not isinstance(body, Mapping):
         raise SpecError("<root>", f"a {kind} resource must be an object")
-    warnings: list[str] = []
+    unknowns = _Unknowns()
     data: dict[str, Any] = {}
     for key, value in body.items():
         if key in ("apiVersion", "kind", "metadata"):
             data[key] = value
         elif key == "spec":
-            data[key] = prune(value, spec_model, "spec", warnings)
+            data[key] = prune(value, spec_model, "spec", unknowns)
         elif key not in _SILENT_TOP_LEVEL:
-            warnings.append(_unknown(join_path("", key)))
+            unknowns.add("", key, _unset(_TOP_LEVEL, body))
     if data.get("apiVersion") not in (None, API_VERSION):
         raise SpecError("apiVersion", f"must be {API_VERSION}, not {data['apiVersion']!r}")
     if data.get("kind") not in (None, kind):
@@ -82,8 +136,13 @@ def _load(
     try:
         resource = model.model_validate(data)
     except ValidationError as exc:
-        raise spec_error(exc, model) from None
-    return Loaded(resource=resource, warnings=warnings)
+        raise explained(spec_error(exc, model), unknowns.misspelled) from None
+    return Loaded(resource, unknowns.warnings, tuple(unknowns.misspelled))
+
+
+def _unset(known: Sequence[str], given: Mapping[str, Any]) -> list[str]:
+    """The known fields not given: a misspelling is of one of those."""
+    return [name for name in known if name not in given]
 
 
 def _unknown(path: str) -> str:
@@ -114,10 +173,10 @@ def _field_types(model: type[BaseModel]) -> dict[str, Any]:
     return {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
 
 
-def prune(value: Any, annotation: Any, path: str, warnings: list[str]) -> Any:
+def prune(value: Any, annotation: Any, path: str, unknowns: _Unknowns) -> Any:
     """A copy of `value` without the object keys that `annotation` does not declare.
 
-    Each dropped key is reported in `warnings`. Values of the wrong shape are
+    Each dropped key is reported in `unknowns`. Values of the wrong shape are
     returned unchanged, for validation to reject.
     """
     annotation = _strip(annotation)
@@ -128,19 +187,19 @@ def prune(value: Any, annotation: Any, path: str, warnings: list[str]) -> Any:
         kept: dict[str, Any] = {}
         for key, item in value.items():
             if key in fields:
-                kept[key] = prune(item, fields[key], join_path(path, key), warnings)
+                kept[key] = prune(item, fields[key], join_path(path, key), unknowns)
             else:
-                warnings.append(_unknown(join_path(path, key)))
+                unknowns.add(path, key, _unset(list(fields), value))
         return kept
     origin = get_origin(annotation)
     if origin is list and isinstance(value, list):
         (item_type,) = get_args(annotation)
         return [
-            prune(item, item_type, join_path(path, i), warnings) for i, item in enumerate(value)
+            prune(item, item_type, join_path(path, i), unknowns) for i, item in enumerate(value)
         ]
     if origin is dict and isinstance(value, Mapping):
         _, item_type = get_args(annotation)
-        return {k: prune(v, item_type, join_path(path, k), warnings) for k, v in value.items()}
+        return {k: prune(v, item_type, join_path(path, k), unknowns) for k, v in value.items()}
     return value
 
 

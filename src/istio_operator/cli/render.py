@@ -20,7 +20,7 @@ import yaml
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
-from istio_operator.api.parse import load_istio, load_remote_istio
+from istio_operator.api.parse import Misspelling, explained, load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.charts import HelmError
 from istio_operator.render import (
@@ -87,7 +87,8 @@ def _documents(paths: Sequence[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield path, document
 
 
-def _load(paths: Sequence[Path]) -> tuple[Istio, list[RemoteIstio]]:
+def _load(paths: Sequence[Path], misspelled: list[Misspelling]) -> tuple[Istio, list[RemoteIstio]]:
+    """The resources in `paths`; their likely misspellings are added to `misspelled`."""
     istios: list[Istio] = []
     remotes: list[RemoteIstio] = []
     for path, document in _documents(paths):
@@ -96,10 +97,12 @@ def _load(paths: Sequence[Path]) -> tuple[Istio, list[RemoteIstio]]:
             loaded_istio = load_istio(document)
             _warn(path, loaded_istio.warnings)
             istios.append(loaded_istio.resource)
+            misspelled += loaded_istio.misspelled
         elif kind == "RemoteIstio":
             loaded_remote = load_remote_istio(document)
             _warn(path, loaded_remote.warnings)
             remotes.append(loaded_remote.resource)
+            misspelled += loaded_remote.misspelled
         else:
             raise InputError(f"{path}: kind {kind!r} is neither Istio nor RemoteIstio")
     if len(istios) != 1:
@@ -129,7 +132,17 @@ def placeholder_facts(istio: Istio) -> PrimaryFacts:
 
 
 def render_objects(paths: Sequence[Path], remote_name: str | None) -> list[DesiredObject]:
-    istio, remotes = _load(paths)
+    misspelled: list[Misspelling] = []
+    try:
+        return _render(paths, remote_name, misspelled)
+    except SpecError as error:
+        raise explained(error, misspelled) from None
+
+
+def _render(
+    paths: Sequence[Path], remote_name: str | None, misspelled: list[Misspelling]
+) -> list[DesiredObject]:
+    istio, remotes = _load(paths, misspelled)
     family = select_family(istio.spec.version)
     if family.charts is not None:
         if remote_name is not None:
