@@ -594,8 +594,20 @@ def owned_objects(client: Client, remote: str | None = None) -> list[str]:
             if code == 404:
                 continue  # the kind is not served on this cluster (a remote has no Istio CRDs)
             raise
-        found += [f"{kind} {meta(item).namespace or ''}/{name_of(item)}" for item in items]
+        found += [
+            f"{kind} {meta(item).namespace or ''}/{name_of(item)}"
+            for item in items
+            if not derived_by_kubernetes(item)
+        ]
     return found
+
+
+def derived_by_kubernetes(obj: Any) -> bool:
+    """An EndpointSlice the endpointslice controller keeps for one of our Services (it
+    copies the Service's labels): Kubernetes' state of that Service, gone with it, a moment
+    after it (the controller removes it; we never write one)."""
+    labels = meta(obj).labels or {}
+    return labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io"
 
 
 def pods_can_be_created_in_an_injection_namespace(client: Client) -> bool:

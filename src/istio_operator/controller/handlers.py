@@ -32,6 +32,7 @@ from istio_operator.controller.workers import (
     RemoteWorker,
     RunConfig,
     Shared,
+    istio_lock_key,
 )
 from istio_operator.kube.client import (
     ApiRefusedError,
@@ -160,8 +161,14 @@ def _register_istio(
         namespace = namespace or ""
         for remote in await list_remotes(shared.primary, namespace):
             await _clean_remote(shared, name, remote, logger, retry)
-        removed = await delete_owned(shared.primary, Ownership(owner_selector(name, namespace)))
-        await reconcile_injection_labels(shared.primary, name, namespace, [])
+        ownership = Ownership(owner_selector(name, namespace))
+
+        async def clean_primary() -> list[ObjectKey]:
+            removed = await delete_owned(shared.primary, ownership)
+            await reconcile_injection_labels(shared.primary, name, namespace, [])
+            return removed
+
+        removed = await shared.exclusive.take_over(istio_lock_key((namespace, name)), clean_primary)
         logger.info(f"deleted {len(removed)} objects; Istio's CRDs and user configuration kept")
 
 

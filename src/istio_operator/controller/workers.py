@@ -67,6 +67,12 @@ class Backoff:
         return min(resync, RETRY_AFTER_ERROR_S * 2.0 ** (self.failures - 1), MAX_BACKOFF_S)
 
 
+def istio_lock_key(key: Key) -> Key:
+    """An Istio's key in `Exclusive`, apart from a RemoteIstio of the same name ('/' cannot
+    be in a resource name)."""
+    return (key[0], f"Istio/{key[1]}")
+
+
 class IstioWorker:
     """Reconciles the primary's control plane of one Istio resource."""
 
@@ -78,6 +84,18 @@ class IstioWorker:
         self._snapshot: dict[str, Any] = {}
 
     async def run_once(self, body: Mapping[str, Any], peers: list[Peer]) -> float:
+        """One pass under `Exclusive`: the deletion handler's cleanup stops a pass in flight,
+        and a pass that starts after it finds the resource deleted, so nothing is reapplied."""
+        try:
+            return await self.shared.exclusive.run(
+                istio_lock_key(self.key), lambda: self._locked(body, peers)
+            )
+        except Interrupted:
+            return self.shared.config.resync_period
+
+    async def _locked(self, body: Mapping[str, Any], peers: list[Peer]) -> float:
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return self.shared.config.resync_period  # its cleanup runs in the deletion handler
         started = time.monotonic()
         primary = self.shared.primary
         self._snapshot = plain(body)
