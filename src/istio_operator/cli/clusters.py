@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from istio_operator.api.crd import generate_crds
-from istio_operator.kube.client import Cluster, KubeconfigError, config_from_file
+from istio_operator.api.keys import ObjectKey
+from istio_operator.kube.client import ApiRefusedError, Cluster, KubeconfigError, config_from_file
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.kube.resources import register_crds
 
@@ -47,3 +48,34 @@ async def mesh_clients(kubeconfig: str | None) -> AsyncIterator[tuple[Cluster, R
 def report(error: Exception) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 1
+
+
+def crd_keys() -> list[ObjectKey]:
+    """The operator's own CRDs (Istio, RemoteIstio), as objects to look for."""
+    return [
+        ObjectKey(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd["metadata"]["name"]
+        )
+        for crd in generate_crds()
+    ]
+
+
+def crds_missing_message(server: str, missing: Sequence[str]) -> str:
+    """What to do when the operator's CRDs are absent: one line naming the cluster."""
+    return (
+        f"the Istio CRDs are not installed on {server or 'the cluster'} "
+        f"({', '.join(missing)}): run `istio-operator crds | kubectl apply --server-side -f -`"
+    )
+
+
+async def missing_crds(cluster: Cluster) -> list[str]:
+    """The operator's CRDs the cluster lacks. One that cannot be read (a reader without
+    the right to get CRDs) is not reported missing: only an answer of absence is."""
+    missing: list[str] = []
+    for key in crd_keys():
+        try:
+            if await cluster.get(key) is None:
+                missing.append(key.name)
+        except ApiRefusedError:
+            continue
+    return missing

@@ -17,6 +17,7 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
+from istio_operator.cli.clusters import crd_keys, crds_missing_message
 from istio_operator.controller.handlers import RunConfig
 from istio_operator.controller.leader import (
     LeaderElector,
@@ -25,6 +26,8 @@ from istio_operator.controller.leader import (
     election_namespace,
 )
 from istio_operator.controller.runner import configure_logging, run_operator
+from istio_operator.kube.blocking import BlockingClient
+from istio_operator.kube.client import ApiRefusedError, ClusterUnreachableError, KubeconfigError
 
 # Exit status when leadership is lost: the pod restarts and comes back as a standby.
 LOST_LEADERSHIP_EXIT_CODE = 3
@@ -87,6 +90,25 @@ class PortError(RuntimeError):
     """A port the operator serves on cannot be listened on (often: another local `run`)."""
 
 
+class NoClusterError(RuntimeError):
+    """No cluster to serve: no kubeconfig, or a cluster without the operator's CRDs."""
+
+
+_KUBECONFIG_HINT = " (set KUBECONFIG or --kubeconfig, or run in a cluster)"
+
+
+def _check_crds(client: BlockingClient) -> None:
+    """Before the Lease: without its CRDs the operator would only wait, logging warnings.
+    A CRD the identity may not read is taken as present (the watch will tell)."""
+    missing: list[str] = []
+    for key in crd_keys():
+        with contextlib.suppress(ApiRefusedError):
+            if client.get(key) is None:
+                missing.append(key.name)
+    if missing:
+        raise NoClusterError(crds_missing_message(client.server, missing))
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose, json_lines=args.log_format == "json")
     try:
@@ -102,10 +124,18 @@ def run(args: argparse.Namespace) -> int:
     )
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until the operator installs its own
-    elector = LeaderElector.from_kubeconfig(
-        args.kubeconfig,
-        namespace=election_namespace(args.leader_election_namespace, os.environ),
-    )
+    try:
+        elector = LeaderElector.from_kubeconfig(
+            args.kubeconfig,
+            namespace=election_namespace(args.leader_election_namespace, os.environ),
+        )
+    except (KubeconfigError, OSError) as error:
+        return _refuse(NoClusterError(f"no cluster to run against: {error}{_KUBECONFIG_HINT}"))
+    try:
+        _check_crds(elector.client)
+    except (NoClusterError, ClusterUnreachableError) as error:
+        elector.close()
+        return _refuse(error)
     try:
         _hold_the_lease(elector, wait=args.leader_election, health_port=args.health_port)
         elector.start_renewing(on_lost=_stop_at_once)

@@ -20,7 +20,13 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from istio_operator.cli.clusters import add_mesh_arguments, mesh_clients, report
+from istio_operator.cli.clusters import (
+    add_mesh_arguments,
+    crds_missing_message,
+    mesh_clients,
+    missing_crds,
+    report,
+)
 from istio_operator.kube.client import (
     ApiRefusedError,
     Cluster,
@@ -328,6 +334,22 @@ def render(inventory: Inventory, output: str, watching: bool = False) -> str:
     return format_table(inventory)
 
 
+def frame_header(interval: float, *, tty: bool, output: str, now: float | None = None) -> str:
+    """What precedes each frame of `--watch`: on a terminal, the screen is cleared and the
+    time shown; elsewhere (a pipe, a log) a table frame follows a timestamped separator,
+    so that frames can be told apart. JSON frames are one document a line: none."""
+    if output != "table":
+        return ""
+    if tty:
+        return (
+            CLEAR_SCREEN
+            + time.strftime("%H:%M:%S", time.localtime(now))
+            + (f"  every {interval:g} s\n\n")
+        )
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return f"--- {stamp} ---\n"
+
+
 # -- running -----------------------------------------------------------------------------------
 
 
@@ -335,6 +357,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return run_until_interrupted(_run(args))
     except KeyboardInterrupt:  # before the event loop took SIGINT over
+        return 0
+    except BrokenPipeError:  # `status --watch | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
@@ -409,9 +434,12 @@ async def _once(primary: Cluster, clients: RemoteClients, args: argparse.Namespa
         message = "timed out" if isinstance(error, TimeoutError) else str(error)
         print(f"error: primary cluster: {message}", file=sys.stderr, flush=True)
         return 1
+    if inventory.istio is None and (missing := await missing_crds(primary)):
+        print(f"error: {crds_missing_message(primary.server, missing)}", file=sys.stderr)
+        return 1
     text = render(inventory, args.output, watching=args.watch)
-    if args.watch and args.output == "table" and sys.stdout.isatty():
-        text = CLEAR_SCREEN + time.strftime("%H:%M:%S") + f"  every {args.interval:g} s\n\n" + text
+    if args.watch:
+        text = frame_header(args.interval, tty=sys.stdout.isatty(), output=args.output) + text
     sys.stdout.write(text)
     sys.stdout.flush()
     return 0

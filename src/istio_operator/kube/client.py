@@ -339,7 +339,10 @@ class Cluster:
             raise self._unreachable(error) from error
         except RuntimeError as error:
             # httpx's "the client has been closed": a replaced client's watch ends so.
-            raise ClusterUnreachableError(f"cluster {self.name}: watch ended: {error}") from error
+            at = f" at {self.server}" if self.server else ""
+            raise ClusterUnreachableError(
+                f"cluster {self.name}{at}: watch ended: {error}"
+            ) from error
 
     async def call(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's
