@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "run": "run",
     "render": "render",
+    "plan": "plan",
     "crds": "crds",
     "docs": "docs",
     "charts": "charts",

@@ -138,3 +138,65 @@ def readiness(obj: Mapping[str, Any]) -> Readiness:
         if not established or established.get("status") != "True":
             return Readiness(False, "not yet Established")
     return Readiness(True)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of a desired object that differs from the live one (`before` is
+    `MISSING` when the live object lacks it)."""
+
+    path: str
+    before: Any
+    after: Any
+
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "(unset)"})()
+
+
+def differences(live: Any, desired: Any, path: str = "") -> list[FieldChange]:
+    """Every field of `desired` missing from `live` or different there, as `difference`
+    judges them. Lists of named items (containers, ports, env) are paired by name, so a
+    change reads `containers[discovery].image` rather than a whole list."""
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return [FieldChange(path or ".", live, desired)]
+        found: list[FieldChange] = []
+        for key, value in desired.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in live:
+                found.append(FieldChange(where, MISSING, value))
+            else:
+                found += differences(live[key], value, where)
+        return found
+    if isinstance(desired, list):
+        if difference(live, desired, path) is None:
+            return []
+        if isinstance(live, list) and _named(live) and _named(desired):
+            return _named_differences(live, desired, path)
+        if isinstance(live, list) and len(live) == len(desired):
+            return [
+                change
+                for index, (a, b) in enumerate(zip(live, desired, strict=True))
+                for change in differences(a, b, f"{path}[{index}]")
+            ]
+        return [FieldChange(path, live, desired)]
+    return [] if _same_scalar(live, desired) else [FieldChange(path, live, desired)]
+
+
+def _named(items: list[Any]) -> bool:
+    return bool(items) and all(isinstance(i, Mapping) and "name" in i for i in items)
+
+
+def _named_differences(live: list[Any], desired: list[Any], path: str) -> list[FieldChange]:
+    by_name = {item["name"]: item for item in live}
+    found: list[FieldChange] = []
+    for item in desired:
+        where = f"{path}[{item['name']}]"
+        current = by_name.pop(item["name"], None)
+        found += (
+            [FieldChange(where, MISSING, item)]
+            if current is None
+            else differences(current, item, where)
+        )
+    found += [FieldChange(f"{path}[{name}]", item, MISSING) for name, item in by_name.items()]
+    return found
