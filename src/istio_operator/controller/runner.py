@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -20,13 +21,31 @@ from istio_operator.controller.handlers import RunConfig, build_registry
 # (with a depth bound far below) instead of the whole operator dying on it.
 DECODABLE_DEPTH = 25_000
 
+# kopf's text format cuts logger names to 20 characters (`istio_operator.recon`); the
+# full name says where a line comes from.
+TEXT_FORMAT = "[%(asctime)s] %(name)s [%(levelname)-8s] %(message)s"
+# kopf says so for every handler call that did not fail: one line per watch event.
+_SUCCESS = re.compile(r"^(Handler|Activity) '[^']*' succeeded\.$")
+
+
+class QuietSuccesses(logging.Filter):
+    """Drops kopf's "Handler '...' succeeded." lines; failures, retries, warnings and
+    errors (which say what went wrong) pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not record.name.startswith("kopf."):
+            return True
+        return not _SUCCESS.match(record.getMessage())
+
 
 def configure_logging(*, verbose: bool, json_lines: bool) -> None:
-    """kopf's log format (text or one JSON object a line) and verbosity, for every logger."""
-    kopf.configure(
-        verbose=verbose,
-        log_format=kopf.LogFormat.JSON if json_lines else kopf.LogFormat.FULL,
-    )
+    """kopf's log format (text with full logger names, or one JSON object a line) and
+    verbosity, for every logger; without kopf's line per successful handler call."""
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if json_lines else TEXT_FORMAT)
+    for handler in logging.getLogger().handlers:
+        # On the handler, not kopf's loggers: what kopf posts as Events stays as it is.
+        if not any(isinstance(f, QuietSuccesses) for f in handler.filters):
+            handler.addFilter(QuietSuccesses())
     # One line per HTTP request is noise; the operator logs what it changes.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 

@@ -22,7 +22,14 @@ from typing import Any
 
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME, REMOTE
-from istio_operator.kube.objects import applied_by_us, difference, readiness, with_desired_hash
+from istio_operator.kube.objects import (
+    DESIRED_HASH,
+    applied_by_us,
+    difference,
+    differences,
+    readiness,
+    with_desired_hash,
+)
 from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds
@@ -155,7 +162,7 @@ class _Change:
     """A desired object that differs from the live one, as it will be applied."""
 
     manifest: dict[str, Any]  # with its desired hash
-    drift: str | None  # the first field that differs; None: the object does not exist
+    drift: str | None  # the fields that differ, for the log; None: the object does not exist
 
 
 def _key(obj: DesiredObject) -> ObjectKey:
@@ -171,9 +178,27 @@ def _changes(
         current = live.get(_key(obj))
         if current is None:
             changes[_key(obj)] = _Change(desired, None)
-        elif (drift := difference(current, desired)) is not None:
-            changes[_key(obj)] = _Change(desired, drift)
+        elif difference(current, desired) is not None:
+            changes[_key(obj)] = _Change(desired, changed_fields(current, desired))
     return changes
+
+
+# How many changed fields an update's log line names; the rest are counted.
+CHANGED_FIELDS_SHOWN = 3
+_HASH_PATH = f"metadata.annotations.{DESIRED_HASH}"
+
+
+def changed_fields(live: Any, desired: Any, shown: int = CHANGED_FIELDS_SHOWN) -> str:
+    """The fields an update changes, for its log line: `spec.replicas,
+    spec.template.spec.containers[discovery].image and 2 more`. The desired hash alone
+    differs when a field was dropped from the desired state, which leaves no other trace."""
+    paths = list(dict.fromkeys(c.path for c in differences(live, desired)))
+    paths = [path for path in paths if path != _HASH_PATH]
+    if not paths:
+        return "a field no longer desired"
+    named = ", ".join(paths[:shown])
+    rest = len(paths) - shown
+    return f"{named} and {rest} more" if rest > 0 else named
 
 
 async def _refusals(
@@ -261,7 +286,7 @@ class _Applier:
                 elif change.drift is None:
                     log.info("%s: creating %s", self.cluster.name, key)
                 else:
-                    log.info("%s: updating %s (%s differs)", self.cluster.name, key, change.drift)
+                    log.info("%s: updating %s (changed: %s)", self.cluster.name, key, change.drift)
                 self.live[key] = await self.cluster.apply(change.manifest)
             applied.append(key)
         return applied
