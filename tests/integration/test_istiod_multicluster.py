@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import os
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +54,7 @@ from tests.operator_harness import (
     owned_objects,
     put_kubeconfig,
     wait_for,
+    write_requests,
 )
 
 pytestmark = pytest.mark.cluster
@@ -261,6 +265,7 @@ def test_a_remote_joins_by_one_resource_and_follows_a_canary_then_leaves_nothing
     assert "remote secret on the primary: istio-remote-secret-remote" in remote_part, shown
     assert f"{old}  1.31.0   yes     yes" in remote_part, shown
     assert f"tags: default -> {old}" in remote_part, shown
+    check_the_canary_plan(clusters, resource, old, new)
 
     # A pod on the remote injected by the old revision keeps it there during the canary.
     remote.create(
@@ -298,6 +303,45 @@ def test_a_remote_joins_by_one_resource_and_follows_a_canary_then_leaves_nothing
     assert [
         s for s in primary.list(Secret, namespace=NS) if name_of(s) == "istio-remote-secret-remote"
     ] == []
+
+
+def plan_json(clusters: Clusters, *documents: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    args = ["plan", "-n", NS, "-o", "json"]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as edited:
+        if documents:
+            yaml.safe_dump_all(documents, edited)
+            edited.flush()
+            args += ["-f", edited.name]
+        result = cli(*args, kubeconfig=clusters.primary.kubeconfig, timeout=180)
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def planned(document: dict[str, Any], cluster: str) -> dict[tuple[str, str, str], str]:
+    """(action, kind, name) -> phase of one cluster's planned writes."""
+    (found,) = [c for c in document["clusters"] if c["name"] == cluster]
+    return {(w["action"], w["kind"], w["name"]): w["phase"] for w in found["writes"]}
+
+
+def check_the_canary_plan(clusters: Clusters, resource: dict[str, Any], old: str, new: str) -> None:
+    """`plan` of the settled mesh is no change; of the canary, the new revision on both
+    clusters and the default tag moved on both, with no write to either cluster."""
+    status, document = plan_json(clusters)
+    assert status == 0, document
+    since = time.time() - 1
+    edited = copy.deepcopy(resource)
+    edited["spec"]["version"] = NEWER
+    status, document = plan_json(clusters, edited)
+    assert status == 3, document
+    primary, remote = planned(document, "primary"), planned(document, "remote")
+    assert primary[("create", "Deployment", f"istiod-{new}")] == "istiod"
+    assert ("change", "MutatingWebhookConfiguration", "istio-revision-tag-default") in primary
+    assert ("create", "MutatingWebhookConfiguration", f"istio-sidecar-injector-{new}") in remote
+    assert ("change", "MutatingWebhookConfiguration", "istio-revision-tag-default") in remote
+    assert not any(action == "delete" and old in name for action, _, name in remote)
+    for cluster in (clusters.primary, clusters.remote):
+        kept = [e for e in write_requests(cluster, since) if "dryRun=All" not in e["requestURI"]]
+        assert kept == [], [(e["verb"], e["requestURI"]) for e in kept]
 
 
 VirtualService = create_namespaced_resource(
