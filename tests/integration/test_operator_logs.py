@@ -4,9 +4,11 @@ full logger names, and no line per successful kopf handler call."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from lightkube import Client
 
 from istio_operator.localcluster import Workspace
 from tests.operator_harness import (
@@ -22,6 +24,10 @@ pytestmark = pytest.mark.cluster
 LOGGER_NAME = re.compile(r"^\[[^]]+\] (\S+) \[")
 
 
+def available(client: Client, version: str) -> Callable[[], bool]:
+    return lambda: istio_available_at(client, version)
+
+
 def test_a_run_logs_changes_quietly_with_full_logger_names(
     workspace: Workspace, tmp_path: Path
 ) -> None:
@@ -29,11 +35,7 @@ def test_a_run_logs_changes_quietly_with_full_logger_names(
         plane.operator.start()
         for version in ("1.3.0", "1.3.1"):
             apply_istio(plane.primary, istio_body(version))
-            wait_for(
-                f"Available at {version}",
-                lambda v=version: istio_available_at(plane.primary, v),
-                timeout=120,
-            )
+            wait_for(f"Available at {version}", available(plane.primary, version), timeout=120)
         plane.operator.stop()
         lines = plane.operator.log.read_text().splitlines()
 

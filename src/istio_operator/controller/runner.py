@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 import kopf
 
@@ -41,7 +42,9 @@ class QuietSuccesses(logging.Filter):
 def configure_logging(*, verbose: bool, json_lines: bool) -> None:
     """kopf's log format (text with full logger names, or one JSON object a line) and
     verbosity, for every logger; without kopf's line per successful handler call."""
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if json_lines else TEXT_FORMAT)
+    # kopf takes a format string where it declares its enum (`make_formatter` matches str).
+    text = cast(kopf.LogFormat, TEXT_FORMAT)
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if json_lines else text)
     for handler in logging.getLogger().handlers:
         # On the handler, not kopf's loggers: what kopf posts as Events stays as it is.
         if not any(isinstance(f, QuietSuccesses) for f in handler.filters):
