@@ -22,7 +22,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--catalogue", type=Path, help="the catalogue directory")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="list the versions, their charts and profiles")
+    actions.add_parser(
+        "list",
+        help="list the versions, their charts and profiles",
+        description="List each version the catalogue holds, with its charts, its profiles "
+        "and where it came from.",
+    )
     add = actions.add_parser(
         "add",
         help="add a version from a Helm chart repository or a directory",

@@ -22,7 +22,12 @@ def default_workdir() -> Path:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "localcluster", help="run real local Kubernetes clusters (etcd, apiserver, KWOK nodes)"
+        "localcluster",
+        help="run real local Kubernetes clusters (etcd, apiserver, KWOK nodes)",
+        description="Create, list, stop, start and delete real local Kubernetes control "
+        "planes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK fake "
+        "nodes), each bound to 127.0.0.1 with its own kubeconfig file; ~/.kube/config is "
+        "never touched.",
     )
     parser.add_argument(
         "--workdir",
@@ -32,14 +37,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "~/.cache/istio-operator/clusters)",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = actions.add_parser("up", help="create and start clusters")
+    up = actions.add_parser(
+        "up",
+        help="create and start clusters",
+        description="Create and start each cluster named, waiting until its API and nodes "
+        "are ready; print its API server and KUBECONFIG.",
+    )
     up.add_argument("names", nargs="+", metavar="NAME")
     up.add_argument("--nodes", type=int, default=3, help="fake nodes per cluster (default 3)")
-    down = actions.add_parser("down", help="stop and delete clusters")
+    down = actions.add_parser(
+        "down",
+        help="stop and delete clusters",
+        description="Stop every process of each cluster named (default: all) and remove its files.",
+    )
     down.add_argument("names", nargs="*", metavar="NAME", help="default: all")
-    actions.add_parser("list", help="list clusters and their kubeconfigs")
-    for action in ("stop", "start"):
-        sub = actions.add_parser(action, help=f"{action} every component of a cluster")
+    actions.add_parser(
+        "list",
+        help="list clusters and their kubeconfigs",
+        description="List the clusters: name, how many components run, API server, kubeconfig.",
+    )
+    descriptions = {
+        "stop": "Stop every component of each cluster named, keeping its files: an outage.",
+        "start": "Start again every component of each cluster named, with its state.",
+    }
+    for action, description in descriptions.items():
+        sub = actions.add_parser(
+            action, help=f"{action} every component of a cluster", description=description
+        )
         sub.add_argument("names", nargs="+", metavar="NAME")
     parser.set_defaults(handler=run)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -26,21 +27,38 @@ COMMANDS: dict[str, str] = {
     "remote-access": "remote_access",
     "demo": "demo",
     "localcluster": "localcluster",
+    "completion": "completion",
 }
+DISTRIBUTION = "istio-operator"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of `command` alone if it is one, else of every command (for `--help`
-    and for the message that names them)."""
+    and for the message that names them); none for `--version`, which needs none."""
     parser = argparse.ArgumentParser(
         prog="istio-operator",
         description="Install, configure and upgrade Istio control planes across clusters.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chosen = [command] if command in COMMANDS else list(COMMANDS)
-    for name in chosen:
+    for name in _modules_needed(command):
         importlib.import_module(f"istio_operator.cli.{COMMANDS[name]}").register(subparsers)
     return parser
+
+
+def _modules_needed(command: str | None) -> list[str]:
+    if command == "--version":
+        return []
+    return [command] if command in COMMANDS else list(COMMANDS)
+
+
+def package_version() -> str:
+    """The installed package's version (its metadata), or "unknown" when run from a tree
+    that was never installed."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

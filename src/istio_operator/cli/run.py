@@ -38,7 +38,16 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("run", help="run the operator (KUBECONFIG or in-cluster)")
+    parser = subparsers.add_parser(
+        "run",
+        help="run the operator (KUBECONFIG or in-cluster)",
+        description="Run the operator against the cluster of --kubeconfig (else KUBECONFIG, "
+        "else the in-cluster service account): reconcile every Istio and RemoteIstio "
+        "resource of the watched namespaces until SIGTERM or Ctrl-C, serving Prometheus "
+        "metrics and a liveness endpoint. It refuses to start, in one line and with exit "
+        "status 1, without a cluster, without the Istio CRDs, on an occupied port, or while "
+        "another operator leads with --no-leader-election.",
+    )
     parser.add_argument(
         "--namespace",
         action="append",
