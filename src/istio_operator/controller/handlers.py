@@ -67,6 +67,18 @@ WATCHED_OWNED = (
     ("", "v1", "serviceaccounts"),
     ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
 )
+# What the operator writes on a remote, watched there so that drift of any of it is
+# repaired at once rather than at the next resync.
+REMOTE_WATCHED = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("v1", "Service"),
+    ("v1", "Endpoints"),
+    ("v1", "ConfigMap"),
+    ("v1", "ServiceAccount"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+)
 # The primary's name in logs and rollout reports: never a valid RemoteIstio name.
 PRIMARY = "primary cluster"
 REMOTE_WATCH_RETRY_S = 5.0
@@ -355,6 +367,19 @@ async def _watch_remote(shared: Shared, key: Key, triggers: Triggers) -> None:
         raise KubeconfigSecretError(f"kubeconfig Secret {key[0]}/{key[1]} not found")
     cluster = await shared.remotes.for_secret(key[1], secret)
     selector = f"{MANAGED_BY}={MANAGED_BY_VALUE},{REMOTE}={key[1]}"
-    async for _, obj in cluster.watch_labelled("apps/v1", "Deployment", selector):
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        triggers.fire((labels.get(OWNER_NAMESPACE, key[0]), labels.get(REMOTE, key[1])))
+
+    async def watch(api_version: str, kind: str) -> None:
+        async for _, obj in cluster.watch_labelled(api_version, kind, selector):
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            triggers.fire((labels.get(OWNER_NAMESPACE, key[0]), labels.get(REMOTE, key[1])))
+
+    # One watch per kind; the first to fail ends them all (the watcher starts them again).
+    watches = [asyncio.ensure_future(watch(*kind)) for kind in REMOTE_WATCHED]
+    try:
+        done, _ = await asyncio.wait(watches, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in watches:
+            task.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)

@@ -327,8 +327,9 @@ class Cluster:
         """Changes of the labelled objects of a kind, in all namespaces, as (type, object)."""
         cls = resource_class(api_version, kind)
         labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
+        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
         try:
-            async for event, obj in self._api.watch(cls, namespace=ALL_NS, labels=labels):
+            async for event, obj in self._api.watch(cls, labels=labels, **scope):
                 yield event, dict(obj.to_dict())
         except httpx.HTTPStatusError as error:
             code = _status_code(error)
