@@ -23,6 +23,7 @@ from istio_operator.api.istio import Istio
 from istio_operator.api.parse import Misspelling, explained, load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.charts import HelmError
+from istio_operator.plan.resolve import image_warnings
 from istio_operator.render import (
     DesiredObject,
     PortFact,
@@ -143,6 +144,8 @@ def _render(
     paths: Sequence[Path], remote_name: str | None, misspelled: list[Misspelling]
 ) -> list[DesiredObject]:
     istio, remotes = _load(paths, misspelled)
+    for warning in image_warnings(istio):
+        print(f"warning: {warning}", file=sys.stderr)
     family = select_family(istio.spec.version)
     if family.charts is not None:
         if remote_name is not None:

@@ -25,7 +25,7 @@ from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.plan import model
 from istio_operator.plan.istiod import istiod_only_fields
 from istio_operator.plan.rules import Rule, Scope
-from istio_operator.versions.families import Family, family_for
+from istio_operator.versions.families import FAMILIES, Family, family_for, parse_version
 
 T = TypeVar("T")
 
@@ -311,3 +311,55 @@ def check_replicas(plan: model.MeshPlan, family: Family) -> None:
             raise SpecError(
                 f"{path}.maxReplicas", f"must be at least minReplicas ({low}), not {high}"
             )
+
+
+# The names of Istio's own images (`pilot`, `proxyv2`...): a pinned one of another release
+# than `spec.version` is most likely left over from the last upgrade.
+ISTIO_IMAGE_NAMES = frozenset(
+    repository.rsplit("/", 1)[-1] for family in FAMILIES for repository in family.images.values()
+)
+
+
+def image_warnings(istio: Istio) -> list[str]:
+    """A warning for each image field the resource pins to an Istio image whose tag is
+    another release than `spec.version`: `spec.pilot.image: docker.io/istio/pilot:1.2.5
+    is tagged 1.2.5, not spec.version 1.3.0`. Other images, tags that are no version (a
+    custom build) and digests are not judged."""
+    wanted = parse_version(istio.spec.version)
+    if wanted is None:
+        return []
+    spec = istio.spec.model_dump(by_alias=True, exclude_none=True)
+    return [
+        f"{path}: {image} is tagged {tag}, not spec.version {istio.spec.version}"
+        for path, image in _pinned_images(spec, "spec")
+        if (tag := _istio_tag(image)) is not None and parse_version(tag) not in (None, wanted)
+    ]
+
+
+def _pinned_images(value: Any, path: str) -> list[tuple[str, str]]:
+    """(path, image) of every `image` or `...Image` field set under `value`."""
+    if isinstance(value, list):
+        return [
+            found for i, item in enumerate(value) for found in _pinned_images(item, f"{path}[{i}]")
+        ]
+    if not isinstance(value, dict):
+        return []
+    found: list[tuple[str, str]] = []
+    for key, item in value.items():
+        where = f"{path}.{key}"
+        if isinstance(item, str) and (key == "image" or key.endswith("Image")):
+            found.append((where, item))
+        else:
+            found += _pinned_images(item, where)
+    return found
+
+
+def _istio_tag(image: str) -> str | None:
+    """The tag of one of Istio's images (`docker.io/istio/pilot:1.2.5` -> `1.2.5`), without
+    a leading `v`; None for another image, a digest or no tag."""
+    if "@" in image:
+        return None
+    name, _, tag = image.rpartition("/")[2].partition(":")
+    if name not in ISTIO_IMAGE_NAMES or not tag:
+        return None
+    return tag.removeprefix("v")
