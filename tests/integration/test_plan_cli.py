@@ -147,6 +147,13 @@ def test_a_refused_change_exits_4(mesh: Plane, version: str, reason: str) -> Non
     assert reason in cluster(document, "primary")["refusal"]
 
 
+def test_a_second_istio_on_the_cluster_is_refused_as_a_conflict(mesh: Plane) -> None:
+    status, document, stderr = plan(mesh, istio_body("1.3.0", name="second", namespace="other"))
+    assert status == REFUSED, (stderr, document)
+    assert document["versionBefore"] == ""  # a new resource: an install
+    assert "Conflict" in cluster(document, "primary")["refusal"]
+
+
 def test_a_missing_file_is_one_line(mesh: Plane, tmp_path: Path) -> None:
     args = ["plan", "--kubeconfig", str(mesh.primary_cluster.kubeconfig)]
     result = cli(*args, "-f", str(tmp_path / "none.yaml"))
