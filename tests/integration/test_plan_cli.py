@@ -147,6 +147,15 @@ def test_a_refused_change_exits_4(mesh: Plane, version: str, reason: str) -> Non
     assert reason in cluster(document, "primary")["refusal"]
 
 
+def test_an_image_pinned_to_another_release_is_warned_about(mesh: Plane) -> None:
+    edited = istio_body("1.3.0")
+    edited["spec"]["pilot"]["image"] = "docker.io/istio/pilot:1.2.5"
+    status, document, stderr = plan(mesh, edited)
+    assert status == CHANGES, (stderr, document)
+    (warning,) = [w for w in document["warnings"] if "spec.pilot.image" in w]
+    assert "1.2.5" in warning and "1.3.0" in warning
+
+
 def test_a_second_istio_on_the_cluster_is_refused_as_a_conflict(mesh: Plane) -> None:
     status, document, stderr = plan(mesh, istio_body("1.3.0", name="second", namespace="other"))
     assert status == REFUSED, (stderr, document)

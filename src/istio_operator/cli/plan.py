@@ -99,6 +99,7 @@ def exit_status(plan: UpgradePlan) -> int:
 def as_text(plan: UpgradePlan) -> str:
     lines = [_headline(plan)]
     lines += [f"refused: {why}" for why in plan.refusals]
+    lines += [f"warning: {warning}" for warning in plan.warnings]
     for cluster in plan.clusters:
         lines += ["", *_cluster_text(cluster)]
     if not plan.settled:
@@ -218,6 +219,7 @@ def as_json(plan: UpgradePlan) -> dict[str, Any]:
         "changed": plan.changed,
         "settled": plan.settled,
         "refusals": plan.refusals,
+        "warnings": plan.warnings,
         "clusters": [_cluster_json(c) for c in plan.clusters],
     }
 

@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from istio_operator.api.errors import SpecError
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import API_VERSION
+from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.operations.dataplane import Restart, read_selection
 from istio_operator.operations.inventory import describe
@@ -22,6 +24,7 @@ from istio_operator.operations.planning import (
     PlanningRemotes,
     istio_key,
 )
+from istio_operator.plan.resolve import image_warnings
 from istio_operator.reconcile.istio import Peer, Settings, reconcile_mesh
 from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote
 from istio_operator.reconcile.status import Observation, State, compute_status
@@ -58,6 +61,7 @@ class UpgradePlan:
     version_after: str
     clusters: list[ClusterPlan] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # of the resource, before any cluster
+    warnings: list[str] = field(default_factory=list)  # unknown fields, pinned images
     settled: bool = True  # whether the simulated reconcile came to rest
 
     @property
@@ -107,6 +111,7 @@ async def make_plan(
     before = str((istio.get("status") or {}).get("version") or "")
     result = UpgradePlan(key, before, str((istio.get("spec") or {}).get("version") or ""))
     result.refusals += _not_available(istio)
+    result.warnings += warnings_of(istio)
     for body in edited:
         if body.get("kind") == "RemoteIstio":
             live = await planning.get(_with_namespace(body, namespace))
@@ -175,6 +180,16 @@ async def _live_istio(
         what = "no Istio resource" if not bodies else "more than one Istio resource (use --name)"
         raise PlanInputError(f"{what} in namespace {namespace}: give one with -f")
     return bodies[0]
+
+
+def warnings_of(istio: Mapping[str, Any]) -> list[str]:
+    """What reading the resource warns about (an unknown field, an image pinned to another
+    release); an invalid one is left to the reconcile, which refuses it by name."""
+    try:
+        loaded = load_istio(istio)
+    except (SpecError, ValueError):
+        return []
+    return [*loaded.warnings, *image_warnings(loaded.resource)]
 
 
 def _not_available(istio: Mapping[str, Any]) -> list[str]:
