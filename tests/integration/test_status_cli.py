@@ -5,6 +5,7 @@ cluster cannot be reached."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -84,6 +85,15 @@ def unreachable_remote(name: str) -> dict[str, Any]:
     }
 
 
+def remote_message(cluster: LocalCluster, name: str) -> str:
+    """The message of the RemoteIstio `name`'s status, as `status -o json` shows it."""
+    shown = json.loads(status(cluster, "-o", "json").stdout)
+    for found in shown["clusters"]:
+        if found["name"] == name and found["resource"]:
+            return str(found["resource"]["message"] or "")
+    return ""
+
+
 def echo_ready(client: Client) -> bool:
     status = client.get(Deployment, "echo", namespace="echo").status
     return ((status.readyReplicas if status else None) or 0) == 2
@@ -156,7 +166,13 @@ def test_an_unreachable_remote_is_reported_not_fatal(setup: Plane) -> None:
         table = status(setup.primary_cluster)
         assert table.returncode == 0, table.stderr
         assert f"CLUSTER {GONE} (remote)" in table.stdout
-        assert "UNREACHABLE: cluster gone is unreachable" in table.stdout
+        assert "UNREACHABLE: cluster gone is unreachable at https://127.0.0.1:1" in table.stdout
+        # The operator's own status of the remote names the server too.
+        wait_for(
+            "the RemoteIstio's message naming its server",
+            lambda: "https://127.0.0.1:1" in remote_message(setup.primary_cluster, GONE),
+            timeout=120,
+        )
     finally:
         setup.primary.delete(RemoteIstioResource, GONE, namespace="istio-system")
 
@@ -215,6 +231,29 @@ def test_watch_reprints_until_interrupted(setup: Plane, tmp_path: Path) -> None:
     assert "Traceback" not in err.read_text()
     for line in out.read_text().splitlines():
         assert json.loads(line)["namespace"] == "istio-system"
+
+
+def test_watch_frames_in_a_file_are_timestamped(setup: Plane, tmp_path: Path) -> None:
+    out = tmp_path / "watch.out"
+    watch = status_args(setup.primary_cluster, "--watch", "--interval", "0.5")
+    with out.open("w") as stdout:
+        process = subprocess.Popen([*CLI, *watch], stdout=stdout, stderr=subprocess.PIPE)
+    try:
+        wait_for("two frames", lambda: out.read_text().count("\n--- ") >= 1, timeout=120)
+    finally:
+        interrupt_quietly(process)
+    frames = [line for line in out.read_text().splitlines() if line.startswith("--- ")]
+    assert all(re.fullmatch(r"--- \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ---", f) for f in frames)
+    assert "\x1b[" not in out.read_text()  # no screen clearing outside a terminal
+
+
+def interrupt_quietly(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(INTERRUPT_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def test_ctrl_c_ends_watch_at_once_while_a_remote_request_hangs(
