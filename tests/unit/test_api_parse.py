@@ -291,3 +291,13 @@ def test_an_error_about_the_field_a_misspelling_meant_names_the_misspelling() ->
     assert explained(required, [typo]).path == "spec.mtsl"
     other = SpecError("spec.version", "Field required")
     assert explained(other, [typo]) is other
+
+
+def test_a_version_written_with_a_v_suggests_the_plain_one() -> None:
+    with pytest.raises(SpecError) as info:
+        load_istio(minimal(version="v1.3.0"))
+    assert info.value.path == "spec.version"
+    assert info.value.message.endswith(", got 'v1.3.0'; did you mean 1.3.0?")
+    with pytest.raises(SpecError) as info:
+        load_istio(minimal(version="latest"))
+    assert "did you mean" not in info.value.message

@@ -244,7 +244,20 @@ def spec_error(exc: ValidationError, model: type[BaseModel]) -> SpecError:
     first = exc.errors(include_url=False)[0]
     # A check of a whole list may name the item at fault (see `common._unique_ports`).
     loc = (*first["loc"], *first.get("ctx", {}).get("item_loc", ()))
-    return SpecError(loc_path(loc, model), _message(first))
+    path = loc_path(loc, model)
+    return SpecError(path, _message(first) + _version_hint(path, first))
+
+
+def _version_hint(path: str, error: ErrorDetails) -> str:
+    """`; did you mean 1.3.0?` for a version written `v1.3.0` or with spaces: the version
+    gate (`istio_operator.versions`) judges versions, this only reads their shape."""
+    given, pattern = error.get("input"), error.get("ctx", {}).get("pattern")
+    if error["type"] != "string_pattern_mismatch" or not path.lower().endswith("version"):
+        return ""
+    if not isinstance(given, str) or not isinstance(pattern, str):
+        return ""
+    plain = given.strip().removeprefix("v").removeprefix("V")
+    return f"; did you mean {plain}?" if re.fullmatch(pattern, plain) else ""
 
 
 def _message(error: ErrorDetails) -> str:
