@@ -300,6 +300,22 @@ def test_what_only_the_api_server_refuses_changes_nothing(setup: Plane, case: Se
     restore_and_check(setup, before)
 
 
+@pytest.mark.parametrize(("version", "meant"), [("1.3", "1.3.0"), ("1.4.0", "1.3.8")])
+def test_an_unsupported_version_suggests_a_supported_one(
+    setup: Plane, version: str, meant: str
+) -> None:
+    client = setup.primary
+    before = workload_versions(client)
+    body = good_body()
+    body["spec"]["version"] = version
+    apply_istio(client, body)
+    status = operator_refusal(client, generation(client))
+    assert reason(status) == "UnsupportedVersion", status
+    assert f"got {version!r}; did you mean {meant}?" in status["ErrorMessage"]
+    assert changed(before, workload_versions(client)) == []
+    restore_and_check(setup, before)
+
+
 # -- the log ----------------------------------------------------------------------------------
 
 
