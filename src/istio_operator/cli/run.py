@@ -70,7 +70,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="how long one reconcile waits for a rollout phase before requeueing (default 60)",
     )
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines (default) or one JSON object a line",
+    )
     parser.add_argument(
         "--metrics-port", type=int, default=8080, help="Prometheus /metrics (0 disables)"
     )
