@@ -4,6 +4,7 @@ the frames of `status --watch`."""
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from istio_operator.cli.completion import script, walk
 from istio_operator.cli.main import COMMANDS, build_parser, main
 from istio_operator.cli.status import CLEAR_SCREEN, frame_header
+from istio_operator.controller.runner import QuietSuccesses
 
 # Subcommands whose description is still to be written.
 WITHOUT_DESCRIPTION = {"demo"}
@@ -103,3 +105,21 @@ def test_watch_frames_without_a_terminal_have_a_timestamped_separator() -> None:
     assert frame_header(5, tty=False, output="table", now=0) == "--- 1970-01-01T00:00:00Z ---\n"
     assert frame_header(5, tty=True, output="table", now=0).startswith(CLEAR_SCREEN)
     assert frame_header(5, tty=False, output="json") == ""
+
+
+def record(name: str, level: int, message: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+
+def test_run_drops_kopfs_success_lines_only() -> None:
+    quiet = QuietSuccesses()
+    assert not quiet.filter(
+        record("kopf.objects", logging.INFO, "Handler 'istio-changed' succeeded.")
+    )
+    assert not quiet.filter(
+        record("kopf.activities.startup", logging.INFO, "Activity 'x' succeeded.")
+    )
+    assert quiet.filter(record("kopf.objects", logging.INFO, "Daemon 'istio-worker' succeeded."))
+    assert quiet.filter(record("kopf.objects", logging.ERROR, "Handler 'istio-changed' succeeded."))
+    assert quiet.filter(record("kopf.objects", logging.ERROR, "Handler 'istio-changed' failed."))
+    assert quiet.filter(record("istio_operator.x", logging.INFO, "Handler 'h' succeeded."))

@@ -25,8 +25,9 @@ DECODABLE_DEPTH = 25_000
 # kopf's text format cuts logger names to 20 characters (`istio_operator.recon`); the
 # full name says where a line comes from.
 TEXT_FORMAT = "[%(asctime)s] %(name)s [%(levelname)-8s] %(message)s"
-# kopf says so for every handler call that did not fail: one line per watch event.
-_SUCCESS = re.compile(r"^(Handler|Activity) '[^']*' succeeded\.$")
+# kopf says so for every handler, timer or indexer call that did not fail: one line per
+# watch event. A daemon's end (`Daemon '...' succeeded.`) is news and stays.
+_SUCCESS = re.compile(r"^(Handler|Activity|Timer|Indexer) '[^']*' succeeded\.$")
 
 
 class QuietSuccesses(logging.Filter):
