@@ -147,6 +147,15 @@ def test_a_refused_change_exits_4(mesh: Plane, version: str, reason: str) -> Non
     assert reason in cluster(document, "primary")["refusal"]
 
 
+def test_a_misspelled_field_is_refused_by_the_name_given(mesh: Plane) -> None:
+    edited = istio_body("1.3.0")
+    edited["spec"]["mtsl"] = edited["spec"].pop("mtls")
+    status, document, stderr = plan(mesh, edited)
+    assert status == REFUSED, (stderr, document)
+    refusal = cluster(document, "primary")["refusal"]
+    assert "spec.mtsl" in refusal and "did you mean mtls" in refusal, refusal
+
+
 def test_an_image_pinned_to_another_release_is_warned_about(mesh: Plane) -> None:
     edited = istio_body("1.3.0")
     edited["spec"]["pilot"]["image"] = "docker.io/istio/pilot:1.2.5"

@@ -6,6 +6,7 @@ statuses only decide whether the mesh as a whole is Ready.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,10 +14,10 @@ from typing import Any
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.labels import owner_selector
-from istio_operator.api.parse import load_istio
+from istio_operator.api.parse import Misspelling, explained, load_istio
 from istio_operator.charts import ChartVersion
 from istio_operator.kube.client import Cluster
-from istio_operator.plan.resolve import resolve_primary
+from istio_operator.plan.resolve import image_warnings, resolve_primary
 from istio_operator.reconcile.components import component_states
 from istio_operator.reconcile.engine import (
     Ownership,
@@ -41,6 +42,9 @@ from istio_operator.versions.istiod import renderer_of, select_family
 # The Istio resources (by uid) whose objects left by another operator this process has
 # already looked for once: after that, only a pass that changes something looks again.
 _SWEPT: set[str] = set()
+# The generation of each Istio resource (by uid) whose warnings were logged last.
+_WARNED: dict[str, int] = {}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,11 @@ async def reconcile_mesh(
     ]
     for resource in (body, *remote_bodies):
         await drop_reference_finalizers(primary, resource)
+    misspelled: tuple[Misspelling, ...] = ()
     try:
-        istio = load_istio(body).resource
+        loaded = load_istio(body)
+        istio, misspelled = loaded.resource, loaded.misspelled
+        _warn_once(body, [*loaded.warnings, *image_warnings(istio)])
         charts = family_change_refused(istio, body)
         if charts is not None:
             seen = await reconcile_istiod(
@@ -126,7 +133,8 @@ async def reconcile_mesh(
             plan, family, istio, remote_networks(remote_bodies), primary_gateway_addresses=gateways
         )
     except SpecError as error:
-        return MeshOutcome(_failed(generation, "InvalidSpec", f"invalid spec: {error}"))
+        message = f"invalid spec: {explained(error, misspelled)}"
+        return MeshOutcome(_failed(generation, "InvalidSpec", message))
     except UnsupportedVersionError as error:
         return MeshOutcome(_failed(generation, "UnsupportedVersion", str(error)))
     conflict = _conflict(istio, str((body.get("metadata") or {}).get("creationTimestamp")), peers)
@@ -151,6 +159,17 @@ async def reconcile_mesh(
     await reconcile_injection_labels(primary, name, namespace, injection_namespaces(plan))
     seen = observe(generation, report, istio.spec.version, gateways, component_states(report))
     return MeshOutcome(with_remotes(seen, istio, generation, remote_bodies), remote_bodies)
+
+
+def _warn_once(body: Mapping[str, Any], warnings: Sequence[str]) -> None:
+    """Logs what reading the resource warns about, once per generation of it."""
+    meta = body.get("metadata") or {}
+    seen = (str(meta.get("uid") or meta.get("name")), int(meta.get("generation") or 0))
+    if not warnings or _WARNED.get(seen[0]) == seen[1]:
+        return
+    _WARNED[seen[0]] = seen[1]
+    for warning in warnings:
+        log.warning("Istio %s/%s: %s", meta.get("namespace"), meta.get("name"), warning)
 
 
 class FamilyChangeError(ValueError):
