@@ -196,3 +196,64 @@ async def test_an_existing_namespace_is_left_alone(monkeypatch: pytest.MonkeyPat
     )
     assert "Namespace" not in [m["kind"] for m in remote.applied]
     assert "expires never" in report.actions[-2]
+
+
+class RevokeCluster:
+    """Objects by key; records deletions."""
+
+    def __init__(self, objects: dict[ObjectKey, dict[str, Any]]) -> None:
+        self.objects = objects
+        self.deleted: list[ObjectKey] = []
+
+    async def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        return self.objects.get(key)
+
+    async def delete(self, key: ObjectKey) -> None:
+        self.deleted.append(key)
+        self.objects.pop(key)
+
+    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        return [o for k, o in self.objects.items() if k.kind == kind]
+
+
+def granted_remote(namespace: str = "istio-system") -> dict[ObjectKey, dict[str, Any]]:
+    return {
+        ObjectKey(
+            m["apiVersion"], m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"]
+        ): m
+        for m in remote_manifests(namespace)
+    }
+
+
+SECRET_KEY = ObjectKey("v1", "Secret", "istio-system", "east")
+REMOTE_ISTIO = ObjectKey("istio.banzaicloud.io/v1beta1", "RemoteIstio", "istio-system", "east")
+
+
+async def test_revoke_refuses_while_the_remote_istio_exists_and_changes_nothing() -> None:
+    remote = RevokeCluster(granted_remote())
+    primary = RevokeCluster({SECRET_KEY: {}, REMOTE_ISTIO: {"metadata": {}}})
+    with pytest.raises(access.AccessInUseError, match="nothing was changed"):
+        await access.revoke_remote_access(
+            remote,  # type: ignore[arg-type]
+            primary,  # type: ignore[arg-type]
+            name="east",
+            namespace="istio-system",
+        )
+    assert remote.deleted == primary.deleted == []
+
+
+async def test_revoke_keeps_the_role_another_binding_uses_and_what_is_not_its_own() -> None:
+    objects = {**granted_remote(), **granted_remote("other")}
+    account = ObjectKey("v1", "ServiceAccount", "istio-system", "istio-operator")
+    objects[account] = {"metadata": {"name": "istio-operator", "labels": {}}}  # someone else's
+    remote, primary = RevokeCluster(objects), RevokeCluster({SECRET_KEY: {}})
+    actions = await access.revoke_remote_access(
+        remote,  # type: ignore[arg-type]
+        primary,  # type: ignore[arg-type]
+        name="east",
+        namespace="istio-system",
+    )
+    assert [k.kind for k in remote.deleted] == ["ClusterRoleBinding"]
+    assert primary.deleted == [SECRET_KEY]
+    assert any("kept ClusterRole istio-operator-remote" in a for a in actions)
+    assert any("kept ServiceAccount" in a for a in actions)
