@@ -65,14 +65,79 @@ def test_both_kinds_are_generated_with_the_reference_names() -> None:
         assert version["name"] == "v1beta1"
         assert version["served"] and version["storage"]
         assert version["subresources"] == {"status": {}}
-        columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-        assert columns == {
-            "Status": ".status.Status",
-            "Ready": '.status.conditions[?(@.type=="Ready")].status',
-            "Error": ".status.ErrorMessage",
-            "Gateways": ".status.GatewayAddress",
-            "Age": ".metadata.creationTimestamp",
-        }
+
+    assert CRDS["Istio"]["spec"]["names"]["shortNames"] == ["istiocp"]
+    assert CRDS["RemoteIstio"]["spec"]["names"]["shortNames"] == ["ristio"]
+
+
+def columns_of(kind: str) -> dict[str, str]:
+    (version,) = CRDS[kind]["spec"]["versions"]
+    return {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+
+
+def test_printer_columns_per_kind() -> None:
+    assert columns_of("Istio") == {
+        "Version": ".status.version",
+        "Status": ".status.Status",
+        "Ready": '.status.conditions[?(@.type=="Ready")].status',
+        "Remotes": ".status.remotesReady",
+        "Gateways": ".status.gateways",
+        "Error": ".status.ErrorMessage",
+        "Age": ".metadata.creationTimestamp",
+    }
+    assert columns_of("RemoteIstio") == {
+        "Version": ".status.version",
+        "Status": ".status.Status",
+        "Age": ".metadata.creationTimestamp",
+    }
+
+
+def test_every_column_reads_a_declared_status_field() -> None:
+    for kind in CRDS:
+        status = schema_of(CRDS[kind])["properties"]["status"]["properties"]
+        for path in columns_of(kind).values():
+            if path.startswith(".status."):
+                assert path.removeprefix(".status.").split("[")[0] in status
+
+
+def undescribed(node: dict[str, Any], path: str) -> list[str]:
+    """Every property below a schema node that has no description, by path."""
+    missing = []
+    for name, sub in (node.get("properties") or {}).items():
+        if not sub.get("description"):
+            missing.append(f"{path}.{name}")
+        missing += undescribed(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        missing += undescribed(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        missing += undescribed(node["additionalProperties"], f"{path}{{}}")
+    return missing
+
+
+@pytest.mark.parametrize("kind", ["Istio", "RemoteIstio"])
+def test_kubectl_explain_has_a_description_of_every_field(kind: str) -> None:
+    assert undescribed(schema_of(CRDS[kind]), kind) == []
+
+
+def test_the_description_walker_finds_a_missing_description() -> None:
+    node = {"properties": {"a": {"description": "x", "items": {"properties": {"b": {}}}}}}
+    assert undescribed(node, "K") == ["K.a[].b"]
+
+
+def test_no_value_the_api_server_would_drop() -> None:
+    """An empty map or list in a CRD is dropped by the API server: a later apply of the
+    same file would then differ from what is stored (a field-ownership fight)."""
+
+    def empties(node: Any, path: str) -> list[str]:
+        if isinstance(node, dict):
+            found = [f"{path}.{k}" for k, v in node.items() if v in ({}, []) and k != "status"]
+            return found + [e for k, v in node.items() for e in empties(v, f"{path}.{k}")]
+        if isinstance(node, list):
+            return [e for i, v in enumerate(node) for e in empties(v, f"{path}[{i}]")]
+        return []
+
+    for kind, crd in CRDS.items():
+        assert empties(crd, kind) == []
 
 
 @pytest.mark.parametrize("kind", ["Istio", "RemoteIstio"])

@@ -7,19 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from istio_operator.api.crd import structural_schema
-from istio_operator.api.istio import IstioSpec
-from istio_operator.api.remoteistio import RemoteIstioSpec
+from istio_operator.api.crd import describe, structural_schema
+from istio_operator.api.istio import FIELD_DOCS, SUFFIX_DOCS, IstioSpec
+from istio_operator.api.remoteistio import REMOTE_FIELD_DOCS, RemoteIstioSpec
 from istio_operator.cli import docs as docs_command
 from istio_operator.cli.main import COMMANDS
 from istio_operator.plan.docs import (
-    FIELD_DOCS,
     REMOTE_DEFAULT_NOTES,
-    REMOTE_FIELD_DOCS,
     REMOTE_USED,
-    SUFFIX_DOCS,
     declared,
-    describe,
     fields,
 )
 

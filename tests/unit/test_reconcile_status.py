@@ -99,3 +99,23 @@ def test_remote_identity_and_istio_generation_are_kept_until_seen_again() -> Non
     )
     rolling = compute_status(first, Observation(1, State.RECONCILING, "RollingOut"))
     assert (rolling["istioObservedGeneration"], rolling["clusterID"]) == (4, "u")
+
+
+def test_remotes_and_gateways_as_column_text() -> None:
+    seen = Observation(
+        1,
+        State.AVAILABLE,
+        "Available",
+        gateway_addresses=("100.64.0.1", "100.64.0.2"),
+        remotes={"a": State.AVAILABLE, "b": State.UNREACHABLE},
+    )
+    status = compute_status({}, seen)
+    assert status["remotesReady"] == "1/2"
+    assert status["gateways"] == "100.64.0.1,100.64.0.2"
+    assert status["GatewayAddress"] == ["100.64.0.1", "100.64.0.2"]
+
+
+def test_no_remotes_no_gateways_no_column_text() -> None:
+    status = compute_status({}, Observation(1, State.RECONCILING, "Reconciling"))
+    assert "remotesReady" not in status
+    assert "gateways" not in status

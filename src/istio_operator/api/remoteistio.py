@@ -8,7 +8,7 @@ overrides below (see `istio_operator.versions.effective_remote_spec`).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import ConfigDict, Field
 
@@ -70,3 +70,34 @@ class RemoteIstio(ApiModel):
     kind: str
     metadata: ObjectMeta
     spec: RemoteIstioSpec
+
+
+# RemoteIstio descriptions by full path, checked before the Istio tables.
+REMOTE_FIELD_DOCS: Final[dict[str, str]] = {
+    "network": "istiod family: the remote's network (`topology.istio.io/network`). Unset, "
+    "the primary's (`values.global.network`, else `network1`): then remotes reach the "
+    "primary's workloads directly, else through the east-west gateways.",
+    "enabledServices": "Primary-cluster Services the remote's sidecars reach (pilot, "
+    "policy, telemetry, ...). Each becomes a Service on the remote whose endpoints are "
+    "the primary's pod IPs (flat network) or the primary's ingress gateway "
+    "(`meshExpansion`).",
+    "enabledServices[].name": "Name of the Service, in the primary's control-plane namespace.",
+    "enabledServices[].labelSelector": "Label selector (`key=value,...`) of the primary's "
+    "pods behind the Service (flat network). Unset, the primary Service's selector.",
+    "enabledServices[].podIPs": "Extra endpoint IPs, added to the primary's ready pod IPs "
+    "(flat network).",
+    "enabledServices[].ports": "Ports of the mirrored Service. Unset, the primary Service's ports.",
+    "autoInjectionNamespaces": "Namespaces of the remote labelled "
+    "`istio-injection=enabled`. Empty or unset, the primary's list.",
+    "defaultResources": "`defaultResources` on the remote. Unset, the primary's.",
+    "citadel": "Citadel on the remote. Only the fields marked used are read.",
+    "citadel.caSecretName": "Secret on the remote holding citadel's signing CA. Unset, "
+    "the operator copies the primary's CA to the remote, so both clusters share one root.",
+    "sidecarInjector": "The sidecar injector on the remote. Only the fields marked used are read.",
+    "sidecarInjector.replicaCount": "Replicas of the remote's sidecar injector.",
+    "proxy": "Sidecars on the remote. Only the fields marked used are read.",
+    "proxy.privileged": "Run the remote's `istio-proxy` privileged. Unset, the primary's.",
+    "proxy.resources": "`ResourceRequirements` of the remote's sidecars. Unset, the primary's.",
+    "proxyInit": "Ignored: the remote uses the primary's.",
+    "clusterName": "Name of the remote cluster in the mesh.",
+}

@@ -180,6 +180,9 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
     remotes = previous.get("remotes") if seen.remotes is None else dict(seen.remotes)
     if remotes:
         status["remotes"] = remotes
+        status["remotesReady"] = remotes_ready(remotes)
+    if status["GatewayAddress"]:
+        status["gateways"] = ",".join(status["GatewayAddress"])
     version = seen.version or previous.get("version")
     if version:
         status["version"] = version
@@ -199,6 +202,12 @@ def compute_status(previous: Mapping[str, Any], seen: Observation) -> dict[str, 
         if effective is not None:
             status[key] = effective
     return status
+
+
+def remotes_ready(remotes: Mapping[str, str]) -> str:
+    """`ready/total` of the remotes, as text: a printer column shows it as it is."""
+    ready = sum(1 for state in remotes.values() if state == State.AVAILABLE)
+    return f"{ready}/{len(remotes)}"
 
 
 def merge_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
