@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
-
-import kopf
+from typing import Any
 
 from istio_operator.api.keys import ObjectKey
-from istio_operator.kube.client import Cluster, ClusterUnreachableError
+from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
+from istio_operator.kube.events import record_event
+from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.reconcile.status import (
     WARNING_STATES,
     Observation,
@@ -40,7 +40,7 @@ class StatusWriter:
             return False
         self._written[key] = status
         if _state_of(previous) != _state_of(status):
-            post_event(body, seen)
+            await post_event(self.primary, body, seen, self.logger)
             self.logger.info(f"{key}: {seen.state} ({seen.reason}) {seen.message}".strip())
         return True
 
@@ -49,10 +49,20 @@ def _state_of(status: Mapping[str, Any]) -> tuple[Any, ...]:
     return (status.get("Status"), status.get("phase"), status.get("ErrorMessage"))
 
 
-def post_event(body: Mapping[str, Any], seen: Observation) -> None:
+async def post_event(
+    cluster: ClusterAccess,
+    body: Mapping[str, Any],
+    seen: Observation,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Posts the Event of a change of state; one that cannot be posted is logged only (the
+    status, already written, is what matters)."""
     kind = "Warning" if seen.state in WARNING_STATES else "Normal"
     message = seen.message or seen.state + (f" at {seen.version}" if seen.version else "")
-    kopf.event(cast(kopf.Body, body), type=kind, reason=seen.reason, message=message[:1000])
+    try:
+        await record_event(cluster, body, kind, seen.reason, message)
+    except (ApiRefusedError, ClusterUnreachableError) as error:
+        logger.warning(f"event {seen.reason} not posted: {error}")
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -160,7 +160,8 @@ OPERATOR_ON_PRIMARY: Rules = {
     # Pod IPs behind the primary's services (flat-network remotes), sidecar versions.
     ("", "pods"): READ,
     # Events on Istio and RemoteIstio resources, in whatever namespace they live.
-    ("", "events"): frozenset({"create", "patch"}),
+    # Repeated events are aggregated: the existing Event is read and its count moved.
+    ("", "events"): frozenset({"get", "create", "patch"}),
 }
 # What a workload superseded in a take-over ran (see reconcile.takeover): labelled as
 # ours, then pruned once the replacement is available.
