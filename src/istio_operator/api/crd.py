@@ -276,7 +276,8 @@ def _crd(kind: str, plural: str, spec_model: type[BaseModel], description: str) 
         "properties": {
             "apiVersion": _field("string", "The versioned schema of this object."),
             "kind": _field("string", "The kind of this object."),
-            "metadata": _field("object", "The object's metadata (name, namespace, labels)."),
+            # The API server refuses anything but a type here (metadata is its own).
+            "metadata": {"type": "object"},
             "spec": spec_schema,
             "status": copy.deepcopy(STATUS_SCHEMA),
         },
