@@ -4,9 +4,11 @@
 2. An echo workload runs on both, with a 1.2.5 sidecar.
 3. The same `Istio` resource is applied with version 1.3.0.
 4. The operator upgrades the primary, then the remote, phase by phase.
-5. The echo workloads stay available; their sidecars still run 1.2.5 until restarted.
-6. An unsupported version is refused in status and as an Event; nothing changes.
-7-10. Today's Istio (the istiod family) on a third local cluster: installed by revision,
+5. The echo workloads stay available; their sidecars still run 1.2.5 until restarted:
+   `dataplane-upgrade --all-clusters`, a dry run then the restart, moves them to 1.3.0.
+6. An unsupported version is refused in status and as an Event; nothing changes; the
+   supported version is then restored.
+7-10. Today's Istio (the istiod family) on two more local clusters: installed by revision,
    a canary to the newer version, workloads migrated in batches, the old revision removed
    (see `cli.demo_istiod`).
 
@@ -33,6 +35,8 @@ from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION
 from istio_operator.cli import demo_istiod as istiod_act
 from istio_operator.cli.localcluster import default_workdir
+from istio_operator.cli.main import build_parser
+from istio_operator.cli.status import columns
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import ApiRefusedError
 from istio_operator.kube.resources import register_crds
@@ -56,7 +60,18 @@ class ExpectationFailed(AssertionError):
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "demo", help="replay the multi-cluster upgrade walkthrough (local clusters by default)"
+        "demo",
+        help="replay the multi-cluster upgrade walkthrough (local clusters by default)",
+        description=(
+            f"Replay the walkthrough, each step checked: two local clusters, the operator as a "
+            f"process, Istio {FROM} on a primary and a remote, an echo workload on each, the "
+            f"upgrade to {TO} followed phase by phase, the sidecars moved by "
+            f"`dataplane-upgrade`, an unsupported version refused with nothing changed; then "
+            f"the istiod family on two more local clusters ({istiod_act.OLDER} by revision, a "
+            f"canary to {istiod_act.NEWER}, the workloads migrated, the old revision removed). "
+            "Exits 1 if any expectation fails. The clusters are deleted at the end unless "
+            "--keep."
+        ),
     )
     parser.add_argument(
         "--keep",
@@ -175,20 +190,15 @@ def _walkthrough(stage: Stage) -> None:
     gaps = _follow(stage, TO, watch_echo=True)
     _show_and_check(stage, TO)
 
-    step(5, "the workloads stayed available; their sidecars still run the old proxy")
+    step(5, f"the workloads stayed available on {FROM} sidecars; dataplane-upgrade moves them")
     expect(not gaps, f"echo was not fully available at moments: {gaps[:3]}")
     expect(
         [_echo_generation(c) for c in (stage.primary, stage.remote)] == generations,
         "the echo Deployments were modified",
     )
-    for name, client in (("primary", stage.primary), ("remote", stage.remote)):
-        proxies = _proxy_versions(client)
-        print(f"  {name}: sidecars by version: {proxies}")
-        expect(
-            proxies == {f"docker.io/istio/proxyv2:{FROM}": 2},
-            f"{name}: sidecars should still run {FROM} until restarted",
-        )
-    print(f"  restart the workloads (kubectl rollout restart) to move their sidecars to {TO}")
+    _show_sidecars(stage, FROM)
+    _dataplane_upgrade(stage)
+    _show_sidecars(stage, TO)
 
     step(6, f"version {UNSUPPORTED} is refused; nothing changes")
     before = _workload_versions(stage.primary)
@@ -202,6 +212,8 @@ def _walkthrough(stage: Stage) -> None:
     expect(status["ErrorMessage"].startswith(UNSUPPORTED_VERSION_MESSAGE), "wrong refusal message")
     time.sleep(2)
     expect(_workload_versions(stage.primary) == before, "workloads changed after the refusal")
+    say(f"the control plane still runs {_status(stage.primary).get('version')}, untouched")
+    say(f"spec.version restored to {TO}: the refusal clears, the mesh is Available again")
     stage.primary.apply(_istio(TO), force=True)
     _follow(stage, TO)
 
@@ -266,7 +278,7 @@ def _istiod_steps(act: istiod_act.Act) -> None:
         "the workloads injected by the old revision",
         lambda: _injected_by(act, istiod_act.OLD_REVISION),
     )
-    say(f"pods by revision: {pods}")
+    _show_pods(pods)
 
     step(8, f"the same Istio resource at {newer}: a canary beside the old revision, on both")
     act.client.apply(istiod_act.istio(newer), force=True)
@@ -274,19 +286,25 @@ def _istiod_steps(act: istiod_act.Act) -> None:
         act, f"{newer} active on both, the default tag moved", lambda: _istiod_at(act, newer)
     )
     print("\n".join(istiod_act.revisions_table(found)))
-    tags = {cluster: seen.get("tags") for cluster, seen in found.items()}
-    say(f"tags: {tags}")
+    tags = [[c, t, r] for c, seen in found.items() for t, r in (seen.get("tags") or {}).items()]
+    print("\n".join(table(("CLUSTER", "TAG", "REVISION"), tags)))
 
     step(9, "the workloads migrate, one workload per batch: the primary, then the remote")
     pods = wait(
         act, "every pod on the new revision", lambda: _injected_by(act, istiod_act.NEW_REVISION)
     )
     migration = wait(act, "the migrations Done", lambda: _migrated(act))
-    say(f"pods by revision: {pods}; workloads migrated: {migration}")
+    _show_pods(pods)
+    say("workloads migrated: " + ", ".join(f"{c} {n}" for c, n in migration.items()))
 
     step(10, "nothing uses the old revision: it is removed from both clusters")
     found = wait(act, "only the new revision left", lambda: _only(act, istiod_act.NEW_REVISION))
     print("\n".join(istiod_act.revisions_table(found)))
+
+
+def _show_pods(pods: dict[str, dict[str, int]]) -> None:
+    rows = [[c, r, str(n)] for c, by_revision in pods.items() for r, n in by_revision.items()]
+    print("\n".join(table(("CLUSTER", "REVISION", "PODS"), rows)))
 
 
 def _inject(act: istiod_act.Act) -> None:
@@ -499,26 +517,16 @@ def _explain_kept(stage: Stage) -> None:
 
 def _follow(stage: Stage, version: str, watch_echo: bool = False) -> list[str]:
     """Prints every change of the mesh's state until it is available at `version`."""
-    last: tuple[Any, ...] = ()
+    last: tuple[str, ...] = ()
     gaps: list[str] = []
 
     def done() -> bool:
         nonlocal last
         primary, remote = _status(stage.primary), _remote_status(stage.primary)
-        now = (
-            primary.get("Status"),
-            primary.get("phase"),
-            tuple(primary.get("waitingFor") or ()),
-            remote.get("Status"),
-            remote.get("phase"),
-        )
+        now = (state_line(primary), state_line(remote))
         if now != last:
             last = now
-            waiting = "; ".join(primary.get("waitingFor") or []) or "-"
-            print(
-                f"  [{time.strftime('%H:%M:%S')}] primary {now[0]} phase={now[1] or '-'} "
-                f"waiting for {waiting} | remote {now[3]} phase={now[4] or '-'}"
-            )
+            print(f"  [{time.strftime('%H:%M:%S')}] primary {now[0]} | remote {now[1]}")
         if watch_echo:
             gaps.extend(
                 f"{n}"
@@ -534,6 +542,107 @@ def _follow(stage: Stage, version: str, watch_echo: bool = False) -> list[str]:
 
     wait(stage, f"the mesh to be available at {version}", done)
     return gaps
+
+
+def state_line(status: dict[str, Any]) -> str:
+    """One resource's state in words: never a None, always the version in effect."""
+    state = status.get("Status") or "not reconciled yet"
+    version = status.get("version")
+    line = f"{state}, {f'version {version}' if version else 'no version in effect yet'}"
+    if status.get("phase"):
+        line += f", phase {status['phase']}"
+    waiting = "; ".join(status.get("waitingFor") or [])
+    return line + (f", waiting for {waiting}" if waiting else "")
+
+
+def table(headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """Rows under their headers, as the CLI's own tables are laid out, indented for a step."""
+    return columns(headers, rows, indent="    ") if rows else ["    (none)"]
+
+
+def sidecar_rows(counts: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Pods by cluster and `istio-proxy` image, as table rows (image tag as the version)."""
+    return [
+        [cluster, image.rsplit(":", 1)[-1], image, str(pods)]
+        for cluster, by_image in counts.items()
+        for image, pods in sorted(by_image.items())
+    ]
+
+
+def _show_sidecars(stage: Stage, version: str) -> None:
+    counts = {name: _proxy_versions(client) for name, client in _clusters(stage)}
+    say("echo's sidecars:")
+    print("\n".join(table(("CLUSTER", "PROXY", "IMAGE", "PODS"), sidecar_rows(counts))))
+    for name, found in counts.items():
+        expect(
+            found == {f"docker.io/istio/proxyv2:{version}": 2},
+            f"{name}: sidecars should run {version}, found {found}",
+        )
+
+
+def _clusters(stage: Stage) -> tuple[tuple[str, BlockingClient], ...]:
+    return (("primary", stage.primary), ("remote", stage.remote))
+
+
+def _dataplane_upgrade(stage: Stage) -> None:
+    """`istio-operator dataplane-upgrade --all-clusters`: a dry run, then the restart."""
+    base = ["dataplane-upgrade", "--kubeconfig", str(stage.primary_kubeconfig), "--all-clusters"]
+    say("istio-operator dataplane-upgrade --all-clusters --dry-run")
+    expect(_cli([*base, "--dry-run"]) == 0, "dataplane-upgrade --dry-run failed")
+    before = {name: _echo_pods(client) for name, client in _clusters(stage)}
+    say("istio-operator dataplane-upgrade --all-clusters")
+    expect(_cli(base) == 0, "dataplane-upgrade failed")
+    say(f"the restarted pods get the {TO} proxy (the sidecar injector's part, stood in for)")
+    wait(
+        stage,
+        f"echo rolled out with {TO} sidecars on both clusters",
+        lambda: all(_injected_and_rolled_out(c, before[n], TO) for n, c in _clusters(stage)),
+    )
+
+
+def _cli(argv: list[str]) -> int:
+    args = build_parser(argv[0]).parse_args(argv)
+    result: int = args.handler(args)
+    sys.stdout.flush()
+    return result
+
+
+def _echo_pods(client: BlockingClient) -> set[str]:
+    return {p["metadata"]["name"] for p in client.list("v1", "Pod", "echo")}
+
+
+def _injected_and_rolled_out(client: BlockingClient, old: set[str], version: str) -> bool:
+    """Stands in for the sidecar injector (no webhook is served on fake nodes): every pod
+    made since the restart gets the proxy image the injector would have given it. True
+    once the rollout is done and only such pods are left."""
+    pods = [
+        p for p in client.list("v1", "Pod", "echo") if not p["metadata"].get("deletionTimestamp")
+    ]
+    image = f"docker.io/istio/proxyv2:{version}"
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        if name not in old and image not in _images(pod):
+            client.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name, "namespace": "echo"},
+                    "spec": {"containers": [{"name": "istio-proxy", "image": image}]},
+                },
+                field_manager="sidecar-injector-stand-in",
+                force=True,
+            )
+    status = (_echo(client) or {}).get("status") or {}
+    done = status.get("updatedReplicas") == status.get("availableReplicas") == 2
+    return done and all(p["metadata"]["name"] not in old for p in pods) and len(pods) == 2
+
+
+def _terminating(pod: dict[str, Any]) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _images(pod: dict[str, Any]) -> set[str]:
+    return {c["image"] for c in pod["spec"]["containers"]}
 
 
 def _show_and_check(stage: Stage, version: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION, REVISION
+from istio_operator.cli.status import columns
 from istio_operator.kube.blocking import BlockingClient
 
 OLDER, NEWER = "1.31.0", "1.31.1"
@@ -151,10 +152,16 @@ def pods_by_revision(client: BlockingClient) -> dict[str, int]:
 def revisions_table(found: dict[str, dict[str, Any]]) -> list[str]:
     """Each cluster's revisions and what uses them, from the resources' statuses."""
     rows = [
-        f"{cluster:<8} {r['name']:<13} {r['version']:<8} "
-        f"{'active' if r.get('active') else 'kept':<7} "
-        f"{r['inUse']['namespaces']} namespaces, {r['inUse']['pods']} pods"
+        [
+            cluster,
+            r["name"],
+            r["version"],
+            "active" if r.get("active") else "kept",
+            str(r["inUse"]["namespaces"]),
+            str(r["inUse"]["pods"]),
+        ]
         for cluster, seen in found.items()
         for r in seen.get("revisions") or []
     ]
-    return [f"  {row}" for row in rows]
+    headers = ("CLUSTER", "REVISION", "VERSION", "STATE", "NAMESPACES", "PODS")
+    return columns(headers, rows, indent="    ")
