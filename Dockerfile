@@ -14,9 +14,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, exactly as locked, so that source changes reuse this layer.
-COPY requirements.lock ./
-RUN pip install --require-hashes --no-deps -r requirements.lock
+# Runtime dependencies first, exactly as locked (no test or lint tool: tools/lock/), so
+# that source changes reuse this layer.
+COPY requirements-runtime.lock ./
+RUN pip install --require-hashes --no-deps -r requirements-runtime.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /wheels . \
