@@ -4,7 +4,7 @@ it, the repository as the working directory, the built kubectl on PATH). The she
 at the first command that fails (`set -e`, `pipefail`). Blocks that need a real cloud, an
 image registry or a second cluster carry another info string (`console`) and are not run.
 Anything the blocks start in the background (the operator) is stopped with the shell's
-session."""
+session. The samples of config/samples, which the pages use, each render."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from istio_operator.localcluster import LocalCluster, Workspace
 from istio_operator.localcluster.binaries import default_cache_dir
-from tests.operator_harness import REPO
+from tests.operator_harness import REPO, cli
 
 pytestmark = pytest.mark.cluster
 
@@ -41,6 +41,28 @@ def script() -> str:
         for number, block in enumerate(bash_blocks(page), 1):
             lines += [f"echo '### {page}, block {number}'", block]
     return "\n".join(lines) + "\n"
+
+
+SAMPLES = REPO / "config" / "samples"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        ["istio_v1beta1_istio.yaml"],
+        ["istio_v1beta1_istio_1.3.0.yaml"],
+        ["istio_v1beta1_istio_istiod.yaml"],
+        ["istio_v1beta1_istio_1.3.0.yaml", "istio_v1beta1_remoteistio.yaml"],
+    ],
+)
+def test_the_samples_render(files: list[str]) -> None:
+    """Each sample the docs use is one the operator accepts (a RemoteIstio with its Istio)."""
+    args = [arg for name in files for arg in ("-f", str(SAMPLES / name))]
+    if len(files) > 1:
+        args += ["--remote", "remote-a"]
+    result = cli("render", *args)
+    assert result.returncode == 0, result.stderr
+    assert "kind: Deployment" in result.stdout
 
 
 @pytest.fixture(scope="module")
