@@ -12,7 +12,11 @@ import pytest
 from lightkube import Client
 
 from istio_operator.localcluster import LocalCluster, Workspace
+from istio_operator.localcluster.binaries import default_cache_dir
 from tests.operator_harness import client_for
+
+# The istiod family renders with the helm `make k8s-binaries` builds, as the CLI does.
+os.environ.setdefault("HELM", str(default_cache_dir() / "helm"))
 
 RUNS_ROOT = Path(tempfile.gettempdir()) / "istio-operator-test-clusters"
 WORKSPACE_KEY = pytest.StashKey[Workspace]()
