@@ -10,11 +10,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import kopf
 import pytest
 
 from istio_operator.api.keys import ObjectKey
 from istio_operator.api.labels import API_VERSION
+from istio_operator.controller import reporting
 from istio_operator.controller.exclusive import Exclusive
 from istio_operator.controller.reporting import StatusWriter
 from istio_operator.controller.triggers import Triggers
@@ -28,6 +28,7 @@ from istio_operator.controller.workers import (
     RunConfig,
     Shared,
 )
+from istio_operator.kube.events import record_event
 from istio_operator.reconcile.status import Observation, State
 from tests.fakes import FakeCluster, FakeRemoteClients
 
@@ -49,13 +50,17 @@ ISTIO_KEY = ObjectKey(API_VERSION, "Istio", NAMESPACE, ISTIO)
 
 @pytest.fixture
 def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str]]]:
-    """The Events the workers post, as (type, reason, message)."""
+    """The Events the workers post, as (type, reason, message); each is still written to
+    its cluster, as the operator writes it."""
     posted: list[tuple[str, str, str]] = []
 
-    def event(_: Any, *, type: str, reason: str, message: str = "", **__: Any) -> None:
-        posted.append((type, reason, message))
+    async def recorded(
+        cluster: Any, involved: Any, type_: str, reason: str, message: str
+    ) -> dict[str, Any]:
+        posted.append((type_, reason, message))
+        return await record_event(cluster, involved, type_, reason, message)
 
-    monkeypatch.setattr(kopf, "event", event)
+    monkeypatch.setattr(reporting, "record_event", recorded)
     yield posted
 
 
@@ -139,7 +144,7 @@ async def test_an_unchanged_state_writes_no_status_and_posts_no_second_event(
     restarted = status_writer(primary)
     assert not await restarted.report(ISTIO_KEY, await primary.get(ISTIO_KEY) or {}, available)
 
-    assert primary.written() == [ISTIO_KEY]
+    assert [key for key in primary.written() if key.kind != "Event"] == [ISTIO_KEY]
     assert events == [("Normal", AVAILABLE, "Available at 1.3.0")]
 
 

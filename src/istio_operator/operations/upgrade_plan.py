@@ -25,6 +25,7 @@ from istio_operator.operations.planning import (
     istio_key,
 )
 from istio_operator.plan.resolve import image_warnings
+from istio_operator.reconcile.clock import held
 from istio_operator.reconcile.istio import Peer, Settings, reconcile_mesh
 from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote
 from istio_operator.reconcile.status import Observation, State, compute_status
@@ -118,7 +119,8 @@ async def make_plan(
             planning.preset(edited_body(live, {**body, "metadata": _meta(body, namespace)}))
     remotes = PlanningRemotes()
     try:
-        seen = await _simulate(planning, remotes, key, result)
+        with held():  # no grace period or migration delay runs out between simulated passes
+            seen = await _simulate(planning, remotes, key, result)
         result.clusters.insert(0, _cluster_plan(planning, seen.get("primary")))
         for remote, cluster in sorted(remotes.clusters.items()):
             plan = _cluster_plan(cluster, seen.get(remote))

@@ -26,6 +26,7 @@ from istio_operator.charts import ChartVersion, HelmError, helm_binary
 from istio_operator.kube.objects import readiness
 from istio_operator.kube.protocol import ClusterAccess
 from istio_operator.plan.istiod import DEFAULT_TAG, IstiodPlan, resolve_istiod, with_remotes
+from istio_operator.reconcile.clock import now
 from istio_operator.reconcile.components import component_states
 from istio_operator.reconcile.engine import (
     Ownership,
@@ -201,10 +202,6 @@ async def revision_pass(
         recheck_after=recheck,
     )
     return RevisionPass(seen, found, plan.held_tags_at if plan.tags_held else None)
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:

@@ -13,7 +13,6 @@ primary.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -26,6 +25,7 @@ from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.charts import ChartVersion
 from istio_operator.kube.client import Cluster
 from istio_operator.plan.istiod import IstiodPlan, resolve_istiod, resolve_istiod_remote
+from istio_operator.reconcile.clock import now
 from istio_operator.reconcile.engine import Ownership, RolloutListener, reconcile_cluster
 from istio_operator.reconcile.istiod import revision_pass
 from istio_operator.reconcile.migration import MigrationSettings, migrate_step
@@ -137,7 +137,7 @@ async def _migrated_after_the_primary(
         plan.namespace,
         settings,
         previous,
-        dt.datetime.now(dt.UTC),
+        now(),
     )
     recheck = progress.recheck_after
     if seen.recheck_after is not None:
