@@ -7,7 +7,8 @@ ISTIO_CHARTS := tools/build-istio-charts.sh
 
 .PHONY: install k8s-binaries istio-charts demo test test-unit test-cluster lint typecheck layers check crds snapshots clean
 
-install: $(BIN)/istio-operator
+# The package in .venv/ and the chart catalogue of Istio's own charts (istiod family).
+install: $(BIN)/istio-operator istio-charts
 
 $(BIN)/istio-operator: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +29,10 @@ k8s-binaries:
 istio-charts:
 	bash $(ISTIO_CHARTS)
 
-demo: install k8s-binaries istio-charts
+demo: install k8s-binaries
 	$(BIN)/istio-operator demo
 
-test: install k8s-binaries istio-charts
+test: install k8s-binaries
 	$(BIN)/pytest
 
 test-unit: install

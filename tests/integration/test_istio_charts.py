@@ -117,3 +117,53 @@ def test_a_version_the_repository_lacks_is_refused_and_nothing_changes(
     assert refused.returncode == 1
     assert "has no base chart at 1.29.0" in refused.stderr
     assert Catalogue(where).versions() == []
+
+
+def rendered(*args: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "istio_operator.cli.main", "render", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def names(documents: list[dict[str, object]], kind: str) -> set[str]:
+    return {str(d["metadata"]["name"]) for d in documents if d["kind"] == kind}  # type: ignore[index]
+
+
+def test_render_of_an_istiod_mesh_with_a_remote(catalogue: Catalogue, tmp_path: Path) -> None:
+    """`render` of the istiod sample with a RemoteIstio: the primary gains the east-west
+    gateway that exposes istiod to remotes; `--remote` gives the remote profile, whose
+    webhooks call the revision's `istiod-<rev>` Service and no istiod runs there."""
+    remote = tmp_path / "remote.yaml"
+    remote.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "istio.banzaicloud.io/v1beta1",
+                "kind": "RemoteIstio",
+                "metadata": {"name": "remote-a", "namespace": "istio-system"},
+                "spec": {"network": "network2"},
+            }
+        )
+    )
+    sample = str(REPO / "config" / "samples" / "istio_v1beta1_istio_istiod.yaml")
+    alone = rendered("-f", sample)
+    primary = rendered("-f", sample, "-f", str(remote))
+    revision = "mesh-1-31-0"
+    assert "istio-eastwestgateway" not in names(alone, "Deployment")
+    assert {f"istiod-{revision}", "istio-eastwestgateway"} <= names(primary, "Deployment")
+
+    on_remote = rendered("-f", sample, "-f", str(remote), "--remote", "remote-a")
+    assert not any(name.startswith("istiod") for name in names(on_remote, "Deployment"))
+    (webhook,) = [
+        d
+        for d in on_remote
+        if d["kind"] == "MutatingWebhookConfiguration"
+        and d["metadata"]["name"] == f"istio-sidecar-injector-{revision}"  # type: ignore[index]
+    ]
+    services = {w["clientConfig"]["service"]["name"] for w in webhook["webhooks"]}  # type: ignore[index]
+    assert services == {f"istiod-{revision}"}
+    assert f"istiod-{revision}" in names(on_remote, "Service")

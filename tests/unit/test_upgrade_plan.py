@@ -7,7 +7,12 @@ from istio_operator.api.keys import ObjectKey
 from istio_operator.cli.plan import CHANGES, NO_CHANGE, REFUSED, as_text, exit_status
 from istio_operator.kube.objects import MISSING, FieldChange, differences
 from istio_operator.operations.planning import PlannedWrite, by_phase
-from istio_operator.operations.upgrade_plan import ClusterPlan, UpgradePlan, edited_body
+from istio_operator.operations.upgrade_plan import (
+    ClusterPlan,
+    UpgradePlan,
+    edited_body,
+    not_available,
+)
 
 PILOT = ObjectKey("apps/v1", "Deployment", "istio-system", "istio-pilot")
 
@@ -103,3 +108,15 @@ def test_the_text_shows_the_version_the_field_and_a_config_line_diff() -> None:
     assert "  - b: 2" in text and "  + b: 3" in text
     assert text.index("phase base:") < text.index("phase pilot:")
     assert "workloads that roll: Deployment/istio-pilot" in text
+
+
+def test_a_change_to_an_istio_that_is_not_available_is_refused_with_its_error() -> None:
+    def istio(**status: str) -> dict[str, object]:
+        meta = {"name": "mesh", "namespace": "istio-system"}
+        return {"metadata": meta, "status": status}
+
+    assert not_available(istio()) == []  # never reconciled yet: an install
+    assert not_available(istio(Status="Available")) == []
+    (refusal,) = not_available(istio(Status="ReconcileFailed", ErrorMessage="pilot: timeout"))
+    assert refusal.startswith("Istio istio-system/mesh is ReconcileFailed, not Available")
+    assert "(pilot: timeout)" in refusal

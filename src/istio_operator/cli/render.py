@@ -22,7 +22,8 @@ from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.parse import Misspelling, explained, load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
-from istio_operator.charts import HelmError
+from istio_operator.charts import ChartVersion, HelmError, helm_binary
+from istio_operator.plan.istiod import resolve_istiod, resolve_istiod_remote, with_remotes
 from istio_operator.plan.resolve import image_warnings
 from istio_operator.render import (
     DesiredObject,
@@ -32,7 +33,7 @@ from istio_operator.render import (
     render_remote,
     yaml_stream,
 )
-from istio_operator.render.istiod import render_istiod_resource
+from istio_operator.render.istiod import render_istiod
 from istio_operator.versions import UnsupportedVersionError
 from istio_operator.versions.istiod import select_family
 
@@ -148,15 +149,34 @@ def _render(
         print(f"warning: {warning}", file=sys.stderr)
     family = select_family(istio.spec.version)
     if family.charts is not None:
-        if remote_name is not None:
-            raise InputError("remote clusters of the istiod family are not rendered yet")
-        return render_istiod_resource(istio, family.charts)
+        return _render_istiod(istio, remotes, remote_name, family.charts)
     if remote_name is None:
         return render_primary(istio)
+    return render_remote(istio, _named(remotes, remote_name), placeholder_facts(istio))
+
+
+def _named(remotes: Sequence[RemoteIstio], name: str) -> RemoteIstio:
     for remote in remotes:
-        if remote.metadata.name == remote_name:
-            return render_remote(istio, remote, placeholder_facts(istio))
-    raise InputError(f"no RemoteIstio named {remote_name!r} in the given files")
+        if remote.metadata.name == name:
+            return remote
+    raise InputError(f"no RemoteIstio named {name!r} in the given files")
+
+
+def _render_istiod(
+    istio: Istio, remotes: Sequence[RemoteIstio], remote_name: str | None, charts: ChartVersion
+) -> list[DesiredObject]:
+    """The primary with its remotes (the east-west gateway and its routes), or one remote:
+    the `remote` profile pointed at a placeholder east-west address. The remote's secret on
+    the primary holds a token only the remote cluster can give, so it is not rendered."""
+    if remote_name is not None:
+        remote = _named(remotes, remote_name)
+        plan = resolve_istiod_remote(istio, remote, charts, PLACEHOLDER_GATEWAY_ADDRESS)
+        return render_istiod(plan, charts, helm_binary())
+    plan = resolve_istiod(istio, charts)
+    if remotes:
+        networks = {r.metadata.name: r.spec.network or "" for r in remotes}
+        plan = with_remotes(plan, networks, ())
+    return render_istiod(plan, charts, helm_binary())
 
 
 def run(args: argparse.Namespace) -> int:

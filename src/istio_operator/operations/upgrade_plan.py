@@ -111,7 +111,7 @@ async def make_plan(
     key = key_of(istio)
     before = str((istio.get("status") or {}).get("version") or "")
     result = UpgradePlan(key, before, str((istio.get("spec") or {}).get("version") or ""))
-    result.refusals += _not_available(istio)
+    result.refusals += not_available(istio)
     result.warnings += warnings_of(istio)
     for body in edited:
         if body.get("kind") == "RemoteIstio":
@@ -194,7 +194,7 @@ def warnings_of(istio: Mapping[str, Any]) -> list[str]:
     return [*loaded.warnings, *image_warnings(loaded.resource)]
 
 
-def _not_available(istio: Mapping[str, Any]) -> list[str]:
+def not_available(istio: Mapping[str, Any]) -> list[str]:
     status = str((istio.get("status") or {}).get("Status") or "")
     if not status or status == State.AVAILABLE:
         return []

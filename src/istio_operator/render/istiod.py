@@ -27,7 +27,6 @@ from typing import Any
 
 import yaml
 
-from istio_operator.api.istio import Istio
 from istio_operator.api.labels import (
     MANAGED_BY,
     MANAGED_BY_VALUE,
@@ -37,8 +36,8 @@ from istio_operator.api.labels import (
     REVISION_VERSION,
     ownership_labels,
 )
-from istio_operator.charts import ChartVersion, helm_binary, template
-from istio_operator.plan.istiod import IstiodPlan, resolve_istiod
+from istio_operator.charts import ChartVersion, template
+from istio_operator.plan.istiod import IstiodPlan
 from istio_operator.render.objects import DesiredObject
 from istio_operator.render.phases import Phase
 
@@ -393,8 +392,3 @@ def _trim_webhooks(manifest: dict[str, Any], *, validating: bool) -> None:
         (webhook.get("clientConfig") or {}).pop("caBundle", None)
         if validating:
             webhook.pop("failurePolicy", None)
-
-
-def render_istiod_resource(istio: Istio, charts: ChartVersion) -> list[DesiredObject]:
-    """`render_istiod` of an istiod-family resource, with the helm `helm_binary` finds."""
-    return render_istiod(resolve_istiod(istio, charts), charts, helm_binary())
