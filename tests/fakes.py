@@ -238,6 +238,9 @@ class FakeCluster:
         self.objects.pop(key, None)
         self._applied.pop(key, None)
 
+    async def changed(self, within: float) -> None:
+        await asyncio.sleep(within)
+
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
         await self._reached()
         self.audit.append(Write("patch-status", key))

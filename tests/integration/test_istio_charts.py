@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -119,7 +120,7 @@ def test_a_version_the_repository_lacks_is_refused_and_nothing_changes(
     assert Catalogue(where).versions() == []
 
 
-def rendered(*args: str) -> list[dict[str, object]]:
+def rendered(*args: str) -> list[dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-m", "istio_operator.cli.main", "render", *args],
         capture_output=True,
@@ -130,8 +131,8 @@ def rendered(*args: str) -> list[dict[str, object]]:
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-def names(documents: list[dict[str, object]], kind: str) -> set[str]:
-    return {str(d["metadata"]["name"]) for d in documents if d["kind"] == kind}  # type: ignore[index]
+def names(documents: list[dict[str, Any]], kind: str) -> set[str]:
+    return {str(d["metadata"]["name"]) for d in documents if d["kind"] == kind}
 
 
 def test_render_of_an_istiod_mesh_with_a_remote(catalogue: Catalogue, tmp_path: Path) -> None:
@@ -162,8 +163,8 @@ def test_render_of_an_istiod_mesh_with_a_remote(catalogue: Catalogue, tmp_path: 
         d
         for d in on_remote
         if d["kind"] == "MutatingWebhookConfiguration"
-        and d["metadata"]["name"] == f"istio-sidecar-injector-{revision}"  # type: ignore[index]
+        and d["metadata"]["name"] == f"istio-sidecar-injector-{revision}"
     ]
-    services = {w["clientConfig"]["service"]["name"] for w in webhook["webhooks"]}  # type: ignore[index]
+    services = {w["clientConfig"]["service"]["name"] for w in webhook["webhooks"]}
     assert services == {f"istiod-{revision}"}
     assert f"istiod-{revision}" in names(on_remote, "Service")

@@ -101,9 +101,12 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         register_crds(generate_crds())
         register_managed_kinds()
-        primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig))
+        # Every cluster's reads are answered from watch-fed copies: a pass at rest sends
+        # no request.
+        primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig)).cached()
+        remotes = RemoteClients(cached=True)
         memo["shared"] = Shared(
-            primary, RemoteClients(), Exclusive(), istio_triggers, remote_triggers, config
+            primary, remotes, Exclusive(), istio_triggers, remote_triggers, config
         )
 
     @kopf.on.cleanup(registry=registry)

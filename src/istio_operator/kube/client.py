@@ -17,6 +17,7 @@ from lightkube.types import CascadeType, PatchType
 
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import FIELD_MANAGER
+from istio_operator.kube.cache import Listener, WatchCache
 from istio_operator.kube.resources import (
     is_namespaced,
     resource_class,
@@ -133,6 +134,15 @@ class Cluster:
     writes: WriteCounter = field(default_factory=WriteCounter)
     server: str = ""  # the API server's URL, for messages
     _identity: str = ""  # see `identity`; read once per client
+    requests: int = 0  # every request sent (watches excepted), retries included
+    # Watch-fed copies of what this client reads (`cached`): none, every read is a request.
+    cache: WatchCache | None = None
+
+    def cached(self, listener: Listener | None = None) -> Cluster:
+        """This client, its reads answered from watch-fed copies from now on (`listener`
+        is told of every event the watches deliver)."""
+        self.cache = WatchCache(self, listener)
+        return self
 
     async def identity(self) -> str:
         """The cluster's identity whatever its address: the uid of its kube-system
@@ -157,9 +167,15 @@ class Cluster:
         return self.client
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
         await self.client.close()
 
     async def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        if self.cache is not None:
+            known, found = self.cache.get(key)
+            if known:
+                return found
         cls = resource_class(key.api_version, key.kind)
         scope = {"namespace": key.namespace} if key.namespace else {}
         obj = await self.call(lambda: self._api.get(cls, key.name, **scope), missing=None)
@@ -169,9 +185,10 @@ class Cluster:
         """Server-side apply, forced: drift in our fields is repaired, others' fields stay."""
         resource = to_resource(manifest)
         result = await self.call(lambda: self.client.apply(resource, force=True, dry_run=dry_run))
-        if not dry_run:
-            self.writes.applies += 1
-        return dict(result.to_dict())
+        if dry_run:
+            return dict(result.to_dict())
+        self.writes.applies += 1
+        return self._wrote(result, manifest["apiVersion"], manifest["kind"])
 
     async def apply_as(self, field_manager: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply, forced, of a partial manifest (the fields one actor sets,
@@ -191,7 +208,7 @@ class Cluster:
             )
         )
         self.writes.applies += 1
-        return dict(result.to_dict())
+        return self._wrote(result, manifest["apiVersion"], manifest["kind"])
 
     async def take_over(
         self, manifest: Mapping[str, Any], live: Mapping[str, Any]
@@ -232,7 +249,14 @@ class Cluster:
             )
         )
         self.writes.applies += 1
-        return _with_type(dict(result.to_dict()), key.api_version, key.kind)
+        return self._wrote(result, key.api_version, key.kind)
+
+    def _wrote(self, result: Any, api_version: str, kind: str) -> dict[str, Any]:
+        """The API server's answer to a write, as a dict the copies see at once."""
+        obj = _with_type(dict(result.to_dict()), api_version, kind)
+        if self.cache is not None:
+            self.cache.wrote(obj)
+        return obj
 
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
         """Whether the API server would accept the manifest, exactly as given (unknown and
@@ -274,32 +298,52 @@ class Cluster:
         is not served (yet). A kind this client has no type for raises UnknownKindError:
         skipping it silently would hide owned objects from pruning and deletion. A part
         without `=` asks only that the label exists."""
-        labels: dict[str, Any] = {}
-        for part in selector.split(","):
-            key, sep, value = part.partition("=")
-            labels[key] = value if sep else exists()
-        return await self._list(api_version, kind, labels)
+        resource_class(api_version, kind)  # UnknownKindError, cached or not
+        if self.cache is not None:
+            return await self.cache.read(api_version, kind, selector)
+        return (await self.list_versioned(api_version, kind, selector))[0]
 
     async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
-        return await self._list(api_version, kind, None)
+        resource_class(api_version, kind)
+        if self.cache is not None:
+            return await self.cache.read(api_version, kind, None)
+        return (await self.list_versioned(api_version, kind, None))[0]
 
-    async def _list(
-        self, api_version: str, kind: str, labels: dict[str, Any] | None
-    ) -> list[dict[str, Any]]:
+    async def list_versioned(
+        self, api_version: str, kind: str, selector: str | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The objects (carrying the labels of `selector`, if given) and the list's
+        resourceVersion ("" for a kind not served: there is nothing to watch yet)."""
         cls = resource_class(api_version, kind)
         scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+        labels = _labels(selector)
 
-        async def listing() -> list[Any]:
-            return [o async for o in self._api.list(cls, labels=labels, **scope)]
+        async def listing() -> tuple[list[Any], str]:
+            found = self._api.list(cls, labels=labels, **scope)
+            items = [o async for o in found]
+            return items, str(found.resourceVersion)
 
-        items = await self.call(listing, missing=[])
-        return [_with_type(dict(o.to_dict()), api_version, kind) for o in items]
+        items, version = await self.call(listing, missing=([], ""))
+        return [_with_type(dict(o.to_dict()), api_version, kind) for o in items], version
+
+    async def watch_from(
+        self, api_version: str, kind: str, selector: str | None, resource_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The changes after `resource_version`, as (type, object); raises when the watch
+        ends (a 410 Gone included: the caller lists afresh)."""
+        cls = resource_class(api_version, kind)
+        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+        watch = self._api.watch(
+            cls, labels=_labels(selector), resource_version=resource_version, **scope
+        )
+        async for event, obj in watch:
+            yield event, _with_type(dict(obj.to_dict()), api_version, kind)
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
         """Merge-patches the status subresource of a custom resource (a None value removes
         its key: see `merge_patch`)."""
         cls = resource_class(key.api_version, key.kind)
-        await self.call(
+        result = await self.call(
             lambda: self.client.patch(
                 cls.Status,
                 key.name,
@@ -310,6 +354,14 @@ class Cluster:
             missing=None,  # the resource went meanwhile: its status went with it
         )
         self.writes.applies += 1
+        if result is not None:
+            self._wrote(result, key.api_version, key.kind)
+
+    async def changed(self, within: float) -> None:
+        if self.cache is None:
+            await asyncio.sleep(within)
+        else:
+            await self.cache.changed(within)
 
     async def delete(self, key: ObjectKey, *, orphan: bool = False) -> None:
         """Deletes the object (one already gone is no error); `orphan` leaves what it
@@ -320,6 +372,8 @@ class Cluster:
             scope["cascade"] = CascadeType.ORPHAN
         await self.call(lambda: self._api.delete(cls, key.name, **scope), missing=None)
         self.writes.deletes += 1
+        if self.cache is not None:
+            self.cache.deleted(key)
 
     async def watch_labelled(
         self, api_version: str, kind: str, selector: str
@@ -351,6 +405,7 @@ class Cluster:
         any other refusal raises ApiRefusedError (NotFoundError, ConflictError); a server
         that does not answer raises ClusterUnreachableError."""
         for attempt in range(TRANSIENT_RETRIES + 1):
+            self.requests += 1
             try:
                 return await call()
             except httpx.HTTPStatusError as error:  # lightkube's ApiError is one
@@ -384,6 +439,18 @@ def _status_code(error: httpx.HTTPStatusError) -> int:
     if isinstance(error, ApiError):
         return int(error.status.code or 0)
     return error.response.status_code
+
+
+def _labels(selector: str | None) -> dict[str, Any] | None:
+    """lightkube's label filter of a selector `k=v,k2` (a part without `=`: the label
+    exists)."""
+    if selector is None:
+        return None
+    labels: dict[str, Any] = {}
+    for part in selector.split(","):
+        key, sep, value = part.partition("=")
+        labels[key] = value if sep else exists()
+    return labels
 
 
 def _with_type(obj: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:

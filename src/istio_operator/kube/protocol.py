@@ -83,6 +83,11 @@ class ClusterAccess(Protocol):
         (a workload's ReplicaSets and pods) is left running."""
         ...
 
+    async def changed(self, within: float) -> None:
+        """Returns when something this client keeps a watch on may have changed, at the
+        latest after `within` seconds (a client without watches just waits)."""
+        ...
+
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
         """Merge-patches a custom resource's status (a None value removes its key); a
         resource already gone is no error."""

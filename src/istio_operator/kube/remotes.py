@@ -62,8 +62,9 @@ def _close_later(cluster: Cluster) -> None:
 class RemoteClients:
     """One client per remote cluster, rebuilt when its Secret changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cached: bool = False) -> None:
         self._clients: dict[str, tuple[tuple[str, str], Cluster]] = {}
+        self._cached = cached  # clients read through watch-fed copies (`Cluster.cached`)
 
     async def for_secret(self, remote: str, secret: Mapping[str, Any]) -> Cluster:
         meta = secret.get("metadata") or {}
@@ -72,6 +73,8 @@ class RemoteClients:
         if known is not None and known[0] == version:
             return known[1]
         cluster = Cluster.from_config(remote, kubeconfig_from_secret(secret))
+        if self._cached:
+            cluster.cached()
         replaced = self._clients.pop(remote, None)
         self._clients[remote] = (version, cluster)
         if replaced is not None:

@@ -299,7 +299,9 @@ async def _wait_for_workloads(
     poll_interval: float,
     report: ClusterReport,
 ) -> list[str]:
-    """Polls the phase's workloads until all are ready; returns what is still awaited."""
+    """Waits until the phase's workloads are all ready, looking again at each change the
+    cluster's watches see (at the latest every `poll_interval`); returns what is still
+    awaited."""
     keys = [key_of(o.manifest) for o in members if o.manifest["kind"] in GATED_KINDS]
     deadline = time.monotonic() + wait_s
     while True:
@@ -319,7 +321,7 @@ async def _wait_for_workloads(
                 awaiting.append(f"{key}: {verdict.reason}")
         if not awaiting or missing or time.monotonic() >= deadline:
             return awaiting
-        await asyncio.sleep(poll_interval)
+        await cluster.changed(min(poll_interval, max(deadline - time.monotonic(), 0.0)))
 
 
 async def _prune(
