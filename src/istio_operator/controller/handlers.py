@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import kopf
@@ -23,6 +23,7 @@ from istio_operator.api.labels import (
     REMOTE,
     owner_selector,
 )
+from istio_operator.controller import metrics
 from istio_operator.controller.exclusive import Exclusive
 from istio_operator.controller.reporting import StatusWriter, generation_of, plain
 from istio_operator.controller.triggers import Key, Triggers
@@ -34,10 +35,10 @@ from istio_operator.controller.workers import (
     Shared,
     istio_lock_key,
 )
+from istio_operator.kube.cache import Listener
 from istio_operator.kube.client import (
     ApiRefusedError,
     Cluster,
-    ClusterRefusedError,
     ClusterUnreachableError,
     config_from_file,
 )
@@ -67,21 +68,8 @@ WATCHED_OWNED = (
     ("", "v1", "serviceaccounts"),
     ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
 )
-# What the operator writes on a remote, watched there so that drift of any of it is
-# repaired at once rather than at the next resync.
-REMOTE_WATCHED = (
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "DaemonSet"),
-    ("v1", "Service"),
-    ("v1", "Endpoints"),
-    ("v1", "ConfigMap"),
-    ("v1", "ServiceAccount"),
-    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
-)
 # The primary's name in logs and rollout reports: never a valid RemoteIstio name.
 PRIMARY = "primary cluster"
-REMOTE_WATCH_RETRY_S = 5.0
 CLEANUP_MAX_DELAY_S = 60.0
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
@@ -104,10 +92,11 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         # Every cluster's reads are answered from watch-fed copies: a pass at rest sends
         # no request.
         primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig)).cached()
-        remotes = RemoteClients(cached=True)
+        remotes = RemoteClients(cached=True, listener=_drift_on_remotes(remote_triggers))
         memo["shared"] = Shared(
             primary, remotes, Exclusive(), istio_triggers, remote_triggers, config
         )
+        metrics.watch_clusters(lambda: [primary, *remotes.clients()])
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -276,37 +265,6 @@ def _register_remotes(
             remote_triggers, key, stopped, lambda: worker.run_once(_istio_of(peers_index, key[0]))
         )
 
-    @kopf.daemon(
-        GROUP,
-        "v1beta1",
-        "remoteistios",
-        id="remote-watcher",
-        cancellation_timeout=5.0,
-        registry=registry,
-    )
-    async def remote_watcher(
-        namespace: str | None,
-        name: str,
-        memo: kopf.Memo,
-        stopped: kopf.DaemonStopped,
-        logger: Logger,
-        **_: Any,
-    ) -> None:
-        """Watches the remote cluster's workloads so that drift there is repaired at once."""
-        key: Key = (namespace or "", name)
-        while not stopped:
-            try:
-                await _watch_remote(memo["shared"], key, remote_triggers)
-            except (
-                ClusterUnreachableError,
-                ClusterRefusedError,
-                KubeconfigSecretError,
-                ApiRefusedError,
-            ) as error:
-                # The remote's worker reports why in the RemoteIstio's status.
-                logger.debug(f"remote watch of {name} paused: {error}")
-            await stopped.wait(REMOTE_WATCH_RETRY_S)
-
     @kopf.on.delete(
         GROUP, "v1beta1", "remoteistios", id="remote-cleanup", retries=None, registry=registry
     )
@@ -364,25 +322,17 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
-async def _watch_remote(shared: Shared, key: Key, triggers: Triggers) -> None:
-    secret = await shared.primary.get(ObjectKey("v1", "Secret", key[0], key[1]))
-    if secret is None:
-        raise KubeconfigSecretError(f"kubeconfig Secret {key[0]}/{key[1]} not found")
-    cluster = await shared.remotes.for_secret(key[1], secret)
-    selector = f"{MANAGED_BY}={MANAGED_BY_VALUE},{REMOTE}={key[1]}"
+def _drift_on_remotes(triggers: Triggers) -> Callable[[str], Listener]:
+    """For each remote's client: a change its watches see to an object the operator wrote
+    there asks for a pass of its RemoteIstio, so that drift is repaired at once rather
+    than at the next resync."""
 
-    async def watch(api_version: str, kind: str) -> None:
-        async for _, obj in cluster.watch_labelled(api_version, kind, selector):
+    def for_remote(remote: str) -> Listener:
+        def changed(_: str, obj: Mapping[str, Any]) -> None:
             labels = (obj.get("metadata") or {}).get("labels") or {}
-            triggers.fire((labels.get(OWNER_NAMESPACE, key[0]), labels.get(REMOTE, key[1])))
+            if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and OWNER_NAMESPACE in labels:
+                triggers.fire((labels[OWNER_NAMESPACE], labels.get(REMOTE, remote)))
 
-    # One watch per kind; the first to fail ends them all (the watcher starts them again).
-    watches = [asyncio.ensure_future(watch(*kind)) for kind in REMOTE_WATCHED]
-    try:
-        done, _ = await asyncio.wait(watches, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in watches:
-            task.cancel()
-        await asyncio.gather(*watches, return_exceptions=True)
+        return changed
+
+    return for_remote

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from istio_operator.controller.triggers import Key
+from istio_operator.kube.client import Cluster
 from istio_operator.reconcile.status import State
 from istio_operator.render.phases import Phase
 
@@ -46,3 +51,38 @@ def record_reconcile(
         RECONCILE_ERRORS.labels(reason).inc()
     PHASE.labels(namespace, name).set(Phase.from_label(phase) + 1 if phase else 0)
     OBJECT_WRITES.labels("primary").inc(writes)
+
+
+class ClusterRequests(Collector):
+    """Requests sent to each cluster and the watches kept open there, read at each scrape
+    from the clients themselves (a pass at rest should move neither)."""
+
+    def __init__(self, clusters: Callable[[], Iterable[Cluster]]) -> None:
+        self.clusters = clusters
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        requests = CounterMetricFamily(
+            "istio_operator_api_requests",
+            "Requests sent to a cluster's API server (watches excepted), retries included.",
+            labels=["cluster"],
+        )
+        watches = GaugeMetricFamily(
+            "istio_operator_watches",
+            "Watches feeding the operator's copies of a cluster's objects.",
+            labels=["cluster"],
+        )
+        for cluster in self.clusters():
+            requests.add_metric([cluster.name], cluster.requests)
+            watches.add_metric([cluster.name], cluster.cache.watches if cluster.cache else 0)
+        yield requests
+        yield watches
+
+
+_COLLECTOR = ClusterRequests(list)  # no clusters until an operator starts
+REGISTRY.register(_COLLECTOR)
+
+
+def watch_clusters(clusters: Callable[[], Iterable[Cluster]]) -> None:
+    """Reports the clients `clusters()` gives (the latest call's wins: one operator a
+    process, though its registry may be built again)."""
+    _COLLECTOR.clusters = clusters

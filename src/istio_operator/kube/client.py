@@ -41,10 +41,6 @@ class ClusterUnreachableError(ConnectionError):
     """The cluster's API server did not answer (down, wrong address, timed out)."""
 
 
-class ClusterRefusedError(Exception):
-    """The API server refused a long-lived request (a watch), e.g. 401 or 403."""
-
-
 class ClusterTrustError(ClusterUnreachableError):
     """The API server answered with a certificate the kubeconfig does not trust: a
     configuration error (a wrong CA), not an outage."""
@@ -374,30 +370,6 @@ class Cluster:
         self.writes.deletes += 1
         if self.cache is not None:
             self.cache.deleted(key)
-
-    async def watch_labelled(
-        self, api_version: str, kind: str, selector: str
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Changes of the labelled objects of a kind, in all namespaces, as (type, object)."""
-        cls = resource_class(api_version, kind)
-        labels: dict[str, Any] = dict(part.split("=", 1) for part in selector.split(","))
-        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
-        try:
-            async for event, obj in self._api.watch(cls, labels=labels, **scope):
-                yield event, dict(obj.to_dict())
-        except httpx.HTTPStatusError as error:
-            code = _status_code(error)
-            raise ClusterRefusedError(
-                f"cluster {self.name} refused to watch {kind} objects ({code})"
-            ) from error
-        except (httpx.TransportError, OSError) as error:
-            raise self._unreachable(error) from error
-        except RuntimeError as error:
-            # httpx's "the client has been closed": a replaced client's watch ends so.
-            at = f" at {self.server}" if self.server else ""
-            raise ClusterUnreachableError(
-                f"cluster {self.name}{at}: watch ended: {error}"
-            ) from error
 
     async def call(self, call: Callable[[], Awaitable[Any]], **on_404: Any) -> Any:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 from lightkube import KubeConfig
 from lightkube.core.exceptions import ConfigError
 
+from istio_operator.kube.cache import Listener
 from istio_operator.kube.client import Cluster
 
 
@@ -62,9 +63,13 @@ def _close_later(cluster: Cluster) -> None:
 class RemoteClients:
     """One client per remote cluster, rebuilt when its Secret changes."""
 
-    def __init__(self, *, cached: bool = False) -> None:
+    def __init__(
+        self, *, cached: bool = False, listener: Callable[[str], Listener] | None = None
+    ) -> None:
         self._clients: dict[str, tuple[tuple[str, str], Cluster]] = {}
-        self._cached = cached  # clients read through watch-fed copies (`Cluster.cached`)
+        # Clients read through watch-fed copies (`Cluster.cached`), whose events go to
+        # `listener(remote)`.
+        self._cached, self._listener = cached, listener
 
     async def for_secret(self, remote: str, secret: Mapping[str, Any]) -> Cluster:
         meta = secret.get("metadata") or {}
@@ -74,7 +79,7 @@ class RemoteClients:
             return known[1]
         cluster = Cluster.from_config(remote, kubeconfig_from_secret(secret))
         if self._cached:
-            cluster.cached()
+            cluster.cached(self._listener(remote) if self._listener else None)
         replaced = self._clients.pop(remote, None)
         self._clients[remote] = (version, cluster)
         if replaced is not None:
@@ -83,6 +88,9 @@ class RemoteClients:
             loop = asyncio.get_running_loop()
             loop.call_later(REPLACED_CLIENT_GRACE_S, _close_later, replaced[1])
         return cluster
+
+    def clients(self) -> list[Cluster]:
+        return [cluster for _, cluster in self._clients.values()]
 
     def known(self, remote: str) -> Cluster | None:
         """The client last built for the remote, if it is still open."""
