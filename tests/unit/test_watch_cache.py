@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from istio_operator.api.keys import ObjectKey
-from istio_operator.kube.cache import WatchCache, selects
+from istio_operator.kube.cache import MAX_NAMED, WatchCache, selects
 
 OURS = "app.kubernetes.io/managed-by=istio-operator"
 SAFETY_S = 10.0  # a bound on waits that end much sooner; never a sleep
@@ -34,27 +34,41 @@ def key(name: str) -> ObjectKey:
 
 
 class Source:
-    """Lists what `objects` holds; each watch reads the events the test sends."""
+    """Lists what `objects` holds (kinds in `unserved` are not served); each watch reads
+    the events the test sends."""
 
     name = "test"
 
     def __init__(self, *objects: dict[str, Any]) -> None:
         self.objects = list(objects)
+        self.unserved: set[str] = set()
         self.lists = 0
         self.watching: asyncio.Queue[tuple[str, dict[str, Any]] | Exception] = asyncio.Queue()
         self.watches = 0
 
     async def list_versioned(
-        self, api_version: str, kind: str, selector: str | None
+        self, api_version: str, kind: str, selector: str | None, named: ObjectKey | None = None
     ) -> tuple[list[dict[str, Any]], str]:
         self.lists += 1
         await asyncio.sleep(0)  # let concurrent readers meet here
-        labels = [o["metadata"]["labels"] for o in self.objects]
-        found = [o for o, lab in zip(self.objects, labels, strict=True) if selects(selector, lab)]
+        if kind in self.unserved:
+            return [], ""
+        found = [
+            o
+            for o in self.objects
+            if o["kind"] == kind
+            and selects(selector, o["metadata"]["labels"])
+            and (named is None or named.name == o["metadata"]["name"])
+        ]
         return found, "10"
 
     async def watch_from(
-        self, api_version: str, kind: str, selector: str | None, resource_version: str
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        resource_version: str,
+        named: ObjectKey | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         self.watches += 1
         while True:
@@ -143,7 +157,9 @@ async def test_a_watch_that_ends_makes_the_next_read_list_afresh() -> None:
 
 async def test_a_failing_list_is_the_readers_error_and_nothing_is_kept() -> None:
     class Unreachable(Source):
-        async def list_versioned(self, *_: Any) -> tuple[list[dict[str, Any]], str]:
+        async def list_versioned(
+            self, api_version: str, kind: str, selector: str | None, named: Any = None
+        ) -> tuple[list[dict[str, Any]], str]:
             raise ConnectionError("unreachable")
 
     cache = WatchCache(Unreachable())
@@ -184,3 +200,61 @@ def test_selectors_match_values_and_existence() -> None:
     labels = {"a": "1", "b": "2"}
     assert selects("a=1,b", labels) and selects(None, labels) and selects("", labels)
     assert not selects("a=2", labels) and not selects("c", labels)
+
+
+async def test_an_object_read_by_name_twice_gets_a_copy_of_its_own() -> None:
+    source = Source(config_map("kubeconfig", 5))
+    cache = WatchCache(source)
+    try:
+        assert await cache.fetch(key("kubeconfig")) == (False, None)  # once: a plain GET
+        known, found = await cache.fetch(key("kubeconfig"))  # twice: watched from now on
+        assert known and found is not None and source.lists == 1
+        await delivered(cache, source, ("MODIFIED", config_map("kubeconfig", 12, rotated="1")))
+        known, found = await cache.fetch(key("kubeconfig"))
+        assert found is not None and found["metadata"]["labels"]["rotated"] == "1"
+        assert (source.lists, cache.watches) == (1, 1)
+        # One that does not exist is known absent too, without asking again.
+        for _ in range(3):
+            await cache.fetch(key("missing"))
+        assert cache.get(key("missing")) == (True, None) and source.lists == 2
+    finally:
+        await cache.close()
+
+
+async def test_a_kind_not_served_is_empty_until_a_crd_is_written() -> None:
+    source = Source()
+    source.unserved.add("ConfigMap")
+    cache = WatchCache(source)
+    try:
+        for _ in range(3):
+            assert await cache.read("v1", "ConfigMap", OURS) == []
+        assert source.lists == 1 and cache.watches == 0
+        source.unserved.clear()
+        source.objects.append(config_map("a", 5))
+        crd = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "configmaps.example", "resourceVersion": "7"},
+        }
+        cache.wrote(crd)
+        assert [o["metadata"]["name"] for o in await cache.read("v1", "ConfigMap", OURS)] == ["a"]
+        assert source.lists == 2 and cache.watches == 1
+    finally:
+        await cache.close()
+
+
+async def test_objects_watched_by_name_are_bounded_the_least_lately_read_go_first() -> None:
+    names = [f"event-{i}" for i in range(MAX_NAMED + 2)]
+    source = Source(*(config_map(name, 5) for name in names))
+    cache = WatchCache(source)
+    try:
+        for name in names:
+            for _ in range(2):
+                await cache.fetch(key(name))
+            if name == names[0]:
+                keep = key(name)
+            await cache.fetch(keep)  # read often: kept
+        assert cache.watches == MAX_NAMED
+        assert cache.get(keep)[0] and not cache.get(key(names[1]))[0]
+    finally:
+        await cache.close()

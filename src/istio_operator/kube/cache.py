@@ -7,6 +7,12 @@ once (a pass reads its own writes), and an event older than the copy's object is
 A watch that ends leaves its copy unused: the next read lists afresh and watches again, so
 an outage is seen as it would be without the cache. `changed` lets a waiter wake on the
 next event of the cluster instead of polling it.
+
+An object read by name a second time (a kubeconfig Secret, the CA, the Istio resource) gets
+a copy of its own, watched by name; a one-off read stays a request. A kind the server does
+not serve (an Istio CRD not installed on a remote) is known to be empty until this client
+writes a CustomResourceDefinition, or for `ABSENT_RECHECK_S` at most (another writer may
+install it meanwhile).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,10 +29,23 @@ from typing import Any, Protocol
 from istio_operator.api.keys import ObjectKey, key_of
 
 log = logging.getLogger(__name__)
-
-# (apiVersion, kind, label selector or None for every object of the kind)
-Query = tuple[str, str, str | None]
+ABSENT_RECHECK_S = 300.0
+# Objects watched by name, at most: the least lately read goes first (an Event the
+# operator counts again is read by name too, and Events come and go).
+MAX_NAMED = 64
+CRD_KIND = "CustomResourceDefinition"
 Listener = Callable[[str, Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Query:
+    """What one copy holds: the objects of a kind, all of them, those carrying the labels
+    of `selector` (`k=v,k2`), or the one object `named`."""
+
+    api_version: str
+    kind: str
+    selector: str | None = None
+    named: ObjectKey | None = None
 
 
 class Source(Protocol):
@@ -34,13 +54,18 @@ class Source(Protocol):
     name: str
 
     async def list_versioned(
-        self, api_version: str, kind: str, selector: str | None
+        self, api_version: str, kind: str, selector: str | None, named: ObjectKey | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        """The objects and the list's resourceVersion."""
+        """The objects and the list's resourceVersion ("" for a kind not served)."""
         ...
 
     def watch_from(
-        self, api_version: str, kind: str, selector: str | None, resource_version: str
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        resource_version: str,
+        named: ObjectKey | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event type, object) after `resource_version`, until the watch fails."""
         ...
@@ -57,6 +82,10 @@ def selects(selector: str | None, labels: Mapping[str, str]) -> bool:
     return True
 
 
+def _labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
 def _version(obj: Mapping[str, Any]) -> int:
     """The object's resourceVersion as a number (an etcd revision: a copy compares the
     event's with what it holds); one that is not a number orders first."""
@@ -68,19 +97,24 @@ def _version(obj: Mapping[str, Any]) -> int:
 class _Copy:
     query: Query
     objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
-    # Versions of objects deleted lately, so that a late event cannot bring one back.
+    # Versions of objects deleted lately, so that a late answer cannot bring one back.
     gone: dict[ObjectKey, int] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
-    live: bool = False
+    live: bool = False  # kept by a running watch
+    absent_until: float | None = None  # a kind not served: known empty until then (loop time)
+
+    @property
+    def current(self) -> bool:
+        if self.absent_until is not None:
+            return asyncio.get_running_loop().time() < self.absent_until
+        return self.live
 
     def holds(self, obj: Mapping[str, Any]) -> bool:
-        api_version, kind, selector = self.query
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return (
-            obj.get("apiVersion") == api_version
-            and obj.get("kind") == kind
-            and (selects(selector, labels))
-        )
+        query = self.query
+        if query.named is not None and key_of(obj) != query.named:
+            return False
+        kind = (obj.get("apiVersion"), obj.get("kind"))
+        return kind == (query.api_version, query.kind) and selects(query.selector, _labels_of(obj))
 
     def put(self, obj: dict[str, Any]) -> None:
         key = key_of(obj)
@@ -97,7 +131,7 @@ class _Copy:
 
     def drop(self, key: ObjectKey, version: int) -> None:
         held = self.objects.get(key)
-        if held is not None and version >= 0 and version < _version(held):
+        if held is not None and 0 <= version < _version(held):
             return
         self.objects.pop(key, None)
         self.gone[key] = max(version, self.gone.get(key, -1))
@@ -112,37 +146,68 @@ class WatchCache:
         self._copies: dict[Query, _Copy] = {}
         self._starting: dict[Query, asyncio.Future[_Copy]] = {}
         self._changed = asyncio.Event()
+        self._asked: set[ObjectKey] = set()  # read by name once: a second read watches it
+        self._named: OrderedDict[ObjectKey, None] = OrderedDict()  # by last read
 
     async def read(self, api_version: str, kind: str, selector: str | None) -> list[dict[str, Any]]:
         """What a list of the query would answer, from a copy (made now if there is none)."""
-        query = (api_version, kind, selector)
-        whole = self._copies.get((api_version, kind, None))
-        if selector is not None and whole is not None and whole.live:
-            objects = [o for o in whole.objects.values() if whole_selects(o, selector)]
+        whole = self._copies.get(Query(api_version, kind))
+        if selector is not None and whole is not None and whole.current:
+            objects = [o for o in whole.objects.values() if selects(selector, _labels_of(o))]
         else:
-            objects = list((await self._copy(query)).objects.values())
+            held = await self._copy(Query(api_version, kind, selector))
+            objects = list(held.objects.values())
         return copy.deepcopy(objects)
 
     def get(self, key: ObjectKey) -> tuple[bool, dict[str, Any] | None]:
-        """(known, object): known when a live copy can tell; a copy of labelled objects
+        """(known, object): known when a current copy can tell; a copy of labelled objects
         only knows those it holds (an object without the labels may still exist)."""
-        whole = self._copies.get((key.api_version, key.kind, None))
-        if whole is not None and whole.live:
-            found = whole.objects.get(key)
-            return True, copy.deepcopy(found) if found is not None else None
-        for query, held in self._copies.items():
-            if held.live and query[:2] == (key.api_version, key.kind) and key in held.objects:
+        for query in (
+            Query(key.api_version, key.kind),
+            Query(key.api_version, key.kind, None, key),
+        ):
+            held = self._copies.get(query)
+            if held is not None and held.current:
+                return True, copy.deepcopy(held.objects.get(key))
+        for held in self._kind(key.api_version, key.kind):
+            if held.current and key in held.objects:
                 return True, copy.deepcopy(held.objects[key])
         return False, None
 
+    async def fetch(self, key: ObjectKey) -> tuple[bool, dict[str, Any] | None]:
+        """`get`; an object read by name before and in no copy gets a copy of its own now
+        (a first read is left to the caller's request)."""
+        known = self.get(key)
+        if key in self._named:
+            self._named.move_to_end(key)
+        if known[0] or key not in self._asked:
+            self._asked.add(key)
+            return known
+        held = await self._copy(Query(key.api_version, key.kind, None, key))
+        self._named[key] = None
+        while len(self._named) > MAX_NAMED:
+            self._forget(self._named.popitem(last=False)[0])
+        return True, copy.deepcopy(held.objects.get(key))
+
+    def _forget(self, key: ObjectKey) -> None:
+        held = self._copies.pop(Query(key.api_version, key.kind, None, key), None)
+        if held is not None and held.task is not None:
+            held.task.cancel()
+        self._asked.discard(key)
+
     def wrote(self, obj: Mapping[str, Any]) -> None:
         """The API server's answer to a write of ours: the copies see it now."""
-        for held in self._kind(str(obj.get("apiVersion")), str(obj.get("kind"))):
+        kind = str(obj.get("kind"))
+        for held in self._kind(str(obj.get("apiVersion")), kind):
             held.put(copy.deepcopy(dict(obj)))
+        if kind == CRD_KIND:
+            self._recheck_absent()
 
     def deleted(self, key: ObjectKey) -> None:
         for held in self._kind(key.api_version, key.kind):
             held.objects.pop(key, None)
+        if key.kind == CRD_KIND:
+            self._recheck_absent()
 
     async def changed(self, within: float) -> None:
         """Returns at the next event of any copy, or after `within` seconds."""
@@ -163,11 +228,19 @@ class WatchCache:
         return sum(1 for c in self._copies.values() if c.live)
 
     def _kind(self, api_version: str, kind: str) -> list[_Copy]:
-        return [c for q, c in self._copies.items() if q[:2] == (api_version, kind)]
+        return [
+            c for q, c in self._copies.items() if (q.api_version, q.kind) == (api_version, kind)
+        ]
+
+    def _recheck_absent(self) -> None:
+        """A kind may be served now (or no longer) since a CRD changed: list it again."""
+        for held in self._copies.values():
+            if held.absent_until is not None:
+                held.absent_until = 0.0
 
     async def _copy(self, query: Query) -> _Copy:
         held = self._copies.get(query)
-        if held is not None and held.live:
+        if held is not None and held.current:
             return held
         starting = self._starting.get(query)
         if starting is None:  # one list for readers that ask at once
@@ -177,7 +250,9 @@ class WatchCache:
         return await asyncio.shield(starting)
 
     async def _start(self, query: Query) -> _Copy:
-        objects, version = await self.source.list_versioned(*query)
+        objects, version = await self.source.list_versioned(
+            query.api_version, query.kind, query.selector, query.named
+        )
         held = _Copy(query, {key_of(o): o for o in objects}, live=bool(version))
         old = self._copies.get(query)
         if old is not None and old.task is not None:
@@ -185,17 +260,22 @@ class WatchCache:
         self._copies[query] = held
         if held.live:
             held.task = asyncio.ensure_future(self._follow(held, version))
+        else:  # not served: nothing of the kind exists, nothing to watch
+            held.absent_until = asyncio.get_running_loop().time() + ABSENT_RECHECK_S
         return held
 
     async def _follow(self, held: _Copy, version: str) -> None:
-        api_version, kind, selector = held.query
+        query = held.query
         try:
-            async for event, obj in self.source.watch_from(api_version, kind, selector, version):
+            watch = self.source.watch_from(
+                query.api_version, query.kind, query.selector, version, query.named
+            )
+            async for event, obj in watch:
                 self._event(held, event, obj)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the next read lists afresh; the error shows there
-            log.debug("%s: watch of %s ended: %s", self.source.name, held.query, error)
+            log.debug("%s: watch of %s ended: %s", self.source.name, query, error)
         finally:
             held.live = False
             self._changed.set()
@@ -210,7 +290,3 @@ class WatchCache:
         self._changed.set()
         if self.listener is not None:
             self.listener(event, obj)
-
-
-def whole_selects(obj: Mapping[str, Any], selector: str) -> bool:
-    return selects(selector, (obj.get("metadata") or {}).get("labels") or {})

@@ -169,7 +169,7 @@ class Cluster:
 
     async def get(self, key: ObjectKey) -> dict[str, Any] | None:
         if self.cache is not None:
-            known, found = self.cache.get(key)
+            known, found = await self.cache.fetch(key)
             if known:
                 return found
         cls = resource_class(key.api_version, key.kind)
@@ -306,12 +306,13 @@ class Cluster:
         return (await self.list_versioned(api_version, kind, None))[0]
 
     async def list_versioned(
-        self, api_version: str, kind: str, selector: str | None
+        self, api_version: str, kind: str, selector: str | None, named: ObjectKey | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        """The objects (carrying the labels of `selector`, if given) and the list's
-        resourceVersion ("" for a kind not served: there is nothing to watch yet)."""
+        """The objects (carrying the labels of `selector`, if given; only the one `named`,
+        if given) and the list's resourceVersion ("" for a kind not served: there is
+        nothing to watch yet)."""
         cls = resource_class(api_version, kind)
-        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+        scope = _scope(api_version, kind, named)
         labels = _labels(selector)
 
         async def listing() -> tuple[list[Any], str]:
@@ -323,12 +324,17 @@ class Cluster:
         return [_with_type(dict(o.to_dict()), api_version, kind) for o in items], version
 
     async def watch_from(
-        self, api_version: str, kind: str, selector: str | None, resource_version: str
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        resource_version: str,
+        named: ObjectKey | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The changes after `resource_version`, as (type, object); raises when the watch
         ends (a 410 Gone included: the caller lists afresh)."""
         cls = resource_class(api_version, kind)
-        scope = {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+        scope = _scope(api_version, kind, named)
         watch = self._api.watch(
             cls, labels=_labels(selector), resource_version=resource_version, **scope
         )
@@ -411,6 +417,14 @@ def _status_code(error: httpx.HTTPStatusError) -> int:
     if isinstance(error, ApiError):
         return int(error.status.code or 0)
     return error.response.status_code
+
+
+def _scope(api_version: str, kind: str, named: ObjectKey | None) -> dict[str, Any]:
+    """Where a list or watch looks: every namespace, or at the one object `named`."""
+    if named is not None:
+        where = {"namespace": named.namespace} if named.namespace else {}
+        return {**where, "fields": {"metadata.name": named.name}}
+    return {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
 
 
 def _labels(selector: str | None) -> dict[str, Any] | None:

@@ -1,0 +1,253 @@
+"""Prints what the operator costs as a process, kopf, status and remotes included.
+
+    .venv/bin/python benchmarks/operator_process.py [--remotes 1 4] [--idle-passes 5]
+
+Needs the binaries (`make k8s-binaries`). For each remote count, local clusters are made
+here (a primary and that many remotes, one KWOK node each) and deleted at the end. On them:
+
+- `istio-operator run` as a subprocess (metrics on a free port, resync period 3 s, no
+  leader election), the CRDs applied, the CA stand-in citadel would make, a kubeconfig
+  Secret and a RemoteIstio per remote;
+- **install**: an Istio at 1.2.5 applied; the time until it and every RemoteIstio are
+  Available at 1.2.5 with their Ready condition True;
+- **at rest**: the operator's own counters (`istio_operator_api_requests` per cluster,
+  `istio_operator_reconciles_total`) and its CPU time (/proc) across `--idle-passes`
+  passes of the primary (the remotes' workers pass as often); a pass at rest should send
+  no request to any cluster; the watches kept open per cluster;
+- **upgrade**: the spec changed to 1.3.0; the time until every cluster is Available at 1.3.0;
+- **memory**: the process's resident set (VmRSS) at rest after the upgrade.
+
+Load: every cluster's control plane runs on this machine beside the operator; the core
+count and load average are printed first and last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from istio_operator.api.crd import generate_crds
+from istio_operator.api.keys import ObjectKey
+from istio_operator.api.labels import API_VERSION
+from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
+from istio_operator.kube.blocking import BlockingClient
+from istio_operator.kube.resources import register_crds
+from istio_operator.localcluster import LocalCluster, Workspace
+
+NAMESPACE = "istio-system"
+RESYNC_S = 3
+TIMEOUT_S = 600.0
+CPU_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait(what: str, check: Callable[[], bool], timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def status_of(client: BlockingClient, kind: str, name: str) -> dict[str, Any]:
+    found = client.get(ObjectKey(API_VERSION, kind, NAMESPACE, name)) or {}
+    return dict(found.get("status") or {})
+
+
+def ready_at(client: BlockingClient, remotes: list[str], version: str) -> bool:
+    statuses = [status_of(client, "Istio", "mesh")]
+    statuses += [status_of(client, "RemoteIstio", name) for name in remotes]
+    return all(
+        s.get("Status") == "Available"
+        and s.get("version") == version
+        and any(c.get("type") == "Ready" and c.get("status") == "True" for c in s["conditions"])
+        for s in statuses
+    )
+
+
+def istio(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Istio",
+        "metadata": {"name": "mesh", "namespace": NAMESPACE},
+        "spec": {"version": version, "mtls": False, "meshExpansion": True},
+    }
+
+
+def metrics(port: int) -> dict[str, float]:
+    """The operator's counters, by `name{labels}`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"^(istio_operator_[a-z_]+(?:\{[^}]*\})?) (\S+)$", line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+
+
+def summed(figures: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in figures.items() if k.startswith(prefix))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CPU_TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def load() -> str:
+    return f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+
+
+def start_operator(kubeconfig: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "istio_operator.cli.main",
+                "run",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--resync-period",
+                str(RESYNC_S),
+                "--metrics-port",
+                str(port),
+                "--health-port",
+                "0",
+                "--no-leader-election",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def prepare(primary: LocalCluster, remotes: dict[str, LocalCluster]) -> BlockingClient:
+    client = BlockingClient.from_kubeconfig(str(primary.kubeconfig), field_manager="benchmark")
+    for crd in generate_crds():
+        client.apply(crd, force=True)
+    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    citadel_ca_stand_in(client, NAMESPACE)
+    for name, cluster in remotes.items():
+        encoded = base64.b64encode(cluster.standalone_kubeconfig().encode()).decode()
+        secret = {"name": name, "namespace": NAMESPACE}
+        client.apply(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": secret, "data": {name: encoded}}
+        )
+    wait("the CRDs", lambda: all(_established(client, crd) for crd in generate_crds()), 60)
+    for name in remotes:
+        client.apply(remote_istio_body(name, NAMESPACE), force=True)
+    return client
+
+
+def _established(client: BlockingClient, crd: dict[str, Any]) -> bool:
+    key = ObjectKey(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd["metadata"]["name"]
+    )
+    conditions = ((client.get(key) or {}).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> None:
+    """Requests per cluster and CPU per pass across `passes` passes of the primary."""
+    wait(
+        "the operator's client metrics",
+        lambda: all(
+            f'istio_operator_api_requests_total{{cluster="{c}"}}' in metrics(port) for c in clusters
+        ),
+        60,
+    )
+    before, cpu_before = metrics(port), cpu_seconds(pid)
+    started = time.monotonic()
+    base = summed(before, "istio_operator_reconciles_total")
+    wait(
+        f"{passes} passes",
+        lambda: summed(metrics(port), "istio_operator_reconciles_total") >= base + passes,
+    )
+    after, cpu_after = metrics(port), cpu_seconds(pid)
+    done = summed(after, "istio_operator_reconciles_total") - base
+    print(
+        f"  at rest: {done:.0f} passes of the primary in {time.monotonic() - started:.1f} s "
+        f"(resync {RESYNC_S} s; each remote's worker passes as often)"
+    )
+    for cluster in clusters:
+        key = f'istio_operator_api_requests_total{{cluster="{cluster}"}}'
+        watches = after.get(f'istio_operator_watches{{cluster="{cluster}"}}', 0)
+        print(
+            f"    {cluster:16} {(after[key] - before[key]) / done:6.1f} requests per pass, "
+            f"{watches:.0f} watches open"
+        )
+    print(f"    CPU: {1000 * (cpu_after - cpu_before) / done:.1f} ms per pass (all workers)")
+
+
+def measure(workspace: Workspace, remotes: int, passes: int, workdir: Path) -> None:
+    print(f"\n== primary and {remotes} remote(s); {load()}")
+    started = time.monotonic()
+    primary = workspace.create("bench-primary")
+    clusters = {f"remote-{i}": workspace.create(f"bench-remote-{i}") for i in range(remotes)}
+    print(f"  {remotes + 1} clusters made in {time.monotonic() - started:.1f} s")
+    port = free_port()
+    operator = start_operator(primary.kubeconfig, port, workdir / f"operator-{remotes}.log")
+    try:
+        client = prepare(primary, clusters)
+        names = sorted(clusters)
+        for version in ("1.2.5", "1.3.0"):
+            started = time.monotonic()
+            client.apply(istio(version), force=True)
+            wait(f"the mesh at {version}", lambda v=version: ready_at(client, names, v))
+            what = "install 1.2.5" if version == "1.2.5" else "upgrade to 1.3.0"
+            print(f"  {what}: {time.monotonic() - started:.2f} s until every cluster is Available")
+            if version == "1.2.5":
+                at_rest(port, operator.pid, ["primary cluster", *names], passes)
+        at_rest(port, operator.pid, ["primary cluster", *names], passes)
+        print(f"  memory: {rss_mib(operator.pid):.0f} MiB resident with {remotes} remote(s)")
+    finally:
+        os.killpg(operator.pid, signal.SIGTERM)
+        operator.wait(30)
+        for name in ["bench-primary", *(f"bench-remote-{i}" for i in range(remotes))]:
+            workspace.delete(name)
+
+
+def main() -> None:
+    register_crds(generate_crds())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--remotes", type=int, nargs="+", default=[1])
+    parser.add_argument("--idle-passes", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="istio-operator-bench-") as directory:
+        workspace = Workspace(Path(directory))
+        try:
+            for remotes in args.remotes:
+                measure(workspace, remotes, args.idle_passes, Path(directory))
+        finally:
+            workspace.delete_all()
+    print(f"\n{load()}")
+
+
+if __name__ == "__main__":
+    main()
