@@ -17,6 +17,17 @@ here (a primary and that many remotes, one KWOK node each) and deleted at the en
 - **upgrade**: the spec changed to 1.3.0; the time until every cluster is Available at 1.3.0;
 - **memory**: the process's resident set (VmRSS) at rest after the upgrade.
 
+Before the operator, on the same clusters, two floors do the same install and upgrade with
+the same objects (the primary's render, and each remote's with the placeholders of
+`istio-operator render --remote`), on every cluster at once, and are then deleted (CRDs
+included, namespaces kept):
+- **kubectl**: CRDs applied and `kubectl wait`ed Established, then `kubectl apply
+  --server-side` of the rest, then `kubectl rollout status` of each workload;
+- **in-process**: the same server-side applies sent concurrently from this process
+  (lightkube), then the workloads' readiness polled every 0.05 s.
+Neither phases the rollout, waits on a component before the next, or writes a status: they
+are what any tool must at least spend.
+
 Load: every cluster's control plane runs on this machine beside the operator; the core
 count and load average are printed first and last.
 """
@@ -24,6 +35,7 @@ count and load average are printed first and last.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import re
@@ -35,16 +47,25 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from istio_operator.api.crd import generate_crds
-from istio_operator.api.keys import ObjectKey
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import API_VERSION
+from istio_operator.api.parse import load_istio, load_remote_istio
 from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
+from istio_operator.cli.render import placeholder_facts
 from istio_operator.kube.blocking import BlockingClient
+from istio_operator.kube.client import Cluster, config_from_file
+from istio_operator.kube.objects import readiness
 from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalCluster, Workspace
+from istio_operator.localcluster.binaries import default_cache_dir
+from istio_operator.render import render_primary, render_remote
 
 NAMESPACE = "istio-system"
 RESYNC_S = 3
@@ -205,12 +226,123 @@ def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> None:
     print(f"    CPU: {1000 * (cpu_after - cpu_before) / done:.1f} ms per pass (all workers)")
 
 
+# -- the floors --------------------------------------------------------------------------------
+
+WORKLOADS = ("Deployment", "DaemonSet")
+
+
+def rendered(version: str, remotes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per cluster (the primary as "primary"), the objects the operator would apply."""
+    resource = load_istio(istio(version)).resource
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    objects = {"primary": [namespace, *(o.manifest for o in render_primary(resource))]}
+    for name in remotes:
+        remote = load_remote_istio(remote_istio_body(name, NAMESPACE)).resource
+        facts = placeholder_facts(resource)
+        rendered = [o.manifest for o in render_remote(resource, remote, facts)]
+        objects[name] = [namespace, *(o for o in rendered if o["kind"] != "Namespace")]
+    return objects
+
+
+def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> None:
+    command = [str(default_cache_dir() / "kubectl"), "--kubeconfig", str(cluster.kubeconfig)]
+    done = subprocess.run(
+        [*command, *args], check=False, input=stdin, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)}: {done.stderr.strip()[-1000:]}")
+
+
+def as_yaml(objects: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(objects)
+
+
+def kubectl_floor_one(cluster: LocalCluster, objects: list[dict[str, Any]]) -> None:
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager", "floor", "-f", "-")
+    if crds:
+        kubectl(cluster, *apply, stdin=as_yaml(crds))
+        names = [f"crd/{o['metadata']['name']}" for o in crds]
+        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=300s", *names)
+    kubectl(cluster, *apply, stdin=as_yaml(rest))
+    for o in rest:
+        if o["kind"] in WORKLOADS:
+            where = ("-n", o["metadata"]["namespace"])
+            kind = o["kind"].lower()
+            kubectl(cluster, "rollout", "status", *where, f"{kind}/{o['metadata']['name']}")
+
+
+def kubectl_floor(
+    clusters: dict[str, LocalCluster], objects: dict[str, list[dict[str, Any]]]
+) -> float:
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(clusters)) as pool:
+        for done in [pool.submit(kubectl_floor_one, clusters[n], objects[n]) for n in clusters]:
+            done.result()
+    return time.monotonic() - started
+
+
+async def in_process_one(cluster: LocalCluster, objects: list[dict[str, Any]]) -> None:
+    client = Cluster.from_config(cluster.name, config_from_file(str(cluster.kubeconfig)))
+    try:
+        crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+        rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+        register_crds(crds)
+        await asyncio.gather(*(client.apply(o) for o in crds))
+        await ready(client, crds)
+        await asyncio.gather(*(client.apply(o) for o in rest))
+        await ready(client, [o for o in rest if o["kind"] in WORKLOADS])
+    finally:
+        await client.close()
+
+
+async def ready(client: Cluster, objects: list[dict[str, Any]]) -> None:
+    waiting = [key_of(o) for o in objects]
+    while waiting:
+        states = await asyncio.gather(*(client.get(k) for k in waiting))
+        waiting = [
+            k for k, s in zip(waiting, states, strict=True) if not (s and readiness(s).ready)
+        ]
+        if waiting:
+            await asyncio.sleep(0.05)
+
+
+def in_process_floor(
+    clusters: dict[str, LocalCluster], objects: dict[str, list[dict[str, Any]]]
+) -> float:
+    async def all_of() -> None:
+        await asyncio.gather(*(in_process_one(clusters[n], objects[n]) for n in clusters))
+
+    started = time.monotonic()
+    asyncio.run(all_of())
+    return time.monotonic() - started
+
+
+def remove(clusters: dict[str, LocalCluster], objects: dict[str, list[dict[str, Any]]]) -> None:
+    """Deletes what a floor made (namespaces kept) and waits until its pods are gone."""
+    for name, cluster in clusters.items():
+        kept = [o for o in objects[name] if o["kind"] != "Namespace"]
+        kubectl(cluster, "delete", "--ignore-not-found", "--wait", "-f", "-", stdin=as_yaml(kept))
+        kubectl(cluster, "wait", "--for=delete", "pods", "--all", "-n", NAMESPACE, "--timeout=120s")
+
+
+def floors(clusters: dict[str, LocalCluster], remotes: list[str]) -> None:
+    install, upgrade = rendered("1.2.5", remotes), rendered("1.3.0", remotes)
+    for label, floor in (("kubectl", kubectl_floor), ("in-process", in_process_floor)):
+        first = floor(clusters, install)
+        second = floor(clusters, upgrade)
+        print(f"  floor, {label:10}: install 1.2.5 {first:.2f} s, upgrade to 1.3.0 {second:.2f} s")
+        remove(clusters, upgrade)
+
+
 def measure(workspace: Workspace, remotes: int, passes: int, workdir: Path) -> None:
     print(f"\n== primary and {remotes} remote(s); {load()}")
     started = time.monotonic()
     primary = workspace.create("bench-primary")
     clusters = {f"remote-{i}": workspace.create(f"bench-remote-{i}") for i in range(remotes)}
     print(f"  {remotes + 1} clusters made in {time.monotonic() - started:.1f} s")
+    floors({"primary": primary, **clusters}, sorted(clusters))
     port = free_port()
     operator = start_operator(primary.kubeconfig, port, workdir / f"operator-{remotes}.log")
     try:
@@ -238,12 +370,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--remotes", type=int, nargs="+", default=[1])
     parser.add_argument("--idle-passes", type=int, default=5)
+    parser.add_argument("--logs", type=Path, help="keep the operator's logs in this folder")
     args = parser.parse_args()
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="istio-operator-bench-") as directory:
         workspace = Workspace(Path(directory))
         try:
             for remotes in args.remotes:
-                measure(workspace, remotes, args.idle_passes, Path(directory))
+                measure(workspace, remotes, args.idle_passes, args.logs or Path(directory))
         finally:
             workspace.delete_all()
     print(f"\n{load()}")

@@ -191,7 +191,9 @@ class FakeCluster:
             if selected(obj["metadata"].get("labels") or {})
         ]
 
-    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+    async def list_all(
+        self, api_version: str, kind: str, *, once: bool = False
+    ) -> list[dict[str, Any]]:
         await self._reached()
         return [
             copy.deepcopy(obj)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from istio_operator.api.keys import ObjectKey
-from istio_operator.kube.cache import MAX_NAMED, WatchCache, selects
+from istio_operator.kube.cache import MAX_NAMED, MAX_WATCHES, WatchCache, selects
 
 OURS = "app.kubernetes.io/managed-by=istio-operator"
 SAFETY_S = 10.0  # a bound on waits that end much sooner; never a sleep
@@ -258,3 +258,40 @@ async def test_objects_watched_by_name_are_bounded_the_least_lately_read_go_firs
         assert cache.get(keep)[0] and not cache.get(key(names[1]))[0]
     finally:
         await cache.close()
+
+
+async def test_reads_of_the_operators_objects_share_one_copy_per_kind() -> None:
+    source = Source(config_map("a", 5, owner="mesh"), config_map("b", 6, owner="other"))
+    cache = WatchCache(source, shared_selector=OURS)
+    try:
+        mesh = await cache.read("v1", "ConfigMap", f"{OURS},owner=mesh")
+        other = await cache.read("v1", "ConfigMap", f"{OURS},owner=other")
+        everything = await cache.read("v1", "ConfigMap", OURS)
+        assert [o["metadata"]["name"] for o in mesh] == ["a"]
+        assert [o["metadata"]["name"] for o in other] == ["b"]
+        assert len(everything) == 2 and (source.lists, cache.watches) == (1, 1)
+    finally:
+        await cache.close()
+
+
+async def test_past_the_watch_bound_a_copy_serves_its_read_unwatched() -> None:
+    names = [f"cm-{i}" for i in range(MAX_WATCHES + 1)]
+    source = Source(*(config_map(name, 5, id=name) for name in names))
+    cache = WatchCache(source)
+    try:
+        for name in names:
+            assert len(await cache.read("v1", "ConfigMap", f"id={name}")) == 1
+        assert cache.watches == MAX_WATCHES
+        lists = source.lists
+        assert len(await cache.read("v1", "ConfigMap", f"id={names[-1]}")) == 1
+        assert source.lists == lists + 1  # not kept: read again
+    finally:
+        await cache.close()
+
+
+async def test_an_event_read_by_name_again_stays_a_request() -> None:
+    event = ObjectKey("v1", "Event", "istio-system", "mesh.0123")
+    cache = WatchCache(Source())
+    for _ in range(3):
+        assert await cache.fetch(event) == (False, None)
+    assert cache.watches == 0

@@ -16,7 +16,7 @@ from lightkube.operators import exists
 from lightkube.types import CascadeType, PatchType
 
 from istio_operator.api.keys import ObjectKey, key_of
-from istio_operator.api.labels import FIELD_MANAGER
+from istio_operator.api.labels import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.cache import Listener, WatchCache
 from istio_operator.kube.resources import (
     is_namespaced,
@@ -137,7 +137,7 @@ class Cluster:
     def cached(self, listener: Listener | None = None) -> Cluster:
         """This client, its reads answered from watch-fed copies from now on (`listener`
         is told of every event the watches deliver)."""
-        self.cache = WatchCache(self, listener)
+        self.cache = WatchCache(self, listener, f"{MANAGED_BY}={MANAGED_BY_VALUE}")
         return self
 
     async def identity(self) -> str:
@@ -299,9 +299,11 @@ class Cluster:
             return await self.cache.read(api_version, kind, selector)
         return (await self.list_versioned(api_version, kind, selector))[0]
 
-    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+    async def list_all(
+        self, api_version: str, kind: str, *, once: bool = False
+    ) -> list[dict[str, Any]]:
         resource_class(api_version, kind)
-        if self.cache is not None:
+        if self.cache is not None and not once:
             return await self.cache.read(api_version, kind, None)
         return (await self.list_versioned(api_version, kind, None))[0]
 

@@ -65,7 +65,12 @@ class ClusterAccess(Protocol):
         all namespaces."""
         ...
 
-    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]: ...
+    async def list_all(
+        self, api_version: str, kind: str, *, once: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every object of the kind, in all namespaces; `once`: a one-off read (a client
+        that keeps watch-fed copies makes none for it)."""
+        ...
 
     async def take_over(
         self, manifest: Mapping[str, Any], live: Mapping[str, Any]

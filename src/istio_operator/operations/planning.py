@@ -156,8 +156,11 @@ class PlanningCluster(Cluster):
         live = await super().list_labelled(api_version, kind, selector)
         return self._overlaid(live, api_version, kind, selector)
 
-    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
-        return self._overlaid(await super().list_all(api_version, kind), api_version, kind, None)
+    async def list_all(
+        self, api_version: str, kind: str, *, once: bool = False
+    ) -> list[dict[str, Any]]:
+        live = await super().list_all(api_version, kind, once=once)
+        return self._overlaid(live, api_version, kind, None)
 
     def _overlaid(
         self, live: Iterable[dict[str, Any]], api_version: str, kind: str, selector: str | None

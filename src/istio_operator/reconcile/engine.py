@@ -353,7 +353,7 @@ async def _sweep_reference(
     """Deletes what another operator made for the same Istio resource and we do not
     render (webhooks first), once our rollout is complete."""
     kinds = sweep_kinds(ownership.kinds)
-    listings = await asyncio.gather(*(cluster.list_all(*kind) for kind in kinds))
+    listings = await asyncio.gather(*(cluster.list_all(*kind, once=True) for kind in kinds))
     leftovers = reference_leftovers(
         [obj for listing in listings for obj in listing], ownership.adopts_from, desired
     )

@@ -194,7 +194,7 @@ async def _marked(cluster: ClusterAccess, active: str) -> dict[ObjectKey, dict[s
     """The workloads restarted to move to `active`: their template says so."""
     found = {}
     for kind, api_version in _WORKLOADS.items():
-        for obj in await cluster.list_all(api_version, kind):
+        for obj in await cluster.list_all(api_version, kind, once=True):
             if _template_annotations(obj).get(MIGRATED_TO) == active:
                 meta = obj["metadata"]
                 found[ObjectKey(api_version, kind, meta.get("namespace") or "", meta["name"])] = obj

@@ -102,7 +102,7 @@ async def supersede(
     uid = live["metadata"]["uid"]
     api_version, kind = DEPENDENTS[str(live["kind"])]
     handed = []
-    for dependent in await cluster.list_all(api_version, kind):
+    for dependent in await cluster.list_all(api_version, kind, once=True):
         if _owned_by(dependent, uid):
             meta = dependent["metadata"]
             marks = {**labels, SUPERSEDED: key.name}
