@@ -42,7 +42,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -57,7 +56,7 @@ from istio_operator.api.crd import generate_crds
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import API_VERSION
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body
+from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body, start_operator
 from istio_operator.cli.render import placeholder_facts
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import Cluster, config_from_file
@@ -142,30 +141,6 @@ def rss_mib(pid: int) -> float:
 
 def load() -> str:
     return f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
-
-
-def start_operator(kubeconfig: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "istio_operator.cli.main",
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--resync-period",
-                str(RESYNC_S),
-                "--metrics-port",
-                str(port),
-                "--health-port",
-                "0",
-                "--no-leader-election",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def prepare(primary: LocalCluster, remotes: dict[str, LocalCluster]) -> BlockingClient:
@@ -344,7 +319,13 @@ def measure(workspace: Workspace, remotes: int, passes: int, workdir: Path) -> N
     print(f"  {remotes + 1} clusters made in {time.monotonic() - started:.1f} s")
     floors({"primary": primary, **clusters}, sorted(clusters))
     port = free_port()
-    operator = start_operator(primary.kubeconfig, port, workdir / f"operator-{remotes}.log")
+    operator = start_operator(
+        primary.kubeconfig,
+        workdir,
+        log_name=f"operator-{remotes}.log",
+        resync_s=RESYNC_S,
+        metrics_port=port,
+    )
     try:
         client = prepare(primary, clusters)
         names = sorted(clusters)

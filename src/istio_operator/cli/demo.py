@@ -461,8 +461,17 @@ def _start_operator(stage: Stage) -> None:
     stage.operator = start_operator(stage.primary_kubeconfig, stage.workdir)
 
 
-def start_operator(kubeconfig: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    log = workdir / "operator.log"
+def start_operator(
+    kubeconfig: Path,
+    workdir: Path,
+    *,
+    log_name: str = "operator.log",
+    resync_s: int = 30,
+    metrics_port: int = 0,
+) -> subprocess.Popen[bytes]:
+    """`istio-operator run` for the primary, without leader election, its output in
+    `workdir/log_name`."""
+    log = workdir / log_name
     say(f"starting the operator (log: {log})")
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -474,9 +483,9 @@ def start_operator(kubeconfig: Path, workdir: Path) -> subprocess.Popen[bytes]:
                 "--kubeconfig",
                 str(kubeconfig),
                 "--resync-period",
-                "30",
+                str(resync_s),
                 "--metrics-port",
-                "0",
+                str(metrics_port),
                 "--health-port",
                 "0",
                 "--no-leader-election",
