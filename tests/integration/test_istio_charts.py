@@ -146,7 +146,7 @@ def test_render_of_an_istiod_mesh_with_a_remote(catalogue: Catalogue, tmp_path: 
                 "apiVersion": "istio.banzaicloud.io/v1beta1",
                 "kind": "RemoteIstio",
                 "metadata": {"name": "remote-a", "namespace": "istio-system"},
-                "spec": {"network": "network2"},
+                "spec": {"enabledServices": [], "network": "network2"},
             }
         )
     )
@@ -168,3 +168,23 @@ def test_render_of_an_istiod_mesh_with_a_remote(catalogue: Catalogue, tmp_path: 
     services = {w["clientConfig"]["service"]["name"] for w in webhook["webhooks"]}
     assert services == {f"istiod-{revision}"}
     assert f"istiod-{revision}" in names(on_remote, "Service")
+
+
+def test_the_gateways_follow_the_active_revision(catalogue: Catalogue, tmp_path: Path) -> None:
+    """By revision, the ingress gateway's pods are injected by the active revision (its
+    template's `istio.io/rev`; the image is `auto`, the injector's): a canary moves them."""
+    sample = yaml.safe_load(
+        (REPO / "config" / "samples" / "istio_v1beta1_istio_istiod.yaml").read_text()
+    )
+    for version, revision in (("1.31.0", "mesh-1-31-0"), ("1.31.1", "mesh-1-31-1")):
+        sample["spec"]["version"] = version
+        path = tmp_path / f"{version}.yaml"
+        path.write_text(yaml.safe_dump(sample))
+        (gateway,) = [
+            d
+            for d in rendered("-f", str(path))
+            if d["kind"] == "Deployment" and d["metadata"]["name"] == "istio-ingressgateway"
+        ]
+        template = gateway["spec"]["template"]
+        assert template["metadata"]["labels"]["istio.io/rev"] == revision, version
+        assert [c["image"] for c in template["spec"]["containers"]] == ["auto"]
