@@ -56,7 +56,12 @@ from istio_operator.api.crd import generate_crds
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import API_VERSION
 from istio_operator.api.parse import load_istio, load_remote_istio
-from istio_operator.cli.demo import citadel_ca_stand_in, remote_istio_body, start_operator
+from istio_operator.cli.demo import (
+    citadel_ca_stand_in,
+    istio_body,
+    remote_istio_body,
+    start_operator,
+)
 from istio_operator.cli.render import placeholder_facts
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import Cluster, config_from_file
@@ -100,15 +105,6 @@ def ready_at(client: BlockingClient, remotes: list[str], version: str) -> bool:
         and any(c.get("type") == "Ready" and c.get("status") == "True" for c in s["conditions"])
         for s in statuses
     )
-
-
-def istio(version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Istio",
-        "metadata": {"name": "mesh", "namespace": NAMESPACE},
-        "spec": {"version": version, "mtls": False, "meshExpansion": True},
-    }
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -208,7 +204,7 @@ WORKLOADS = ("Deployment", "DaemonSet")
 
 def rendered(version: str, remotes: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per cluster (the primary as "primary"), the objects the operator would apply."""
-    resource = load_istio(istio(version)).resource
+    resource = load_istio(istio_body(version)).resource
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     objects = {"primary": [namespace, *(o.manifest for o in render_primary(resource))]}
     for name in remotes:
@@ -331,7 +327,7 @@ def measure(workspace: Workspace, remotes: int, passes: int, workdir: Path) -> N
         names = sorted(clusters)
         for version in ("1.2.5", "1.3.0"):
             started = time.monotonic()
-            client.apply(istio(version), force=True)
+            client.apply(istio_body(version), force=True)
             wait(f"the mesh at {version}", lambda v=version: ready_at(client, names, v))
             what = "install 1.2.5" if version == "1.2.5" else "upgrade to 1.3.0"
             print(f"  {what}: {time.monotonic() - started:.2f} s until every cluster is Available")

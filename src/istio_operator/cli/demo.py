@@ -168,7 +168,7 @@ def _walkthrough(stage: Stage) -> None:
         client.apply(_namespace(NAMESPACE))
     _apply_remote_access(stage)
     citadel_ca_stand_in(stage.primary)
-    stage.primary.apply(_istio(FROM), force=True)
+    stage.primary.apply(istio_body(FROM), force=True)
     stage.primary.apply(remote_istio_body(), force=True)
     _follow(stage, FROM)
     _show_and_check(stage, FROM)
@@ -184,7 +184,7 @@ def _walkthrough(stage: Stage) -> None:
     generations = [_echo_generation(c) for c in (stage.primary, stage.remote)]
 
     step(3, f"the same Istio resource, now with version {TO}")
-    stage.primary.apply(_istio(TO), force=True)
+    stage.primary.apply(istio_body(TO), force=True)
 
     step(4, "the operator upgrades the primary, then the remote, phase by phase")
     gaps = _follow(stage, TO, watch_echo=True)
@@ -202,7 +202,7 @@ def _walkthrough(stage: Stage) -> None:
 
     step(6, f"version {UNSUPPORTED} is refused; nothing changes")
     before = _workload_versions(stage.primary)
-    stage.primary.apply(_istio(UNSUPPORTED), force=True)
+    stage.primary.apply(istio_body(UNSUPPORTED), force=True)
     status = wait(
         stage,
         "the refusal in status",
@@ -214,7 +214,7 @@ def _walkthrough(stage: Stage) -> None:
     expect(_workload_versions(stage.primary) == before, "workloads changed after the refusal")
     say(f"the control plane still runs {_status(stage.primary).get('version')}, untouched")
     say(f"spec.version restored to {TO}: the refusal clears, the mesh is Available again")
-    stage.primary.apply(_istio(TO), force=True)
+    stage.primary.apply(istio_body(TO), force=True)
     _follow(stage, TO)
 
 
@@ -355,7 +355,8 @@ def _namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
-def _istio(version: str) -> dict[str, Any]:
+def istio_body(version: str) -> dict[str, Any]:
+    """The walkthrough's Istio resource (`mesh` in istio-system) at `version`."""
     return {
         "apiVersion": API_VERSION,
         "kind": "Istio",

@@ -37,6 +37,8 @@ MAX_WATCHES = 72
 # Kinds never watched by name: an Event is read by name each time it is counted again,
 # and Events come and go.
 NEVER_NAMED = frozenset({"Event"})
+# Keys remembered, at most: read by name once (`_asked`), deleted lately (`_Copy.gone`).
+MAX_REMEMBERED = 1024
 CRD_KIND = "CustomResourceDefinition"
 Listener = Callable[[str, Mapping[str, Any]], None]
 
@@ -149,7 +151,16 @@ class _Copy:
         if held is not None and 0 <= version < _version(held):
             return
         self.objects.pop(key, None)
-        self.gone[key] = max(version, self.gone.get(key, -1))
+        _remember(self.gone, key, max(version, self.gone.pop(key, -1)))
+
+
+def _remember(keys: dict[ObjectKey, Any], key: ObjectKey, value: Any) -> None:
+    """Sets `keys[key]` as the newest entry, the oldest dropped past `MAX_REMEMBERED`
+    (pods come and go on a cluster; what is remembered of them must not grow forever)."""
+    keys.pop(key, None)
+    keys[key] = value
+    while len(keys) > MAX_REMEMBERED:
+        del keys[next(iter(keys))]
 
 
 class WatchCache:
@@ -166,7 +177,8 @@ class WatchCache:
         self._copies: dict[Query, _Copy] = {}
         self._starting: dict[Query, asyncio.Future[_Copy]] = {}
         self._changed = asyncio.Event()
-        self._asked: set[ObjectKey] = set()  # read by name once: a second read watches it
+        # Read by name once (a second read watches it), oldest first.
+        self._asked: dict[ObjectKey, None] = {}
         self._named: OrderedDict[ObjectKey, None] = OrderedDict()  # by last read
 
     async def read(self, api_version: str, kind: str, selector: str | None) -> list[dict[str, Any]]:
@@ -205,8 +217,10 @@ class WatchCache:
         known = self.get(key)
         if key in self._named:
             self._named.move_to_end(key)
-        if known[0] or key not in self._asked or key.kind in NEVER_NAMED:
-            self._asked.add(key)
+        if key.kind in NEVER_NAMED:
+            return known
+        if known[0] or key not in self._asked:
+            _remember(self._asked, key, None)
             return known
         held = await self._copy(Query(key.api_version, key.kind, None, key))
         self._named[key] = None
@@ -218,7 +232,7 @@ class WatchCache:
         held = self._copies.pop(Query(key.api_version, key.kind, None, key), None)
         if held is not None and held.task is not None:
             held.task.cancel()
-        self._asked.discard(key)
+        self._asked.pop(key, None)
 
     def wrote(self, obj: Mapping[str, Any]) -> None:
         """The API server's answer to a write of ours: the copies see it now."""
@@ -286,6 +300,7 @@ class WatchCache:
             held.absent_until = asyncio.get_running_loop().time() + ABSENT_RECHECK_S
         elif self.watches >= MAX_WATCHES:
             log.debug("%s: %s not watched (%d watches)", self.source.name, query, self.watches)
+            self._copies.pop(query, None)
             held.live = False
             return held
         self._copies[query] = held

@@ -19,6 +19,7 @@ from typing import Any
 
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import API_VERSION, PHASE
+from istio_operator.kube.cache import selects
 from istio_operator.kube.client import Cluster
 from istio_operator.kube.objects import DESIRED_HASH, FieldChange, differences
 from istio_operator.kube.remotes import RemoteClients, kubeconfig_from_secret
@@ -94,17 +95,6 @@ def _rolled_out(obj: dict[str, Any], before: Mapping[str, Any] | None) -> dict[s
     return obj
 
 
-def _matches(obj: Mapping[str, Any], selector: str | None) -> bool:
-    if selector is None:
-        return True
-    labels = _labels(obj)
-    for part in selector.split(","):
-        key, sep, value = part.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
 @dataclass
 class PlanningCluster(Cluster):
     """A cluster read for real and written to in memory only; see the module's doc."""
@@ -168,7 +158,7 @@ class PlanningCluster(Cluster):
         found = {key_of(obj): obj for obj in live if key_of(obj) not in self.overlay}
         for key, obj in self.overlay.items():
             same_kind = (key.api_version, key.kind) == (api_version, kind)
-            if same_kind and obj is not None and _matches(obj, selector):
+            if same_kind and obj is not None and selects(selector, _labels(obj)):
                 found[key] = copy.deepcopy(obj)
         return list(found.values())
 

@@ -23,8 +23,9 @@ def now() -> dt.datetime:
 def held(moment: dt.datetime | None = None) -> Iterator[dt.datetime]:
     """Within, `now()` is `moment` (the present when it is entered, by default), in this
     task and in the tasks it starts."""
-    token = _held.set(moment or dt.datetime.now(dt.UTC))
+    moment = moment or dt.datetime.now(dt.UTC)
+    token = _held.set(moment)
     try:
-        yield _held.get() or dt.datetime.now(dt.UTC)
+        yield moment
     finally:
         _held.reset(token)
