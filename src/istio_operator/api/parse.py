@@ -15,7 +15,6 @@ required`), here or later (`explained`), names the misspelling first.
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -91,6 +90,8 @@ def closest_field(key: str, known: Sequence[str]) -> str | None:
     by_lower = {name.lower(): name for name in known}
     if key.lower() in by_lower:
         return by_lower[key.lower()]
+    import difflib  # only for a misspelt key
+
     near = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.7)
     return by_lower[near[0]] if near else None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -39,11 +38,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="istio-operator",
         description="Install, configure and upgrade Istio control planes across clusters.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _modules_needed(command):
         importlib.import_module(f"istio_operator.cli.{COMMANDS[name]}").register(subparsers)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, reading the package metadata only when asked (importing
+    `importlib.metadata` costs a tenth of what `render` may take)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
 
 
 def _modules_needed(command: str | None) -> list[str]:
@@ -55,6 +63,8 @@ def _modules_needed(command: str | None) -> list[str]:
 def package_version() -> str:
     """The installed package's version (its metadata), or "unknown" when run from a tree
     that was never installed."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:

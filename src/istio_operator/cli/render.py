@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -22,8 +22,6 @@ from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
 from istio_operator.api.parse import Misspelling, explained, load_istio, load_remote_istio
 from istio_operator.api.remoteistio import RemoteIstio
-from istio_operator.charts import ChartVersion, HelmError, helm_binary
-from istio_operator.plan.istiod import resolve_istiod, resolve_istiod_remote, with_remotes
 from istio_operator.plan.resolve import image_warnings
 from istio_operator.render import (
     DesiredObject,
@@ -33,9 +31,11 @@ from istio_operator.render import (
     render_remote,
     yaml_stream,
 )
-from istio_operator.render.istiod import render_istiod
 from istio_operator.versions import UnsupportedVersionError
 from istio_operator.versions.istiod import select_family
+
+if TYPE_CHECKING:
+    from istio_operator.charts import ChartVersion
 
 PLACEHOLDER_GATEWAY_ADDRESS = "192.0.2.1"
 PLACEHOLDER_CA_KEYS = ("ca-cert.pem", "ca-key.pem")
@@ -167,22 +167,30 @@ def _render_istiod(
 ) -> list[DesiredObject]:
     """The primary with its remotes (the east-west gateway and its routes), or one remote:
     the `remote` profile pointed at a placeholder east-west address. The remote's secret on
-    the primary holds a token only the remote cluster can give, so it is not rendered."""
+    the primary holds a token only the remote cluster can give, so it is not rendered.
+    Its modules are imported here: a classic render need not load them."""
+    from istio_operator.charts import HelmError, helm_binary
+    from istio_operator.plan.istiod import resolve_istiod, resolve_istiod_remote, with_remotes
+    from istio_operator.render.istiod import render_istiod
+
     if remote_name is not None:
         remote = _named(remotes, remote_name)
         plan = resolve_istiod_remote(istio, remote, charts, PLACEHOLDER_GATEWAY_ADDRESS)
+    else:
+        plan = resolve_istiod(istio, charts)
+        if remotes:
+            networks = {r.metadata.name: r.spec.network or "" for r in remotes}
+            plan = with_remotes(plan, networks, ())
+    try:
         return render_istiod(plan, charts, helm_binary())
-    plan = resolve_istiod(istio, charts)
-    if remotes:
-        networks = {r.metadata.name: r.spec.network or "" for r in remotes}
-        plan = with_remotes(plan, networks, ())
-    return render_istiod(plan, charts, helm_binary())
+    except HelmError as error:
+        raise InputError(str(error)) from error
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         objects = render_objects(args.files, args.remote)
-    except (SpecError, UnsupportedVersionError, InputError, HelmError) as error:
+    except (SpecError, UnsupportedVersionError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(yaml_stream(objects))
