@@ -8,7 +8,14 @@ from typing import Any
 from istio_operator.api.parse import load_istio
 from istio_operator.kube.client import ApiRefusedError, ClusterTrustError, ClusterUnreachableError
 from istio_operator.reconcile.istio import with_remotes
-from istio_operator.reconcile.remote import _classify, primary_settled, remote_ready
+from istio_operator.reconcile.remote import (
+    _classify,
+    primary_followable,
+    primary_settled,
+    remote_ready,
+    remotes_follow,
+)
+from istio_operator.render.phases import Phase
 from istio_operator.reconcile.status import Observation, State
 from tests.operator_harness import istio_body
 
@@ -72,6 +79,30 @@ def test_remotes_follow_only_a_settled_primary() -> None:
     assert primary_settled(body)
     body["status"]["Status"] = "ReconcileFailed"
     assert not primary_settled(body)
+
+
+def test_classic_remotes_follow_once_the_primary_is_past_what_they_depend_on() -> None:
+    follows = remotes_follow("1.3.0")
+    assert follows == Phase.MIXER
+    body: dict[str, Any] = {
+        "metadata": {"generation": 4},
+        "status": {"Status": "Reconciling", "observedGeneration": 4, "phase": "mixer"},
+    }
+    assert not primary_followable(body, follows), "policy and telemetry still roll out"
+    body["status"]["phase"] = "sidecar-injector"
+    assert primary_followable(body, follows)
+    assert not primary_followable(body, None), "without a phase, the whole primary"
+    body["status"]["observedGeneration"] = 3
+    assert not primary_followable(body, follows), "a rollout of an older generation"
+    body["status"] = {"Status": "ReconcileFailed", "observedGeneration": 4, "phase": "addons"}
+    assert not primary_followable(body, follows)
+    body["status"] = {"Status": State.AVAILABLE, "observedGeneration": 4}
+    assert primary_followable(body, None)
+
+
+def test_istiod_remotes_wait_for_the_whole_primary() -> None:
+    assert remotes_follow("1.31.1") is None
+    assert remotes_follow("0.1.0") is None, "an unknown version: the safe answer"
 
 
 def test_each_failure_of_a_remote_has_its_reason() -> None:

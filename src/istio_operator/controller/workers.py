@@ -20,7 +20,7 @@ from istio_operator.controller.triggers import Key, Triggers
 from istio_operator.kube.client import ApiRefusedError, Cluster, ClusterUnreachableError
 from istio_operator.kube.remotes import RemoteClients
 from istio_operator.reconcile.istio import MeshOutcome, Peer, Settings, reconcile_mesh
-from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote
+from istio_operator.reconcile.remote import RemoteSettings, reconcile_remote, remotes_follow
 from istio_operator.reconcile.status import Observation, State
 from istio_operator.render.phases import Phase
 
@@ -132,8 +132,12 @@ class IstioWorker:
         return after if seen.recheck_after is None else min(after, seen.recheck_after)
 
     async def _rolling_out(self, cluster: str, phase: Phase) -> None:
-        """Shows the primary's rollout phase by phase while the reconcile runs."""
+        """Shows the primary's rollout phase by phase while the reconcile runs; once past
+        what remotes depend on, they may follow (`reconcile.remote.primary_followable`)."""
         await self.status.report(self.istio_key, self._snapshot, _rolling(self._snapshot, phase))
+        follows = remotes_follow(str((self._snapshot.get("spec") or {}).get("version") or ""))
+        if cluster == self.shared.primary.name and follows is not None and phase > follows:
+            self.shared.remote_triggers.fire_namespace(self.key[0])
 
 
 class RemoteWorker:

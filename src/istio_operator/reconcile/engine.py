@@ -243,6 +243,12 @@ async def _live_index(
     return {key_of(obj): obj for listing in listings for obj in listing}
 
 
+async def prefetch_owned(cluster: ClusterAccess, ownership: Ownership) -> None:
+    """Reads what a first pass for `ownership` would: on a client with watch-fed copies,
+    the copies its rollout then reads from memory."""
+    await _live_index(cluster, ownership, ())
+
+
 def _owned(obj: DesiredObject) -> bool:
     return OWNER_NAME in obj.labels
 

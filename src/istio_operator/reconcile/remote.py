@@ -42,12 +42,14 @@ from istio_operator.reconcile.engine import (
     Ownership,
     RolloutListener,
     delete_owned,
+    prefetch_owned,
     reconcile_cluster,
 )
 from istio_operator.reconcile.injection import injection_namespaces, reconcile_injection_labels
 from istio_operator.reconcile.istiod_remote import reconcile_istiod_remote
 from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote_plan
+from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
 from istio_operator.versions.istiod import select_family
 
@@ -105,14 +107,47 @@ def remote_ready(body: Mapping[str, Any], istio_generation: int, version: str) -
     )
 
 
+# The last phase of a classic primary that its remotes depend on: citadel (the CA), pilot,
+# policy and telemetry, behind the services the remotes mirror. The primary's sidecar
+# injector, gateways and add-ons serve its own workloads only.
+CLASSIC_REMOTES_FOLLOW = Phase.MIXER
+
+
 def primary_settled(istio_body: Mapping[str, Any]) -> bool:
-    """Whether the primary's control plane is available at the resource's generation:
-    remotes follow the primary, never lead it."""
+    """Whether the primary's control plane is available at the resource's generation."""
     status = istio_body.get("status") or {}
     generation = (istio_body.get("metadata") or {}).get("generation")
     return (
         status.get("Status") == State.AVAILABLE and status.get("observedGeneration") == generation
     )
+
+
+def primary_followable(istio_body: Mapping[str, Any], follows: Phase | None) -> bool:
+    """Whether remotes may roll out: remotes follow the primary, never lead it. With
+    `follows`, once the primary's rollout at the resource's generation is past that phase
+    (the earlier phases are available: the status names the phase in progress); without,
+    once the whole primary is available."""
+    if primary_settled(istio_body):
+        return True
+    status = istio_body.get("status") or {}
+    generation = (istio_body.get("metadata") or {}).get("generation")
+    if follows is None or status.get("observedGeneration") != generation:
+        return False
+    if status.get("Status") != State.RECONCILING or not status.get("phase"):
+        return False
+    try:
+        return Phase.from_label(str(status["phase"])) > follows
+    except ValueError:
+        return False
+
+
+def remotes_follow(version: str) -> Phase | None:
+    """The primary phase a family's remotes wait for (None: the whole primary). The
+    istiod family's remotes read the primary's revision tags, settled only at the end."""
+    try:
+        return CLASSIC_REMOTES_FOLLOW if select_family(version).charts is None else None
+    except UnsupportedVersionError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -135,15 +170,33 @@ async def reconcile_remote(
     if istio_body is None:
         namespace = body["metadata"].get("namespace") or ""
         return RemoteOutcome(name, _no_istio(generation, namespace))
-    if (istio_body.get("metadata") or {}).get("deletionTimestamp") or not primary_settled(
-        istio_body
-    ):
+    if (istio_body.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    version = str((istio_body.get("spec") or {}).get("version") or "")
+    if not primary_followable(istio_body, remotes_follow(version)):
+        await _warm(primary, clients, body)
         return None
     try:
         seen = await _reconcile(primary, clients, istio_body, body, settings)
     except Exception as error:  # one remote's failure is its own state, never the mesh's
         seen = _failure_of(generation, name, error)
     return RemoteOutcome(name, seen)
+
+
+async def _warm(primary: Cluster, clients: RemoteClients, body: Mapping[str, Any]) -> None:
+    """While the remote waits for the primary: its client, and the copies of what its
+    rollout reads there, made now, so that the rollout starts at once when it may.
+    What goes wrong is left to the rollout's pass to report."""
+    try:
+        remote = load_remote_istio(body).resource
+        cluster = await clients.for_secret(
+            remote.metadata.name, await _kubeconfig_secret(primary, remote)
+        )
+        await prefetch_owned(
+            cluster, remote_cleanup_ownership(remote.metadata.namespace or "", remote.metadata.name)
+        )
+    except Exception as error:  # the pass that follows reports it
+        log.debug("remote %s not warmed: %s", body["metadata"]["name"], error)
 
 
 def _no_istio(generation: int, namespace: str) -> Observation:
