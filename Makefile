@@ -8,7 +8,10 @@ ISTIO_CHARTS := tools/build-istio-charts.sh
 .PHONY: install k8s-binaries istio-charts demo test test-unit test-cluster lint typecheck layers check crds snapshots clean
 
 # The package in .venv/ and the chart catalogue of Istio's own charts (istiod family).
+# The package's bytecode is written ahead: where PYTHONDONTWRITEBYTECODE is set, every
+# command would otherwise compile its modules at each start.
 install: $(BIN)/istio-operator istio-charts
+	$(BIN)/python -m compileall -q src
 
 $(BIN)/istio-operator: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)

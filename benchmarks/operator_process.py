@@ -1,32 +1,39 @@
 """Prints what the operator costs as a process, kopf, status and remotes included.
 
-    .venv/bin/python benchmarks/operator_process.py [--remotes 1 4] [--idle-passes 5]
+    .venv/bin/python benchmarks/operator_process.py [--remotes 1 4 10] [--rounds 3]
+        [--idle-passes 3] [--logs DIR]
 
 Needs the binaries (`make k8s-binaries`). For each remote count, local clusters are made
-here (a primary and that many remotes, one KWOK node each) and deleted at the end. On them:
+here (a primary and that many remotes, one KWOK node each) and deleted at the end. Each
+figure is given as min/median/max over `--rounds` rounds.
 
-- `istio-operator run` as a subprocess (metrics on a free port, resync period 3 s, no
-  leader election), the CRDs applied, the CA stand-in citadel would make, a kubeconfig
-  Secret and a RemoteIstio per remote;
-- **install**: an Istio at 1.2.5 applied; the time until it and every RemoteIstio are
-  Available at 1.2.5 with their Ready condition True;
-- **at rest**: the operator's own counters (`istio_operator_api_requests` per cluster,
-  `istio_operator_reconciles_total`) and its CPU time (/proc) across `--idle-passes`
-  passes of the primary (the remotes' workers pass as often); a pass at rest should send
-  no request to any cluster; the watches kept open per cluster;
-- **upgrade**: the spec changed to 1.3.0; the time until every cluster is Available at 1.3.0;
-- **memory**: the process's resident set (VmRSS) at rest after the upgrade.
-
-Before the operator, on the same clusters, two floors do the same install and upgrade with
-the same objects (the primary's render, and each remote's with the placeholders of
-`istio-operator render --remote`), on every cluster at once, and are then deleted (CRDs
-included, namespaces kept):
+First, two floors do the same install and upgrade with the same objects (the primary's
+render, and each remote's with the placeholders of `istio-operator render --remote`), on
+every cluster at once, then delete them (CRDs included, namespaces kept):
 - **kubectl**: CRDs applied and `kubectl wait`ed Established, then `kubectl apply
   --server-side` of the rest, then `kubectl rollout status` of each workload;
 - **in-process**: the same server-side applies sent concurrently from this process
   (lightkube), then the workloads' readiness polled every 0.05 s.
 Neither phases the rollout, waits on a component before the next, or writes a status: they
-are what any tool must at least spend.
+are what any tool must at least spend. Nor do they wait for what the mesh learns only once
+it runs (the gateways' addresses the remotes and the primary's meshNetworks need).
+
+Then `istio-operator run` as a subprocess (metrics on a free port, resync period 3 s, no
+leader election), the CRDs applied, the CA stand-in citadel would make, a kubeconfig Secret
+and a RemoteIstio per remote; in each round:
+- **install**: the demo's Istio at 1.2.5 applied; the time until it and every RemoteIstio
+  are Available at 1.2.5 with their Ready condition True;
+- **at rest**: the operator's own counters (`istio_operator_api_requests` per cluster,
+  `istio_operator_reconciles_total`) and its CPU time (/proc) for each of `--idle-passes`
+  passes of the primary (the remotes' workers pass as often): a pass at rest should send
+  no request to any cluster;
+- **upgrade**: the spec changed to 1.3.0; the time until every cluster is Available at
+  1.3.0; at rest again; then the resident set (VmRSS);
+- the Istio resource deleted (its cleanup of every cluster awaited), but after the last.
+
+Last, **drift**: the operator restarted with the default resync period (300 s); a
+ConfigMap and a Service it made on a remote are deleted there, each round; the time until
+each is back (a new uid).
 
 Load: every cluster's control plane runs on this machine beside the operator; the core
 count and load average are printed first and last.
@@ -41,6 +48,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -73,6 +81,7 @@ from istio_operator.render import render_primary, render_remote
 
 NAMESPACE = "istio-system"
 RESYNC_S = 3
+DEFAULT_RESYNC_S = 300
 TIMEOUT_S = 600.0
 CPU_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -165,8 +174,15 @@ def _established(client: BlockingClient, crd: dict[str, Any]) -> bool:
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
-def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> None:
-    """Requests per cluster and CPU per pass across `passes` passes of the primary."""
+def spread(values: list[float], unit: str = "s", digits: int = 2) -> str:
+    """min/median/max of a figure over the rounds."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{low:.{digits}f}/{mid:.{digits}f}/{high:.{digits}f} {unit}"
+
+
+def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> tuple[float, list[float]]:
+    """Across `passes` passes of the primary at rest: the most requests any cluster got
+    in one pass, and the CPU time of each pass (every worker's work in between)."""
     wait(
         "the operator's client metrics",
         lambda: all(
@@ -174,27 +190,22 @@ def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> None:
         ),
         60,
     )
-    before, cpu_before = metrics(port), cpu_seconds(pid)
-    started = time.monotonic()
-    base = summed(before, "istio_operator_reconciles_total")
-    wait(
-        f"{passes} passes",
-        lambda: summed(metrics(port), "istio_operator_reconciles_total") >= base + passes,
-    )
-    after, cpu_after = metrics(port), cpu_seconds(pid)
-    done = summed(after, "istio_operator_reconciles_total") - base
-    print(
-        f"  at rest: {done:.0f} passes of the primary in {time.monotonic() - started:.1f} s "
-        f"(resync {RESYNC_S} s; each remote's worker passes as often)"
-    )
-    for cluster in clusters:
-        key = f'istio_operator_api_requests_total{{cluster="{cluster}"}}'
-        watches = after.get(f'istio_operator_watches{{cluster="{cluster}"}}', 0)
-        print(
-            f"    {cluster:16} {(after[key] - before[key]) / done:6.1f} requests per pass, "
-            f"{watches:.0f} watches open"
-        )
-    print(f"    CPU: {1000 * (cpu_after - cpu_before) / done:.1f} ms per pass (all workers)")
+    keys = [f'istio_operator_api_requests_total{{cluster="{c}"}}' for c in clusters]
+    most, cpu = 0.0, []
+    for _ in range(passes):
+        before, cpu_before = metrics(port), cpu_seconds(pid)
+        base = summed(before, "istio_operator_reconciles_total")
+        wait("a pass", lambda b=base: summed(metrics(port), "istio_operator_reconciles_total") > b)
+        after = metrics(port)
+        cpu.append(1000 * (cpu_seconds(pid) - cpu_before))
+        most = max([most, *(after[k] - before[k] for k in keys)])
+    return most, cpu
+
+
+def watches_open(port: int, clusters: list[str]) -> str:
+    figures = metrics(port)
+    counts = [figures.get(f'istio_operator_watches{{cluster="{c}"}}', 0) for c in clusters]
+    return f"{counts[0]:.0f} on the primary, {max(counts[1:], default=0):.0f} at most on a remote"
 
 
 # -- the floors --------------------------------------------------------------------------------
@@ -298,55 +309,136 @@ def remove(clusters: dict[str, LocalCluster], objects: dict[str, list[dict[str, 
         kubectl(cluster, "wait", "--for=delete", "pods", "--all", "-n", NAMESPACE, "--timeout=120s")
 
 
-def floors(clusters: dict[str, LocalCluster], remotes: list[str]) -> None:
+def floors(clusters: dict[str, LocalCluster], remotes: list[str], rounds: int) -> None:
     install, upgrade = rendered("1.2.5", remotes), rendered("1.3.0", remotes)
     for label, floor in (("kubectl", kubectl_floor), ("in-process", in_process_floor)):
-        first = floor(clusters, install)
-        second = floor(clusters, upgrade)
-        print(f"  floor, {label:10}: install 1.2.5 {first:.2f} s, upgrade to 1.3.0 {second:.2f} s")
-        remove(clusters, upgrade)
+        first, second = [], []
+        for _ in range(rounds):
+            first.append(floor(clusters, install))
+            second.append(floor(clusters, upgrade))
+            remove(clusters, upgrade)
+        print(
+            f"  floor, {label:10}: install 1.2.5 {spread(first)}, upgrade to 1.3.0 {spread(second)}"
+        )
 
 
-def measure(workspace: Workspace, remotes: int, passes: int, workdir: Path) -> None:
+def measure(workspace: Workspace, remotes: int, args: argparse.Namespace, workdir: Path) -> None:
     print(f"\n== primary and {remotes} remote(s); {load()}")
     started = time.monotonic()
     primary = workspace.create("bench-primary")
     clusters = {f"remote-{i}": workspace.create(f"bench-remote-{i}") for i in range(remotes)}
     print(f"  {remotes + 1} clusters made in {time.monotonic() - started:.1f} s")
-    floors({"primary": primary, **clusters}, sorted(clusters))
+    floors({"primary": primary, **clusters}, sorted(clusters), args.rounds)
+    try:
+        client = prepare(primary, clusters)
+        operator_rounds(primary, client, sorted(clusters), args, workdir)
+        drift(primary, clusters["remote-0"], client, sorted(clusters), args.rounds, workdir)
+    finally:
+        for name in ["bench-primary", *(f"bench-remote-{i}" for i in range(remotes))]:
+            workspace.delete(name)
+
+
+def operator_rounds(
+    primary: LocalCluster,
+    client: BlockingClient,
+    names: list[str],
+    args: argparse.Namespace,
+    workdir: Path,
+) -> None:
+    """Rounds of install, rest, upgrade, rest, and deletion of the Istio resource."""
     port = free_port()
     operator = start_operator(
         primary.kubeconfig,
         workdir,
-        log_name=f"operator-{remotes}.log",
+        log_name=f"operator-{len(names)}.log",
         resync_s=RESYNC_S,
         metrics_port=port,
     )
+    clusters = ["primary cluster", *names]
+    times: dict[str, list[float]] = {"1.2.5": [], "1.3.0": []}
+    requests, cpu, rss = 0.0, list[float](), list[float]()
     try:
-        client = prepare(primary, clusters)
-        names = sorted(clusters)
-        for version in ("1.2.5", "1.3.0"):
-            started = time.monotonic()
-            client.apply(istio_body(version), force=True)
-            wait(f"the mesh at {version}", lambda v=version: ready_at(client, names, v))
-            what = "install 1.2.5" if version == "1.2.5" else "upgrade to 1.3.0"
-            print(f"  {what}: {time.monotonic() - started:.2f} s until every cluster is Available")
-            if version == "1.2.5":
-                at_rest(port, operator.pid, ["primary cluster", *names], passes)
-        at_rest(port, operator.pid, ["primary cluster", *names], passes)
-        print(f"  memory: {rss_mib(operator.pid):.0f} MiB resident with {remotes} remote(s)")
+        for round_ in range(args.rounds):
+            for version in ("1.2.5", "1.3.0"):
+                started = time.monotonic()
+                client.apply(istio_body(version), force=True)
+                wait(f"the mesh at {version}", lambda v=version: ready_at(client, names, v))
+                times[version].append(time.monotonic() - started)
+                most, spent = at_rest(port, operator.pid, clusters, args.idle_passes)
+                requests, cpu = max(requests, most), cpu + spent
+            rss.append(rss_mib(operator.pid))
+            if round_ < args.rounds - 1:
+                kubectl(primary, "delete", "istio", "mesh", "-n", NAMESPACE, "--wait")
+        print(
+            f"  operator, {args.rounds} rounds: install 1.2.5 {spread(times['1.2.5'])}, "
+            f"upgrade to 1.3.0 {spread(times['1.3.0'])} (until every cluster is Available)"
+        )
+        print(
+            f"  at rest ({len(cpu)} passes of the primary, resync {RESYNC_S} s, the remotes' "
+            f"workers pass as often): at most {requests:.0f} requests per pass on any "
+            f"cluster; CPU per pass {spread(cpu, 'ms', 0)}; watches: "
+            f"{watches_open(port, clusters)}"
+        )
+        print(f"  memory at rest after each round: {spread(rss, 'MiB', 0)} resident")
     finally:
         os.killpg(operator.pid, signal.SIGTERM)
         operator.wait(30)
-        for name in ["bench-primary", *(f"bench-remote-{i}" for i in range(remotes))]:
-            workspace.delete(name)
+
+
+def uid_of(client: BlockingClient, key: ObjectKey) -> str:
+    return str(((client.get(key) or {}).get("metadata") or {}).get("uid") or "")
+
+
+def drift(
+    primary: LocalCluster,
+    remote: LocalCluster,
+    client: BlockingClient,
+    names: list[str],
+    rounds: int,
+    workdir: Path,
+) -> None:
+    """With the default resync period (300 s): how long until a ConfigMap and a Service
+    the operator made on a remote, deleted there, are back."""
+    operator = start_operator(
+        primary.kubeconfig,
+        workdir,
+        log_name=f"operator-{len(names)}-drift.log",
+        resync_s=DEFAULT_RESYNC_S,
+        metrics_port=free_port(),
+    )
+    on_remote = BlockingClient.from_kubeconfig(str(remote.kubeconfig), field_manager="benchmark")
+    try:
+        wait("the mesh at rest", lambda: ready_at(client, names, "1.3.0"))
+        found: dict[str, list[float]] = {"ConfigMap": [], "Service": []}
+        for _ in range(rounds):
+            for kind, name in (("ConfigMap", "istio"), ("Service", "istio-pilot")):
+                key = ObjectKey("v1", kind, NAMESPACE, name)
+                wait(f"{kind} {name} on the remote", lambda k=key: uid_of(on_remote, k) != "")
+                uid = uid_of(on_remote, key)
+                started = time.monotonic()
+                kubectl(remote, "delete", kind.lower(), name, "-n", NAMESPACE)
+                wait(
+                    f"{kind} {name} back on the remote",
+                    lambda k=key, u=uid: uid_of(on_remote, k) not in ("", u),
+                    DEFAULT_RESYNC_S,
+                )
+                found[kind].append(time.monotonic() - started)
+        print(
+            f"  drift on a remote, resync {DEFAULT_RESYNC_S} s: a deleted ConfigMap back in "
+            f"{spread(found['ConfigMap'])}, a deleted Service in {spread(found['Service'])}"
+        )
+    finally:
+        on_remote.close()
+        os.killpg(operator.pid, signal.SIGTERM)
+        operator.wait(30)
 
 
 def main() -> None:
     register_crds(generate_crds())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--remotes", type=int, nargs="+", default=[1])
-    parser.add_argument("--idle-passes", type=int, default=5)
+    parser.add_argument("--idle-passes", type=int, default=3, help="per rest, per round")
+    parser.add_argument("--rounds", type=int, default=3, help="of each measure")
     parser.add_argument("--logs", type=Path, help="keep the operator's logs in this folder")
     args = parser.parse_args()
     if args.logs:
@@ -355,7 +447,7 @@ def main() -> None:
         workspace = Workspace(Path(directory))
         try:
             for remotes in args.remotes:
-                measure(workspace, remotes, args.idle_passes, args.logs or Path(directory))
+                measure(workspace, remotes, args, args.logs or Path(directory))
         finally:
             workspace.delete_all()
     print(f"\n{load()}")

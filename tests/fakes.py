@@ -192,13 +192,14 @@ class FakeCluster:
         ]
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False
+        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         await self._reached()
         return [
             copy.deepcopy(obj)
             for key, obj in sorted(self.objects.items())
             if (key.api_version, key.kind) == (api_version, kind)
+            and namespace in (None, key.namespace)
         ]
 
     async def take_over(

@@ -794,9 +794,12 @@ class RecordingCluster:
     def record(self, verb: str, api_version: str, kind: str) -> None:
         self.requests.add((verb, *resource_of(api_version, kind)))
 
-    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+    async def list_all(
+        self, api_version: str, kind: str, *, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         self.record("list", api_version, kind)
-        return self.objects.get(kind, [])
+        found = self.objects.get(kind, [])
+        return [o for o in found if namespace in (None, o["metadata"].get("namespace"))]
 
     async def list_labelled(
         self, api_version: str, kind: str, selector: str

@@ -15,8 +15,8 @@ from istio_operator.reconcile.remote import (
     remote_ready,
     remotes_follow,
 )
-from istio_operator.render.phases import Phase
 from istio_operator.reconcile.status import Observation, State
+from istio_operator.render.phases import Phase
 from tests.operator_harness import istio_body
 
 

@@ -47,7 +47,12 @@ class Source:
         self.watches = 0
 
     async def list_versioned(
-        self, api_version: str, kind: str, selector: str | None, named: ObjectKey | None = None
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        named: ObjectKey | None = None,
+        namespace: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         self.lists += 1
         await asyncio.sleep(0)  # let concurrent readers meet here
@@ -59,6 +64,7 @@ class Source:
             if o["kind"] == kind
             and selects(selector, o["metadata"]["labels"])
             and (named is None or named.name == o["metadata"]["name"])
+            and namespace in (None, o["metadata"].get("namespace"))
         ]
         return found, "10"
 
@@ -69,6 +75,7 @@ class Source:
         selector: str | None,
         resource_version: str,
         named: ObjectKey | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         self.watches += 1
         while True:
@@ -158,7 +165,12 @@ async def test_a_watch_that_ends_makes_the_next_read_list_afresh() -> None:
 async def test_a_failing_list_is_the_readers_error_and_nothing_is_kept() -> None:
     class Unreachable(Source):
         async def list_versioned(
-            self, api_version: str, kind: str, selector: str | None, named: Any = None
+            self,
+            api_version: str,
+            kind: str,
+            selector: str | None,
+            named: Any = None,
+            namespace: str | None = None,
         ) -> tuple[list[dict[str, Any]], str]:
             raise ConnectionError("unreachable")
 
@@ -295,3 +307,23 @@ async def test_an_event_read_by_name_again_stays_a_request() -> None:
     for _ in range(3):
         assert await cache.fetch(event) == (False, None)
     assert cache.watches == 0
+
+
+async def test_a_namespace_read_keeps_that_namespace_alone() -> None:
+    elsewhere = config_map("x", 7)
+    elsewhere["metadata"]["namespace"] = "default"
+    source = Source(config_map("a", 5), elsewhere)
+    cache = WatchCache(source)
+    try:
+        found = await cache.read("v1", "ConfigMap", None, "istio-system")
+        assert [o["metadata"]["name"] for o in found] == ["a"]
+        assert cache.get(key("b")) == (True, None), "the namespace's copy knows b is absent"
+        assert not cache.get(ObjectKey("v1", "ConfigMap", "default", "x"))[0]
+        moved = config_map("y", 8)
+        moved["metadata"]["namespace"] = "default"
+        await delivered(cache, source, ("ADDED", moved), ("ADDED", config_map("b", 9)))
+        found = await cache.read("v1", "ConfigMap", None, "istio-system")
+        assert sorted(o["metadata"]["name"] for o in found) == ["a", "b"]
+        assert (source.lists, cache.watches) == (1, 1)
+    finally:
+        await cache.close()

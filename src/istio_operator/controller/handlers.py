@@ -1,6 +1,7 @@
 """kopf handlers: thin. They map events to reconcile requests and run the workers:
 one per `Istio` resource (its primary control plane) and one per `RemoteIstio` (its
-cluster), plus a watch of each remote cluster and the cleanups on deletion."""
+cluster), and the cleanups on deletion. Changes to the operator's objects on any cluster
+come from the clients' watch-fed copies (`_drift`), not from kopf's watches."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from istio_operator.api.labels import (
 )
 from istio_operator.controller import metrics
 from istio_operator.controller.exclusive import Exclusive
+from istio_operator.controller.memory import Trimmer, limit_arenas
 from istio_operator.controller.reporting import StatusWriter, generation_of, plain
 from istio_operator.controller.triggers import Key, Triggers
 from istio_operator.controller.workers import (
@@ -59,18 +61,11 @@ from istio_operator.reconcile.status import Observation, State
 __all__ = ["RunConfig", "build_registry"]
 
 FINALIZER = f"{GROUP}/finalizer"
-# Owned kinds whose changes are watched; others are repaired by the periodic resync.
-WATCHED_OWNED = (
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "daemonsets"),
-    ("", "v1", "services"),
-    ("", "v1", "configmaps"),
-    ("", "v1", "serviceaccounts"),
-    ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
-)
 # The primary's name in logs and rollout reports: never a valid RemoteIstio name.
 PRIMARY = "primary cluster"
 CLEANUP_MAX_DELAY_S = 60.0
+# One for the process: what any worker's pass freed goes back to the system.
+TRIMMER = Trimmer()
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -87,12 +82,20 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         # Events are posted on status changes only, never from log lines.
         settings.posting.level = logging.CRITICAL + 1
         settings.watching.server_timeout = 300
+        limit_arenas()
         register_crds(generate_crds())
         register_managed_kinds()
         # Every cluster's reads are answered from watch-fed copies: a pass at rest sends
         # no request.
-        primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig)).cached()
-        remotes = RemoteClients(cached=True, listener=_drift_on_remotes(remote_triggers))
+        # A change the watches see to an object of ours on any cluster asks for a pass
+        # of its owner: drift is repaired at once, not at the next resync.
+        primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig)).cached(
+            _drift(istio_triggers, remote_triggers, None)
+        )
+        remotes = RemoteClients(
+            cached=True,
+            listener=lambda remote: _drift(istio_triggers, remote_triggers, remote),
+        )
         memo["shared"] = Shared(
             primary, remotes, Exclusive(), istio_triggers, remote_triggers, config
         )
@@ -109,7 +112,6 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         return kopf.login_with_kubeconfig(**kwargs) or kopf.login_with_service_account(**kwargs)
 
     _register_istio(registry, istio_triggers, remote_triggers)
-    _register_owned(registry, istio_triggers)
     _register_remotes(registry, istio_triggers, remote_triggers)
     return registry
 
@@ -193,6 +195,7 @@ async def _serve(
         while not stopped:
             trigger.clear()
             wait = await run_once()
+            TRIMMER.after_pass()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(trigger.wait(), timeout=wait)
     finally:
@@ -201,17 +204,6 @@ async def _serve(
 
 # Handlers that set triggers are coroutines: kopf runs plain functions in a thread pool,
 # and an asyncio.Event set from another thread does not wake the worker waiting on it.
-
-
-def _register_owned(registry: kopf.OperatorRegistry, istio_triggers: Triggers) -> None:
-    owned = {MANAGED_BY: MANAGED_BY_VALUE}
-    for group, version, plural in WATCHED_OWNED:
-
-        @kopf.on.event(
-            group, version, plural, id=f"owned-{plural}", labels=owned, registry=registry
-        )
-        async def owned_changed(labels: kopf.Labels, **_: Any) -> None:
-            istio_triggers.fire_owner_of(labels)
 
 
 def _register_remotes(
@@ -322,17 +314,20 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
-def _drift_on_remotes(triggers: Triggers) -> Callable[[str], Listener]:
-    """For each remote's client: a change its watches see to an object the operator wrote
-    there asks for a pass of its RemoteIstio, so that drift is repaired at once rather
-    than at the next resync."""
+def _drift(istio_triggers: Triggers, remote_triggers: Triggers, remote: str | None) -> Listener:
+    """For one cluster's client (`remote` None: the primary's): a change its watches see to
+    an object the operator wrote asks for a pass of that object's owner, a RemoteIstio's
+    worker for what it wrote (on its remote, or its secret on the primary), else the
+    Istio's."""
 
-    def for_remote(remote: str) -> Listener:
-        def changed(_: str, obj: Mapping[str, Any]) -> None:
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            if labels.get(MANAGED_BY) == MANAGED_BY_VALUE and OWNER_NAMESPACE in labels:
-                triggers.fire((labels[OWNER_NAMESPACE], labels.get(REMOTE, remote)))
+    def changed(_: str, obj: Mapping[str, Any]) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY) != MANAGED_BY_VALUE or OWNER_NAMESPACE not in labels:
+            return
+        owner_remote = labels.get(REMOTE, remote)
+        if owner_remote is not None:
+            remote_triggers.fire((labels[OWNER_NAMESPACE], owner_remote))
+        else:
+            istio_triggers.fire_owner_of(labels)
 
-        return changed
-
-    return for_remote
+    return changed

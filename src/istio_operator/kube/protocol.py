@@ -66,10 +66,10 @@ class ClusterAccess(Protocol):
         ...
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False
+        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
     ) -> list[dict[str, Any]]:
-        """Every object of the kind, in all namespaces; `once`: a one-off read (a client
-        that keeps watch-fed copies makes none for it)."""
+        """Every object of the kind, in all namespaces or in `namespace` alone; `once`: a
+        one-off read (a client that keeps watch-fed copies makes none for it)."""
         ...
 
     async def take_over(

@@ -147,10 +147,11 @@ class PlanningCluster(Cluster):
         return self._overlaid(live, api_version, kind, selector)
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False
+        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
     ) -> list[dict[str, Any]]:
-        live = await super().list_all(api_version, kind, once=once)
-        return self._overlaid(live, api_version, kind, None)
+        live = await super().list_all(api_version, kind, once=once, namespace=namespace)
+        found = self._overlaid(live, api_version, kind, None)
+        return [o for o in found if namespace is None or key_of(o).namespace == namespace]
 
     def _overlaid(
         self, live: Iterable[dict[str, Any]], api_version: str, kind: str, selector: str | None

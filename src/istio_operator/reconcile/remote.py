@@ -91,8 +91,7 @@ def remote_networks(bodies: Sequence[Mapping[str, Any]]) -> list[RemoteNetwork]:
 
 
 async def list_remotes(primary: Cluster, namespace: str) -> list[dict[str, Any]]:
-    bodies = await primary.list_all(API_VERSION, "RemoteIstio")
-    return [b for b in bodies if (b.get("metadata") or {}).get("namespace") == namespace]
+    return await primary.list_all(API_VERSION, "RemoteIstio", namespace=namespace)
 
 
 def remote_ready(body: Mapping[str, Any], istio_generation: int, version: str) -> bool:
@@ -505,8 +504,7 @@ async def read_primary(primary: Cluster, istio: Istio) -> PrimaryState:
     ca = await primary.get(ObjectKey("v1", "Secret", namespace, ca_name))
     services = {
         s["metadata"]["name"]: s
-        for s in await primary.list_all("v1", "Service")
-        if s["metadata"].get("namespace") == namespace
+        for s in await primary.list_all("v1", "Service", namespace=namespace)
     }
     facts = PrimaryFacts(
         ca_secret_data=dict(ca.get("data") or {}) if ca else None,
@@ -519,7 +517,7 @@ async def read_primary(primary: Cluster, istio: Istio) -> PrimaryState:
             for name, svc in services.items()
         },
     )
-    pods = [p for p in await primary.list_all("v1", "Pod") if _ready(p)]
+    pods = [p for p in await primary.list_all("v1", "Pod", namespace=namespace) if _ready(p)]
     return PrimaryState(facts, services, pods, ca_name)
 
 
