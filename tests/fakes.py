@@ -192,7 +192,13 @@ class FakeCluster:
         ]
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        once: bool = False,
+        namespace: str | None = None,
+        shared: bool = False,
     ) -> list[dict[str, Any]]:
         await self._reached()
         return [

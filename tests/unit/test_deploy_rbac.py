@@ -795,7 +795,7 @@ class RecordingCluster:
         self.requests.add((verb, *resource_of(api_version, kind)))
 
     async def list_all(
-        self, api_version: str, kind: str, *, namespace: str | None = None
+        self, api_version: str, kind: str, *, namespace: str | None = None, shared: bool = False
     ) -> list[dict[str, Any]]:
         self.record("list", api_version, kind)
         found = self.objects.get(kind, [])

@@ -327,3 +327,18 @@ async def test_a_namespace_read_keeps_that_namespace_alone() -> None:
         assert (source.lists, cache.watches) == (1, 1)
     finally:
         await cache.close()
+
+
+async def test_a_copy_keeps_who_manages_an_object_not_the_fields() -> None:
+    managed = config_map("a", 5)
+    managed["metadata"]["managedFields"] = [
+        {"manager": "istio-operator", "operation": "Apply", "fieldsV1": {"f:data": {}}}
+    ]
+    cache = WatchCache(Source(managed))
+    try:
+        (found,) = await cache.read("v1", "ConfigMap", OURS)
+        assert found["metadata"]["managedFields"] == [
+            {"manager": "istio-operator", "operation": "Apply"}
+        ]
+    finally:
+        await cache.close()

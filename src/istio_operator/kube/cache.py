@@ -116,6 +116,18 @@ def _copied_in_python(value: Any) -> Any:
     return value
 
 
+def _kept(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a copy keeps of an object: all of it but the field sets of its managedFields
+    (who manages it and how is kept, which fields is not: no reader of a copy asks, and
+    they are often as large as the rest of the object)."""
+    managers = (obj.get("metadata") or {}).get("managedFields")
+    if managers:
+        obj["metadata"]["managedFields"] = [
+            {k: v for k, v in entry.items() if k != "fieldsV1"} for entry in managers
+        ]
+    return obj
+
+
 def _labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
@@ -201,22 +213,31 @@ class WatchCache:
         self._named: OrderedDict[ObjectKey, None] = OrderedDict()  # by last read
 
     async def read(
-        self, api_version: str, kind: str, selector: str | None, namespace: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        selector: str | None,
+        namespace: str | None = None,
+        *,
+        shared: bool = False,
     ) -> list[dict[str, Any]]:
         """What a list of the query would answer (in `namespace` alone, if given), from a
-        copy (made now if there is none); only what it answers is copied out."""
+        copy (made now if there is none); only what it answers is copied out, or, when
+        `shared`, given as held (the caller only reads it: the copy replaces an object that
+        changes, it never changes one in place)."""
         whole = self._copies.get(Query(api_version, kind))
         if (selector is not None or namespace is not None) and whole is not None and whole.current:
             held = whole
         else:
             query = Query(api_version, kind, self._widened(selector), None, namespace)
             held = await self._copy(query)
-        return [
-            _copied(o)
+        found = [
+            o
             for key, o in held.objects.items()
             if (namespace is None or key.namespace == namespace)
             and selects(selector, _labels_of(o))
         ]
+        return found if shared else [_copied(o) for o in found]
 
     def _widened(self, selector: str | None) -> str | None:
         if self.shared and selector and self.shared in selector.split(","):
@@ -266,7 +287,7 @@ class WatchCache:
         """The API server's answer to a write of ours: the copies see it now."""
         kind = str(obj.get("kind"))
         for held in self._kind(str(obj.get("apiVersion")), kind):
-            held.put(_copied(dict(obj)))
+            held.put(_kept(_copied(dict(obj))))
         if kind == CRD_KIND:
             self._recheck_absent()
 
@@ -320,7 +341,7 @@ class WatchCache:
         objects, version = await self.source.list_versioned(
             query.api_version, query.kind, query.selector, query.named, query.namespace
         )
-        held = _Copy(query, {key_of(o): o for o in objects}, live=bool(version))
+        held = _Copy(query, {key_of(o): _kept(o) for o in objects}, live=bool(version))
         old = self._copies.get(query)
         if old is not None and old.task is not None:
             old.task.cancel()
@@ -356,7 +377,7 @@ class WatchCache:
         if event == "DELETED":
             held.drop(key_of(obj), _version(obj))
         elif event in ("ADDED", "MODIFIED"):
-            held.put(obj)
+            held.put(_kept(obj))
         else:
             return  # BOOKMARK, or what a newer server may add
         self._changed.set()

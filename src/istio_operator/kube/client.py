@@ -300,11 +300,17 @@ class Cluster:
         return (await self.list_versioned(api_version, kind, selector))[0]
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        once: bool = False,
+        namespace: str | None = None,
+        shared: bool = False,
     ) -> list[dict[str, Any]]:
         resource_class(api_version, kind)
         if self.cache is not None and not once:
-            return await self.cache.read(api_version, kind, None, namespace)
+            return await self.cache.read(api_version, kind, None, namespace, shared=shared)
         return (await self.list_versioned(api_version, kind, None, None, namespace))[0]
 
     async def list_versioned(

@@ -66,10 +66,17 @@ class ClusterAccess(Protocol):
         ...
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        once: bool = False,
+        namespace: str | None = None,
+        shared: bool = False,
     ) -> list[dict[str, Any]]:
         """Every object of the kind, in all namespaces or in `namespace` alone; `once`: a
-        one-off read (a client that keeps watch-fed copies makes none for it)."""
+        one-off read (a client that keeps watch-fed copies makes none for it); `shared`:
+        the caller only reads what it gets, which a client may then give uncopied."""
         ...
 
     async def take_over(

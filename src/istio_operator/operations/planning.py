@@ -147,9 +147,17 @@ class PlanningCluster(Cluster):
         return self._overlaid(live, api_version, kind, selector)
 
     async def list_all(
-        self, api_version: str, kind: str, *, once: bool = False, namespace: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        once: bool = False,
+        namespace: str | None = None,
+        shared: bool = False,
     ) -> list[dict[str, Any]]:
-        live = await super().list_all(api_version, kind, once=once, namespace=namespace)
+        live = await super().list_all(
+            api_version, kind, once=once, namespace=namespace, shared=shared
+        )
         found = self._overlaid(live, api_version, kind, None)
         return [o for o in found if namespace is None or key_of(o).namespace == namespace]
 

@@ -474,7 +474,8 @@ async def _client_for_cleanup(
 
 @dataclass(frozen=True)
 class PrimaryState:
-    """What remotes need from the primary, read once per reconcile."""
+    """What remotes need from the primary, read once per reconcile (the Services and Pods
+    as the primary's client holds them: read, never changed)."""
 
     facts: PrimaryFacts
     services: Mapping[str, Mapping[str, Any]]
@@ -504,7 +505,7 @@ async def read_primary(primary: Cluster, istio: Istio) -> PrimaryState:
     ca = await primary.get(ObjectKey("v1", "Secret", namespace, ca_name))
     services = {
         s["metadata"]["name"]: s
-        for s in await primary.list_all("v1", "Service", namespace=namespace)
+        for s in await primary.list_all("v1", "Service", namespace=namespace, shared=True)
     }
     facts = PrimaryFacts(
         ca_secret_data=dict(ca.get("data") or {}) if ca else None,
@@ -517,8 +518,8 @@ async def read_primary(primary: Cluster, istio: Istio) -> PrimaryState:
             for name, svc in services.items()
         },
     )
-    pods = [p for p in await primary.list_all("v1", "Pod", namespace=namespace) if _ready(p)]
-    return PrimaryState(facts, services, pods, ca_name)
+    pods = await primary.list_all("v1", "Pod", namespace=namespace, shared=True)
+    return PrimaryState(facts, services, [p for p in pods if _ready(p)], ca_name)
 
 
 def _matches(pod: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
