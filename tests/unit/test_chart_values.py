@@ -26,6 +26,11 @@ FLAG_VALUES: dict[str, tuple[str, str, str]] = {
     "--kubeconfig": ("kubeconfigSecret", "kubeconfigSecret=kc", "--kubeconfig="),
     "--resync-period": ("resyncPeriod", "resyncPeriod=30", "--resync-period=30"),
     "--phase-timeout": ("phaseTimeout", "phaseTimeout=5", "--phase-timeout=5"),
+    "--remote-concurrency": (
+        "remoteConcurrency",
+        "remoteConcurrency=8",
+        "--remote-concurrency=8",
+    ),
     "--log-format": ("logFormat", "logFormat=text", "--log-format=text"),
     "--metrics-port": ("metrics.port", "metrics.port=9090", "--metrics-port=9090"),
     "--health-port": ("health.port", "health.port=9091", "--health-port=9091"),

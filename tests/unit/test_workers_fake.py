@@ -293,3 +293,25 @@ async def test_a_hung_remote_does_not_delay_another_remote(
     clusters["remote-a"].answer()
     assert await asyncio.wait_for(hung, SAFETY_S) == RESYNC_S
     assert remote_status(primary, "remote-a")["Status"] == AVAILABLE
+
+
+async def test_remotes_past_the_concurrency_bound_wait_for_a_slot(
+    events: list[tuple[str, str, str]],
+) -> None:
+    primary, clusters = mesh_with_remotes(["remote-a", "remote-b"])
+    clusters["remote-a"].hang()
+    mesh = shared(primary, clusters)
+    mesh.remote_slots = asyncio.Semaphore(1)  # `--remote-concurrency 1`
+    a, b = (remote_worker(mesh, primary, name) for name in ("remote-a", "remote-b"))
+
+    hung = asyncio.ensure_future(a.run_once(ISTIO))
+    await asyncio.wait_for(clusters["remote-a"].held.wait(), SAFETY_S)
+    waiting = asyncio.ensure_future(b.run_once(ISTIO))
+    for _ in range(20):  # every step b could take without a slot
+        await asyncio.sleep(0)
+    assert not waiting.done() and clusters["remote-b"].audit == []
+
+    clusters["remote-a"].answer()
+    assert await asyncio.wait_for(hung, SAFETY_S) == RESYNC_S
+    assert await asyncio.wait_for(waiting, SAFETY_S) == RESYNC_S
+    assert remote_status(primary, "remote-b")["Status"] == AVAILABLE

@@ -26,6 +26,7 @@ from istio_operator.controller.leader import (
     election_namespace,
 )
 from istio_operator.controller.runner import configure_logging, run_operator
+from istio_operator.controller.workers import REMOTE_CONCURRENCY
 from istio_operator.kube.blocking import BlockingClient
 from istio_operator.kube.client import ApiRefusedError, ClusterUnreachableError, KubeconfigError
 
@@ -69,6 +70,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=60.0,
         metavar="SECONDS",
         help="how long one reconcile waits for a rollout phase before requeueing (default 60)",
+    )
+    parser.add_argument(
+        "--remote-concurrency",
+        type=_positive,
+        default=REMOTE_CONCURRENCY,
+        metavar="N",
+        help=f"reconcile at most N remote clusters at once (default {REMOTE_CONCURRENCY}); "
+        "the others wait for a slot",
     )
     parser.add_argument(
         "--log-format",
@@ -123,6 +132,13 @@ def _check_crds(client: BlockingClient) -> None:
         raise NoClusterError(crds_missing_message(client.server, missing))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose, json_lines=args.log_format == "json")
     try:
@@ -135,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         resync_period=args.resync_period,
         phase_timeout=args.phase_timeout,
+        remote_concurrency=args.remote_concurrency,
     )
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # until the operator installs its own

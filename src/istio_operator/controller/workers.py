@@ -5,10 +5,11 @@ remote delays neither the primary nor another remote."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from istio_operator.api.keys import ObjectKey
@@ -31,11 +32,17 @@ MAX_BACKOFF_S = 120.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
+# Remote passes in flight at once, at most: sized for tens of remotes rolling out together,
+# a bound on the connections and memory a wave of them takes.
+REMOTE_CONCURRENCY = 64
+
+
 @dataclass(frozen=True)
 class RunConfig:
     kubeconfig: str | None = None
     resync_period: float = 300.0
     phase_timeout: float = 60.0
+    remote_concurrency: int = REMOTE_CONCURRENCY
 
 
 @dataclass
@@ -48,6 +55,10 @@ class Shared:
     istio_triggers: Triggers
     remote_triggers: Triggers
     config: RunConfig
+    remote_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remote_slots = asyncio.Semaphore(self.config.remote_concurrency)
 
 
 class Backoff:
@@ -154,7 +165,8 @@ class RemoteWorker:
     async def run_once(self, istio_name: str | None) -> float:
         resync = self.shared.config.resync_period
         try:
-            return await self.shared.exclusive.run(self.key, lambda: self._locked(istio_name))
+            async with self.shared.remote_slots:
+                return await self.shared.exclusive.run(self.key, lambda: self._locked(istio_name))
         except Interrupted:
             return resync
         except ClusterUnreachableError as error:
