@@ -342,3 +342,17 @@ async def test_a_copy_keeps_who_manages_an_object_not_the_fields() -> None:
         ]
     finally:
         await cache.close()
+
+
+async def test_a_read_before_our_own_creation_does_not_count_towards_a_copy() -> None:
+    source = Source()
+    cache = WatchCache(source, shared_selector=OURS)
+    try:
+        await cache.read("v1", "ConfigMap", OURS)  # the shared copy of our ConfigMaps
+        assert await cache.fetch(key("a")) == (False, None)  # a GET before creating it
+        cache.wrote(config_map("a", 7))
+        cache.deleted(key("a"))  # its owner went; it is made again later
+        assert await cache.fetch(key("a")) == (False, None), "a first read again"
+        assert (source.lists, cache.watches) == (1, 1), "no copy of its own"
+    finally:
+        await cache.close()

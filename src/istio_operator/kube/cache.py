@@ -286,8 +286,14 @@ class WatchCache:
     def wrote(self, obj: Mapping[str, Any]) -> None:
         """The API server's answer to a write of ours: the copies see it now."""
         kind = str(obj.get("kind"))
-        for held in self._kind(str(obj.get("apiVersion")), kind):
+        copies = self._kind(str(obj.get("apiVersion")), kind)
+        for held in copies:
             held.put(_kept(_copied(dict(obj))))
+        key = key_of(obj)
+        if any(key in held.objects for held in copies):
+            # A copy answers for it now: a read by name before its creation (whether some
+            # other writer made it) does not count towards a copy of its own.
+            self._asked.pop(key, None)
         if kind == CRD_KIND:
             self._recheck_absent()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio
-from istio_operator.api.keys import ObjectKey
+from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.kubetypes import parse_label_selector
 from istio_operator.api.labels import (
     API_VERSION,
@@ -381,8 +381,15 @@ def _components(report: ClusterReport) -> dict[str, dict[str, Any]]:
 
 
 async def _kubeconfig_secret(primary: Cluster, remote: RemoteIstio) -> dict[str, Any]:
+    """The remote's kubeconfig Secret. Once labelled for pilot (after the remote's first
+    rollout), read from the primary's one watch-fed copy of every labelled Secret, not
+    from a watch of its own: a mesh of many remotes keeps one watch for them all."""
     namespace, name = remote.metadata.namespace or "", remote.metadata.name
-    secret = await primary.get(ObjectKey("v1", "Secret", namespace, name))
+    key = ObjectKey("v1", "Secret", namespace, name)
+    for labelled in await primary.list_labelled("v1", "Secret", f"{MULTI_CLUSTER_LABEL}=true"):
+        if key_of(labelled) == key:
+            return labelled
+    secret = await primary.get(key)
     if secret is None:
         raise KubeconfigSecretError(
             f"kubeconfig Secret {namespace}/{name} not found: create it with the remote "
