@@ -119,6 +119,7 @@ def test_chart_values_shape_the_command_line() -> None:
         "image.tag=1.2.3",
         "replicas=1",
         "phaseTimeout=30",
+        "remoteConcurrency=8",
         "verbose=true",
     )
     objects = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(stream) if d}
@@ -129,6 +130,7 @@ def test_chart_values_shape_the_command_line() -> None:
         "--log-format=text",
         "--resync-period=300",
         "--phase-timeout=30",
+        "--remote-concurrency=8",
         "--metrics-port=0",
         "--health-port=8081",
         "--no-leader-election",
