@@ -42,13 +42,14 @@ from operator_process import (
     prepare,
     ready_at,
     rss_mib,
+    run_operator,
     summed,
     wait,
 )
 
 from istio_operator.api.crd import generate_crds
 from istio_operator.api.keys import ObjectKey
-from istio_operator.cli.demo import istio_body, start_operator
+from istio_operator.cli.demo import istio_body
 from istio_operator.kube.client import Cluster, config_from_file
 from istio_operator.kube.resources import register_crds
 from istio_operator.localcluster import LocalCluster, Workspace
@@ -168,14 +169,7 @@ def measure(workspace: Workspace, count: int, rest_s: float, logs: Path) -> None
         print(f"  clusters and stand-ins up in {time.monotonic() - started:.1f} s; {load()}")
         client = prepare(primary, dict(zip([s.name for s in stand_ins], stand_ins, strict=True)))
         names = [s.name for s in stand_ins]
-        port = free_port()
-        operator = start_operator(
-            primary.kubeconfig,
-            logs,
-            log_name=f"operator-many-{count}.log",
-            resync_s=DEFAULT_RESYNC_S,
-            metrics_port=port,
-        )
+        operator, port = run_operator(primary, logs, f"operator-many-{count}.log", DEFAULT_RESYNC_S)
         try:
             with DeploymentController(stand_ins):
                 started = time.monotonic()

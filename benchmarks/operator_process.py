@@ -347,6 +347,17 @@ def measure(workspace: Workspace, remotes: int, args: argparse.Namespace, workdi
             workspace.delete(name)
 
 
+def run_operator(
+    primary: LocalCluster, workdir: Path, log_name: str, resync_s: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`istio-operator run` on the primary, and the port of its metrics."""
+    port = free_port()
+    operator = start_operator(
+        primary.kubeconfig, workdir, log_name=log_name, resync_s=resync_s, metrics_port=port
+    )
+    return operator, port
+
+
 def operator_rounds(
     primary: LocalCluster,
     client: BlockingClient,
@@ -355,14 +366,7 @@ def operator_rounds(
     workdir: Path,
 ) -> None:
     """Rounds of install, rest, upgrade, rest, and deletion of the Istio resource."""
-    port = free_port()
-    operator = start_operator(
-        primary.kubeconfig,
-        workdir,
-        log_name=f"operator-{len(names)}.log",
-        resync_s=RESYNC_S,
-        metrics_port=port,
-    )
+    operator, port = run_operator(primary, workdir, f"operator-{len(names)}.log", RESYNC_S)
     clusters = ["primary cluster", *names]
     times: dict[str, list[float]] = {"1.2.5": [], "1.3.0": []}
     requests, cpu, rss = 0.0, list[float](), list[float]()
@@ -408,13 +412,8 @@ def drift(
 ) -> None:
     """With the default resync period (300 s): how long until a ConfigMap and a Service
     the operator made on a remote, deleted there, are back."""
-    port = free_port()
-    operator = start_operator(
-        primary.kubeconfig,
-        workdir,
-        log_name=f"operator-{len(names)}-drift.log",
-        resync_s=DEFAULT_RESYNC_S,
-        metrics_port=port,
+    operator, port = run_operator(
+        primary, workdir, f"operator-{len(names)}-drift.log", DEFAULT_RESYNC_S
     )
     on_remote = BlockingClient.from_kubeconfig(str(remote.kubeconfig), field_manager="benchmark")
     try:
