@@ -132,6 +132,14 @@ def metrics(port: int) -> dict[str, float]:
     return found
 
 
+def figure(port: int, key: str) -> float:
+    """One of the operator's figures; 0 while it does not serve its metrics yet."""
+    try:
+        return metrics(port).get(key, 0.0)
+    except OSError:  # not listening yet
+        return 0.0
+
+
 def summed(figures: dict[str, float], prefix: str) -> float:
     return sum(v for k, v in figures.items() if k.startswith(prefix))
 
@@ -420,7 +428,7 @@ def drift(
         wait("the mesh at rest", lambda: ready_at(client, names, "1.3.0"))
         # The statuses are the last operator's: wait until this one watches the remote.
         watching = f'istio_operator_watches{{cluster="{names[0]}"}}'
-        wait("the remote's watches", lambda: metrics(port).get(watching, 0) > 0, every=SCRAPE_S)
+        wait("the remote's watches", lambda: figure(port, watching) > 0, every=SCRAPE_S)
         found: dict[str, list[float]] = {"ConfigMap": [], "Service": []}
         for _ in range(rounds):
             for kind, name in (("ConfigMap", "istio"), ("Service", "istio-pilot")):
