@@ -51,7 +51,7 @@ from istio_operator.reconcile.status import Observation, State, observe
 from istio_operator.render import PortFact, PrimaryFacts, RemoteNetwork, render_remote_plan
 from istio_operator.render.phases import Phase
 from istio_operator.versions import UnsupportedVersionError
-from istio_operator.versions.istiod import select_family
+from istio_operator.versions.istiod import renderer_of, select_family
 
 log = logging.getLogger(__name__)
 MULTI_CLUSTER_LABEL = "istio/multiCluster"
@@ -91,7 +91,10 @@ def remote_networks(bodies: Sequence[Mapping[str, Any]]) -> list[RemoteNetwork]:
 
 
 async def list_remotes(primary: Cluster, namespace: str) -> list[dict[str, Any]]:
-    return await primary.list_all(API_VERSION, "RemoteIstio", namespace=namespace)
+    # Read whole and filtered here: a remote's pass reads every namespace's RemoteIstios
+    # (`_claimed_elsewhere`), and both are then answered by one watch-fed copy.
+    bodies = await primary.list_all(API_VERSION, "RemoteIstio")
+    return [b for b in bodies if (b.get("metadata") or {}).get("namespace") == namespace]
 
 
 def remote_ready(body: Mapping[str, Any], istio_generation: int, version: str) -> bool:
@@ -142,11 +145,9 @@ def primary_followable(istio_body: Mapping[str, Any], follows: Phase | None) -> 
 
 def remotes_follow(version: str) -> Phase | None:
     """The primary phase a family's remotes wait for (None: the whole primary). The
-    istiod family's remotes read the primary's revision tags, settled only at the end."""
-    try:
-        return CLASSIC_REMOTES_FOLLOW if select_family(version).charts is None else None
-    except UnsupportedVersionError:
-        return None
+    istiod family's remotes read the primary's revision tags, settled only at the end; so
+    does a version no family knows. Decided without the chart catalogue (no disk read)."""
+    return CLASSIC_REMOTES_FOLLOW if renderer_of(version) == "classic" else None
 
 
 @dataclass(frozen=True)
