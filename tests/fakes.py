@@ -63,6 +63,8 @@ class FakeCluster:
         self._answering = asyncio.Event()
         self._answering.set()
         self.held = asyncio.Event()  # set once a call waits on a hung cluster
+        self.applying = 0  # applies in flight
+        self.most_applying = 0  # the most applies ever in flight at once
         self._revision = 0
         for namespace in ("kube-system", "default"):
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -126,6 +128,16 @@ class FakeCluster:
         return None if obj is None else copy.deepcopy(obj)
 
     async def apply(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self.applying += 1
+        self.most_applying = max(self.most_applying, self.applying)
+        try:
+            # A round trip: other callers run meanwhile, as they would with a real server.
+            await asyncio.sleep(0)
+            return await self._apply(manifest, dry_run=dry_run)
+        finally:
+            self.applying -= 1
+
+    async def _apply(self, manifest: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]:
         await self._reached()
         key = key_of(manifest)
         desired = {k: copy.deepcopy(v) for k, v in manifest.items() if k != "status"}

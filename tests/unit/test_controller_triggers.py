@@ -1,8 +1,10 @@
-"""Triggers coalesce: any number of requests wake the owner's worker once."""
+"""Triggers coalesce: any number of requests wake the owner's worker once; a change the
+watches see wakes the owner of the changed object."""
 
 from __future__ import annotations
 
 from istio_operator.api.labels import ownership_labels
+from istio_operator.controller.handlers import drift_listener
 from istio_operator.controller.triggers import Triggers
 
 
@@ -24,3 +26,23 @@ def test_objects_without_owner_labels_and_unknown_owners_wake_nobody() -> None:
     assert not event.is_set()
     triggers.fire_all()
     assert event.is_set()
+
+
+def service(name: str) -> dict[str, object]:
+    labels = ownership_labels("mesh", "istio-system")
+    meta = {"name": name, "namespace": "istio-system", "labels": labels}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta}
+
+
+def test_the_primary_ingress_gateway_wakes_the_meshs_remotes_as_well() -> None:
+    istio, remotes = Triggers(), Triggers()
+    mesh = istio.event_for(("istio-system", "mesh"))
+    remote = remotes.event_for(("istio-system", "remote-0"))
+    elsewhere = remotes.event_for(("other", "remote-1"))
+    changed = drift_listener(istio, remotes, None)
+
+    changed("MODIFIED", service("istio-pilot"))
+    assert mesh.is_set() and not remote.is_set()
+
+    changed("MODIFIED", service("istio-ingressgateway"))
+    assert remote.is_set() and not elsewhere.is_set()

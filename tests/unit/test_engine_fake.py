@@ -155,6 +155,30 @@ async def test_a_phase_is_not_applied_while_an_earlier_phases_workload_is_unavai
     assert fake.written() == [key(citadel), *report.applied]
 
 
+async def test_a_phases_writes_go_out_at_once_tier_by_tier() -> None:
+    fake = FakeCluster()
+    webhook = owned(
+        "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "injector", webhooks=[]
+    )
+    workload = deployment("istio-sidecar-injector", Phase.BASE)
+    namespace = DesiredObject(
+        Phase.BASE,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": OWNER}},
+    )
+    configs = [config_map(f"config-{n}") for n in range(4)]
+    # Rendered in an order where each object precedes what it needs.
+    objects = [webhook, workload, *configs, namespace]
+
+    report = await reconcile_cluster(fake, objects, OWNERSHIP, phase_timeout=0)
+
+    assert report.done
+    written = fake.written("apply")
+    assert written[0] == key(namespace)
+    assert sorted(written[1:5]) == sorted(key(o) for o in configs)
+    assert written[5:] == [key(workload), key(webhook)]
+    assert fake.most_applying > 1  # the config maps' writes overlapped
+
+
 async def test_the_next_phase_starts_once_the_awaited_workload_becomes_available() -> None:
     fake = FakeCluster()
     citadel = deployment("istio-citadel", Phase.CITADEL)

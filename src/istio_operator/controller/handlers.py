@@ -1,7 +1,7 @@
 """kopf handlers: thin. They map events to reconcile requests and run the workers:
 one per `Istio` resource (its primary control plane) and one per `RemoteIstio` (its
 cluster), and the cleanups on deletion. Changes to the operator's objects on any cluster
-come from the clients' watch-fed copies (`_drift`), not from kopf's watches."""
+come from the clients' watch-fed copies (`drift_listener`), not from kopf's watches."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ from istio_operator.reconcile.istio import Peer
 from istio_operator.reconcile.kinds import register_managed_kinds
 from istio_operator.reconcile.remote import (
     ABANDON_CLEANUP,
+    INGRESS_GATEWAY,
     MULTI_CLUSTER_LABEL,
     list_remotes,
     remove_remote,
@@ -90,11 +91,11 @@ def build_registry(config: RunConfig) -> kopf.OperatorRegistry:
         # A change the watches see to an object of ours on any cluster asks for a pass
         # of its owner: drift is repaired at once, not at the next resync.
         primary = Cluster.from_config(PRIMARY, config_from_file(config.kubeconfig)).cached(
-            _drift(istio_triggers, remote_triggers, None)
+            drift_listener(istio_triggers, remote_triggers, None)
         )
         remotes = RemoteClients(
             cached=True,
-            listener=lambda remote: _drift(istio_triggers, remote_triggers, remote),
+            listener=lambda remote: drift_listener(istio_triggers, remote_triggers, remote),
         )
         memo["shared"] = Shared(
             primary, remotes, Exclusive(), istio_triggers, remote_triggers, config
@@ -314,11 +315,14 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
-def _drift(istio_triggers: Triggers, remote_triggers: Triggers, remote: str | None) -> Listener:
+def drift_listener(
+    istio_triggers: Triggers, remote_triggers: Triggers, remote: str | None
+) -> Listener:
     """For one cluster's client (`remote` None: the primary's): a change its watches see to
     an object the operator wrote asks for a pass of that object's owner, a RemoteIstio's
     worker for what it wrote (on its remote, or its secret on the primary), else the
-    Istio's."""
+    Istio's. The primary's ingress gateway Service wakes the mesh's remotes too: those
+    waiting for its load-balancer address start once it is there."""
 
     def changed(_: str, obj: Mapping[str, Any]) -> None:
         labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -327,7 +331,9 @@ def _drift(istio_triggers: Triggers, remote_triggers: Triggers, remote: str | No
         owner_remote = labels.get(REMOTE, remote)
         if owner_remote is not None:
             remote_triggers.fire((labels[OWNER_NAMESPACE], owner_remote))
-        else:
-            istio_triggers.fire_owner_of(labels)
+            return
+        istio_triggers.fire_owner_of(labels)
+        if obj.get("kind") == "Service" and obj["metadata"].get("name") == INGRESS_GATEWAY:
+            remote_triggers.fire_namespace(labels[OWNER_NAMESPACE])
 
     return changed

@@ -119,12 +119,6 @@ def classic_only_fields(spec: IstioSpec) -> list[str]:
     return sorted(p for p in _set_paths(spec.model_dump(exclude_none=True)) if not _read(p))
 
 
-def istiod_only_fields(spec: IstioSpec) -> list[str]:
-    """The fields `spec` sets that only the istiod family reads."""
-    given = spec.model_dump(exclude_none=True)
-    return sorted(f"spec.{name}" for name in ISTIOD.own_fields if name in given)
-
-
 def _read(path: str) -> bool:
     plain = path.removeprefix("spec.")
     return any(plain == f or plain.startswith(f"{f}.") for f in ISTIOD.fields)

@@ -23,9 +23,9 @@ from istio_operator.api.errors import SpecError
 from istio_operator.api.istio import Istio, IstioSpec
 from istio_operator.api.remoteistio import RemoteIstio
 from istio_operator.plan import model
-from istio_operator.plan.istiod import istiod_only_fields
 from istio_operator.plan.rules import Rule, Scope
 from istio_operator.versions.families import FAMILIES, Family, family_for, parse_version
+from istio_operator.versions.istiod import ISTIOD
 
 T = TypeVar("T")
 
@@ -128,7 +128,8 @@ def check_classic_fields(spec: IstioSpec) -> None:
     mean nothing to them and are refused rather than ignored."""
     if spec.mtls is None:
         raise SpecError("spec.mtls", "Field required")
-    own = istiod_only_fields(spec)
+    given = spec.model_dump(exclude_none=True)
+    own = sorted(f"spec.{name}" for name in ISTIOD.own_fields if name in given)
     if own:
         raise SpecError(
             own[0],

@@ -270,32 +270,70 @@ class _Applier:
         return self.live.get(key) or self.foreign.get(key)
 
     async def __call__(self, changes: Iterable[_Change]) -> list[ObjectKey]:
-        applied = []
-        for change in changes:
-            key = key_of(change.manifest)
-            other = self.foreign.pop(key, None)
-            self.took_over |= other is not None
-            if other is not None and needs_replacement(other, change.manifest):
-                gone, handed = await supersede(
-                    self.cluster, other, self.ownership.labels, self.wait_s, self.poll_interval
-                )
-                self.live.update((key_of(obj), obj) for obj in handed)  # pruned at the end
-                if not gone:
-                    continue  # still being deleted: the phase waits, the next pass creates
-                other = None
-            if other is not None and made_by_the_reference(other):
-                log.info("%s: taking over %s (made by the reference)", self.cluster.name, key)
-                self.live[key] = await self.cluster.take_over(change.manifest, other)
-            else:
-                if other is not None:
-                    log.info("%s: applying over %s (another writer's)", self.cluster.name, key)
-                elif change.drift is None:
-                    log.info("%s: creating %s", self.cluster.name, key)
-                else:
-                    log.info("%s: updating %s (changed: %s)", self.cluster.name, key, change.drift)
-                self.live[key] = await self.cluster.apply(change.manifest)
-            applied.append(key)
+        """Applies a phase's changes tier by tier (see `apply_tier`), a tier's at once."""
+        bound = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def one(change: _Change) -> ObjectKey | None:
+            async with bound:
+                return await self._write(change)
+
+        applied: list[ObjectKey] = []
+        ordered = sorted(changes, key=lambda c: apply_tier(c.manifest["kind"]))
+        for _, tier in groupby(ordered, key=lambda c: apply_tier(c.manifest["kind"])):
+            written = await asyncio.gather(*(one(change) for change in tier))
+            applied += [key for key in written if key is not None]
         return applied
+
+    async def _write(self, change: _Change) -> ObjectKey | None:
+        """Writes one change; None when what it replaces is still being deleted."""
+        key = key_of(change.manifest)
+        other = self.foreign.pop(key, None)
+        self.took_over |= other is not None
+        if other is not None and needs_replacement(other, change.manifest):
+            gone, handed = await supersede(
+                self.cluster, other, self.ownership.labels, self.wait_s, self.poll_interval
+            )
+            self.live.update((key_of(obj), obj) for obj in handed)  # pruned at the end
+            if not gone:
+                return None  # still being deleted: the phase waits, the next pass creates
+            other = None
+        if other is not None and made_by_the_reference(other):
+            log.info("%s: taking over %s (made by the reference)", self.cluster.name, key)
+            self.live[key] = await self.cluster.take_over(change.manifest, other)
+        else:
+            if other is not None:
+                log.info("%s: applying over %s (another writer's)", self.cluster.name, key)
+            elif change.drift is None:
+                log.info("%s: creating %s", self.cluster.name, key)
+            else:
+                log.info("%s: updating %s (changed: %s)", self.cluster.name, key, change.drift)
+            self.live[key] = await self.cluster.apply(change.manifest)
+        return key
+
+
+# The order of writes within a phase: what others live in (namespaces) or are made of
+# (CRDs) first; then what workloads read (accounts, RBAC, config, Services); then the
+# workloads, whose pods would otherwise be refused for a missing account; webhooks last,
+# so that none calls a Service before the workload behind it is applied. A tier's writes
+# are independent of each other and go out at once.
+_TIERS: Mapping[str, int] = {
+    "Namespace": 0,
+    CRD_KIND: 0,
+    "Deployment": 2,
+    "DaemonSet": 2,
+    "HorizontalPodAutoscaler": 2,
+    "PodDisruptionBudget": 2,
+    "MutatingWebhookConfiguration": 3,
+    "ValidatingWebhookConfiguration": 3,
+    "ValidatingAdmissionPolicy": 3,
+    "ValidatingAdmissionPolicyBinding": 3,
+}
+APPLY_CONCURRENCY = 8
+
+
+def apply_tier(kind: str) -> int:
+    """The tier of a phase in which objects of `kind` are written (see `_TIERS`)."""
+    return _TIERS.get(kind, 1)
 
 
 async def _wait_for_workloads(
