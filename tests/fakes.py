@@ -63,6 +63,8 @@ class FakeCluster:
         self._answering = asyncio.Event()
         self._answering.set()
         self.held = asyncio.Event()  # set once a call waits on a hung cluster
+        # A cloud's load-balancer controller: the address a LoadBalancer Service gets.
+        self.load_balancer_address: str | None = None
         self.applying = 0  # applies in flight
         self.most_applying = 0  # the most applies ever in flight at once
         self._revision = 0
@@ -281,6 +283,11 @@ class FakeCluster:
         if self.unreachable:
             raise ClusterUnreachableError(f"cluster {self.name} is unreachable: (fake outage)")
 
+    def _give_address(self, service: dict[str, Any]) -> None:
+        balanced = (service.get("spec") or {}).get("type") == "LoadBalancer"
+        if balanced and self.load_balancer_address and "status" not in service:
+            service["status"] = {"loadBalancer": {"ingress": [{"ip": self.load_balancer_address}]}}
+
     def _next_revision(self) -> str:
         self._revision += 1
         return str(self._revision)
@@ -288,6 +295,8 @@ class FakeCluster:
     def _settle(self, key: ObjectKey) -> None:
         """The status the cluster's controllers would give the object."""
         obj = self.objects.get(key)
+        if obj is not None and key.kind == "Service":
+            self._give_address(obj)
         if obj is None or key.kind not in ("Deployment", "DaemonSet", "CustomResourceDefinition"):
             return
         if not self._available.get(key, self.available_by_default):

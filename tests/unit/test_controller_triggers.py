@@ -46,3 +46,21 @@ def test_the_primary_ingress_gateway_wakes_the_meshs_remotes_as_well() -> None:
 
     changed("MODIFIED", service("istio-ingressgateway"))
     assert remote.is_set() and not elsewhere.is_set()
+
+
+def test_a_labelled_kubeconfig_secret_wakes_the_remote_of_its_name_on_the_primary_only() -> None:
+    istio, remotes = Triggers(), Triggers()
+    remote = remotes.event_for(("istio-system", "remote-0"))
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "remote-0", "namespace": "istio-system", "labels": {}},
+    }
+    drift_listener(istio, remotes, None)("MODIFIED", secret)
+    assert not remote.is_set()  # not (yet) labelled for the mesh
+
+    secret["metadata"]["labels"] = {"istio/multiCluster": "true"}  # type: ignore[index]
+    drift_listener(istio, remotes, "remote-1")("MODIFIED", secret)
+    assert not remote.is_set()  # a Secret of that name on some remote cluster
+    drift_listener(istio, remotes, None)("MODIFIED", secret)
+    assert remote.is_set()

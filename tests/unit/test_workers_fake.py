@@ -276,6 +276,42 @@ async def test_an_unreachable_remote_does_not_stop_another_remotes_reconcile(
     assert deployments(clusters["remote-a"]) == deployments(clusters["remote-b"])
 
 
+async def test_a_remote_tells_its_gateway_address_while_it_rolls_out(
+    events: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    primary, clusters = mesh_with_remotes(["remote-a"])
+    body = primary.objects[ISTIO_KEY]
+    body["spec"]["meshExpansion"] = True
+    primary.load_balancer_address = "100.64.0.1"
+    primary.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "istio-ingressgateway", "namespace": NAMESPACE},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]},
+        }
+    )
+    clusters["remote-a"].load_balancer_address = "100.65.0.1"
+    mesh = shared(primary, clusters)
+    told = mesh.istio_triggers.event_for((NAMESPACE, ISTIO))
+    statuses: list[tuple[str, list[str], bool]] = []
+    write = primary.patch_status
+
+    async def recorded(key: ObjectKey, status: Any) -> None:
+        await write(key, status)
+        if key.kind == "RemoteIstio":
+            now = remote_status(primary, "remote-a")
+            statuses.append((now["Status"], now.get("GatewayAddress") or [], told.is_set()))
+
+    monkeypatch.setattr(primary, "patch_status", recorded)
+
+    assert await remote_worker(mesh, primary, "remote-a").run_once(ISTIO) == RESYNC_S
+
+    # Known, and the primary told, while the remote still rolled out; then Available.
+    assert (RECONCILING, ["100.65.0.1"], True) in statuses
+    assert statuses[-1][:2] == (AVAILABLE, ["100.65.0.1"])
+
+
 async def test_a_hung_remote_does_not_delay_another_remote(
     events: list[tuple[str, str, str]],
 ) -> None:

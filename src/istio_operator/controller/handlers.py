@@ -223,17 +223,6 @@ def _register_remotes(
             # An istiod-family remote reported its revisions: the primary's tags may move.
             istio_triggers.fire_namespace(namespace)
 
-    @kopf.on.event(
-        "",
-        "v1",
-        "secrets",
-        id="kubeconfig-changed",
-        labels={MULTI_CLUSTER_LABEL: "true"},
-        registry=registry,
-    )
-    async def kubeconfig_changed(namespace: str | None, name: str, **_: Any) -> None:
-        remote_triggers.fire((namespace or "", name))
-
     @kopf.daemon(
         GROUP,
         "v1beta1",
@@ -322,10 +311,15 @@ def drift_listener(
     an object the operator wrote asks for a pass of that object's owner, a RemoteIstio's
     worker for what it wrote (on its remote, or its secret on the primary), else the
     Istio's. The primary's ingress gateway Service wakes the mesh's remotes too: those
-    waiting for its load-balancer address start once it is there."""
+    waiting for its load-balancer address start once it is there. A labelled kubeconfig
+    Secret (the primary's one copy of them all) wakes the RemoteIstio of its name: kopf
+    need not watch every Secret of the cluster for it."""
 
     def changed(_: str, obj: Mapping[str, Any]) -> None:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if remote is None and obj.get("kind") == "Secret" and labels.get(MULTI_CLUSTER_LABEL):
+            remote_triggers.fire((meta.get("namespace") or "", meta.get("name") or ""))
         if labels.get(MANAGED_BY) != MANAGED_BY_VALUE or OWNER_NAMESPACE not in labels:
             return
         owner_remote = labels.get(REMOTE, remote)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from istio_operator.api.keys import ObjectKey
@@ -161,6 +161,7 @@ class RemoteWorker:
         self.status = StatusWriter(shared.primary, logger)
         self.backoff = Backoff()
         self._snapshot: dict[str, Any] = {}
+        self._phase = Phase.BASE  # the phase the rollout in progress last reported
 
     async def run_once(self, istio_name: str | None) -> float:
         resync = self.shared.config.resync_period
@@ -184,7 +185,9 @@ class RemoteWorker:
         istio = None
         if istio_name is not None:
             istio = await primary.get(ObjectKey(API_VERSION, "Istio", self.key[0], istio_name))
-        settings = RemoteSettings(self.shared.config.phase_timeout, self._rolling_out)
+        settings = RemoteSettings(
+            self.shared.config.phase_timeout, self._rolling_out, self._gateway_known
+        )
         outcome = await reconcile_remote(
             primary, self.shared.remotes, istio, self._snapshot, settings
         )
@@ -197,8 +200,16 @@ class RemoteWorker:
         return self.backoff.after(seen, resync)
 
     async def _rolling_out(self, cluster: str, phase: Phase) -> None:
+        self._phase = phase
         seen = _rolling(self._snapshot, phase)
         await self.status.report(self.remote_key, self._snapshot, seen)
+
+    async def _gateway_known(self, addresses: tuple[str, ...]) -> None:
+        """The remote gateway's addresses, known during the rollout: in the status at once,
+        and the primary told (its meshNetworks list them)."""
+        seen = replace(_rolling(self._snapshot, self._phase), gateway_addresses=addresses)
+        if await self.status.report(self.remote_key, self._snapshot, seen):
+            self.shared.istio_triggers.fire_namespace(self.key[0])
 
 
 def _rolling(body: Mapping[str, Any], phase: Phase) -> Observation:

@@ -25,6 +25,10 @@ from istio_operator.kube.resources import (
 )
 
 REQUEST_TIMEOUT_S = 15.0
+# Requests of one client in flight at once. Each needs a connection of its own (a watch
+# holds one for as long as it runs): a pass asking a hundred things at once would open a
+# hundred connections, a TLS handshake each, where a few reused ones answer as quickly.
+REQUESTS_AT_ONCE = 16
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_RETRIES = 5
 # What an API server answers to an object it will not take: bad request (strict field
@@ -133,6 +137,8 @@ class Cluster:
     requests: int = 0  # every request sent (watches excepted), retries included
     # Watch-fed copies of what this client reads (`cached`): none, every read is a request.
     cache: WatchCache | None = None
+    # Requests in flight at once (see `REQUESTS_AT_ONCE`).
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(REQUESTS_AT_ONCE))
 
     def cached(self, listener: Listener | None = None) -> Cluster:
         """This client, its reads answered from watch-fed copies from now on (`listener`
@@ -399,7 +405,8 @@ class Cluster:
         for attempt in range(TRANSIENT_RETRIES + 1):
             self.requests += 1
             try:
-                return await call()
+                async with self._slots:
+                    return await call()
             except httpx.HTTPStatusError as error:  # lightkube's ApiError is one
                 code = _status_code(error)
                 if code == 404 and "missing" in on_404:

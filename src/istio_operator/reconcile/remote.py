@@ -10,7 +10,7 @@ it never stops the primary or another remote.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -150,10 +150,16 @@ def remotes_follow(version: str) -> Phase | None:
     return CLASSIC_REMOTES_FOLLOW if renderer_of(version) == "classic" else None
 
 
+# Told, during a classic remote's rollout, its ingress gateway's addresses once its load
+# balancer has them: the primary's meshNetworks need not wait for the end of the rollout.
+GatewayListener = Callable[[tuple[str, ...]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class RemoteSettings:
     phase_timeout: float = 60.0
     on_rollout: RolloutListener | None = None
+    on_gateway: GatewayListener | None = None
 
 
 async def reconcile_remote(
@@ -301,7 +307,9 @@ async def _reconcile(
         objects,
         remote_ownership(istio.metadata.name, istio.metadata.namespace or "", remote.metadata.name),
         settings.phase_timeout,
-        settings.on_rollout,
+        _telling_gateway(settings, cluster, remote.metadata.namespace or "")
+        if istio.spec.meshExpansion
+        else settings.on_rollout,
     )
     if report.done:
         await _label_secret(primary, secret)
@@ -312,6 +320,26 @@ async def _reconcile(
     addresses = await ingress_addresses(cluster, remote.metadata.namespace or "")
     seen = observe(generation, report, istio.spec.version, addresses, _components(report))
     return replace(seen, istio_generation=istio_generation, cluster_id=cluster_id)
+
+
+def _telling_gateway(
+    settings: RemoteSettings, cluster: Cluster, namespace: str
+) -> RolloutListener | None:
+    """The rollout's listener, telling also the remote gateway's addresses as each phase
+    starts: its Service goes out in the base phase, its load balancer's address comes
+    while citadel and the sidecar injector roll out."""
+    if settings.on_gateway is None:
+        return settings.on_rollout
+    on_rollout, on_gateway = settings.on_rollout, settings.on_gateway
+
+    async def rolled_out(name: str, phase: Phase) -> None:
+        if on_rollout is not None:
+            await on_rollout(name, phase)
+        addresses = await ingress_addresses(cluster, namespace)
+        if addresses:
+            await on_gateway(addresses)
+
+    return rolled_out
 
 
 async def missing_secret(

@@ -415,4 +415,13 @@ def render(ctx: Context) -> list[DesiredObject]:
             manifests += workload(ctx, kind)
     if not ctx.is_remote:
         manifests += k8s_ingress(ctx) + mesh_expansion(ctx) + multi_mesh(ctx)
-    return ctx.emit(Phase.GATEWAYS, manifests)
+    # A cloud load balancer takes minutes to provision, and remotes and meshNetworks wait
+    # for its address: its Service goes out in the base phase, so that the address comes
+    # while the control plane rolls out, not after the gateways.
+    early = [m for m in manifests if _load_balanced(m)]
+    later = [m for m in manifests if not _load_balanced(m)]
+    return ctx.emit(Phase.BASE, early) + ctx.emit(Phase.GATEWAYS, later)
+
+
+def _load_balanced(manifest: Manifest) -> bool:
+    return bool(manifest["kind"] == "Service" and manifest["spec"].get("type") == "LoadBalancer")
