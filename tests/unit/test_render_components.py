@@ -165,6 +165,15 @@ def test_disabling_mixer_removes_policy_telemetry_and_their_config() -> None:
 def test_gateways_switch_covers_both_gateways() -> None:
     objects = primary(gateways__enabled=False)
     assert not [obj for obj in objects if obj.phase is Phase.GATEWAYS]
+    # Nor their Services, which go out earlier (in the base phase) when load-balanced.
+    assert not [obj for obj in objects if obj.name.endswith("gateway")]
+
+
+def test_a_load_balanced_gateway_service_goes_out_with_the_base_phase() -> None:
+    phases = {(o.kind, o.name): o.phase for o in primary()}
+    assert phases[("Service", "istio-ingressgateway")] is Phase.BASE  # a LoadBalancer
+    assert phases[("Deployment", "istio-ingressgateway")] is Phase.GATEWAYS
+    assert phases[("Service", "istio-egressgateway")] is Phase.GATEWAYS  # a ClusterIP
 
 
 def test_mesh_expansion_objects() -> None:
