@@ -193,9 +193,10 @@ def spread(values: list[float], unit: str = "s", digits: int = 2) -> str:
     return f"{low:.{digits}f}/{mid:.{digits}f}/{high:.{digits}f} {unit}"
 
 
-def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> tuple[float, list[float]]:
-    """Across `passes` passes of the primary at rest: the most requests any cluster got
-    in one pass, and the CPU time of each pass (every worker's work in between)."""
+def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> tuple[list[str], list[float]]:
+    """Across `passes` passes of the primary at rest: what was asked of which cluster in
+    a pass that asked anything ("3 on remote-0"), and the CPU time of each pass (every
+    worker's work in between)."""
     wait(
         "the operator's client metrics",
         lambda: all(
@@ -204,7 +205,7 @@ def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> tuple[floa
         60,
     )
     keys = [f'istio_operator_api_requests_total{{cluster="{c}"}}' for c in clusters]
-    most, cpu = 0.0, []
+    asked, cpu = [], []
     for _ in range(passes):
         before, cpu_before = metrics(port), cpu_seconds(pid)
         base = summed(before, "istio_operator_reconciles_total")
@@ -216,8 +217,12 @@ def at_rest(port: int, pid: int, clusters: list[str], passes: int) -> tuple[floa
         )
         after = metrics(port)
         cpu.append(1000 * (cpu_seconds(pid) - cpu_before))
-        most = max([most, *(after[k] - before[k] for k in keys)])
-    return most, cpu
+        asked += [
+            f"{after[k] - before[k]:.0f} on {c}"
+            for c, k in zip(clusters, keys, strict=True)
+            if after[k] > before[k]
+        ]
+    return asked, cpu
 
 
 def watches_open(port: int, clusters: list[str]) -> str:
@@ -388,7 +393,7 @@ def operator_rounds(
     operator, port = run_operator(primary, workdir, f"operator-{len(names)}.log", RESYNC_S)
     clusters = ["primary cluster", *names]
     times: dict[str, list[float]] = {"1.2.5": [], "1.3.0": []}
-    requests, cpu, rss = 0.0, list[float](), list[float]()
+    asked, cpu, rss = list[str](), list[float](), list[float]()
     try:
         # An operator already running, as for every round after the first: its start is
         # not part of an install. It is up once it has told each (new) RemoteIstio that
@@ -403,8 +408,8 @@ def operator_rounds(
                 client.apply(istio_body(version), force=True)
                 wait(f"the mesh at {version}", lambda v=version: ready_at(client, names, v))
                 times[version].append(time.monotonic() - started)
-                most, spent = at_rest(port, operator.pid, clusters, args.idle_passes)
-                requests, cpu = max(requests, most), cpu + spent
+                requests, spent = at_rest(port, operator.pid, clusters, args.idle_passes)
+                asked, cpu = asked + requests, cpu + spent
             rss.append(rss_mib(operator.pid))
             if round_ < args.rounds - 1:
                 kubectl(primary, "delete", "istio", "mesh", "-n", NAMESPACE, "--wait")
@@ -414,8 +419,8 @@ def operator_rounds(
         )
         print(
             f"  at rest ({len(cpu)} passes of the primary, resync {RESYNC_S} s, the remotes' "
-            f"workers pass as often): at most {requests:.0f} requests per pass on any "
-            f"cluster; CPU per pass {spread(cpu, 'ms', 0)}; watches: "
+            f"workers pass as often): requests {', '.join(asked) or 'none'} (passes that "
+            f"asked anything); CPU per pass {spread(cpu, 'ms', 0)}; watches: "
             f"{watches_open(port, clusters)}"
         )
         print(f"  memory at rest after each round: {spread(rss, 'MiB', 0)} resident")
