@@ -51,18 +51,20 @@ def test_unusable_secrets_get_a_clear_message(data: dict[str, str] | None, expec
     assert "remote" in str(error.value)
 
 
-async def test_a_changed_secret_gets_a_new_client_and_the_old_one_outlives_its_requests() -> None:
+async def test_a_new_kubeconfig_gets_a_new_client_and_the_old_one_outlives_its_requests() -> None:
     clients = RemoteClients()
     data = {"remote": encoded(yaml.safe_dump(KUBECONFIG))}
     first = await clients.for_secret(
         "remote", {**secret(data), "metadata": {"uid": "u", "resourceVersion": "1"}}
     )
-    again = await clients.for_secret(
-        "remote", {**secret(data), "metadata": {"uid": "u", "resourceVersion": "1"}}
-    )
+    # Labelled (for pilot): the same kubeconfig, the same client, its copies kept.
+    labelled = {"uid": "u", "resourceVersion": "2", "labels": {"istio/multiCluster": "true"}}
+    again = await clients.for_secret("remote", {**secret(data), "metadata": labelled})
     assert again is first
+    renewed_config = {**KUBECONFIG, "users": [{"name": "r", "user": {"token": "renewed"}}]}
+    renewed_data = {"remote": encoded(yaml.safe_dump(renewed_config))}
     renewed = await clients.for_secret(
-        "remote", {**secret(data), "metadata": {"uid": "u", "resourceVersion": "2"}}
+        "remote", {**secret(renewed_data), "metadata": {"uid": "u", "resourceVersion": "3"}}
     )
     assert renewed is not first
     # A request in flight on the old client (the watch, a reconcile) is not cut off.

@@ -72,8 +72,12 @@ class RemoteClients:
         self._cached, self._listener = cached, listener
 
     async def for_secret(self, remote: str, secret: Mapping[str, Any]) -> Cluster:
+        # What the client is made of: the Secret (its uid) and its kubeconfig. Not its
+        # resourceVersion: labelling the Secret for pilot (after a remote's first rollout)
+        # changes that, and a new client would read and watch the whole remote again.
         meta = secret.get("metadata") or {}
-        version = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+        data = secret.get("data") or {}
+        version = (str(meta.get("uid")), repr(sorted(data.items())))
         known = self._clients.get(remote)
         if known is not None and known[0] == version:
             return known[1]
