@@ -61,7 +61,7 @@ def _close_later(cluster: Cluster) -> None:
 
 
 class RemoteClients:
-    """One client per remote cluster, rebuilt when its Secret changes."""
+    """One client per remote cluster, rebuilt when its kubeconfig (or its Secret) changes."""
 
     def __init__(
         self, *, cached: bool = False, listener: Callable[[str], Listener] | None = None
