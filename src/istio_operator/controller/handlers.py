@@ -318,7 +318,11 @@ def drift_listener(
     def changed(_: str, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
-        if remote is None and obj.get("kind") == "Secret" and labels.get(MULTI_CLUSTER_LABEL):
+        if (
+            remote is None
+            and obj.get("kind") == "Secret"
+            and labels.get(MULTI_CLUSTER_LABEL) == "true"
+        ):
             remote_triggers.fire((meta.get("namespace") or "", meta.get("name") or ""))
         if labels.get(MANAGED_BY) != MANAGED_BY_VALUE or OWNER_NAMESPACE not in labels:
             return
@@ -327,7 +331,7 @@ def drift_listener(
             remote_triggers.fire((labels[OWNER_NAMESPACE], owner_remote))
             return
         istio_triggers.fire_owner_of(labels)
-        if obj.get("kind") == "Service" and obj["metadata"].get("name") == INGRESS_GATEWAY:
+        if obj.get("kind") == "Service" and meta.get("name") == INGRESS_GATEWAY:
             remote_triggers.fire_namespace(labels[OWNER_NAMESPACE])
 
     return changed

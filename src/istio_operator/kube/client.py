@@ -138,7 +138,9 @@ class Cluster:
     # Watch-fed copies of what this client reads (`cached`): none, every read is a request.
     cache: WatchCache | None = None
     # Requests in flight at once (see `REQUESTS_AT_ONCE`).
-    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(REQUESTS_AT_ONCE))
+    _slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(REQUESTS_AT_ONCE), init=False, repr=False
+    )
 
     def cached(self, listener: Listener | None = None) -> Cluster:
         """This client, its reads answered from watch-fed copies from now on (`listener`

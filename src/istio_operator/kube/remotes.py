@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -76,8 +77,8 @@ class RemoteClients:
         # resourceVersion: labelling the Secret for pilot (after a remote's first rollout)
         # changes that, and a new client would read and watch the whole remote again.
         meta = secret.get("metadata") or {}
-        data = secret.get("data") or {}
-        version = (str(meta.get("uid")), repr(sorted(data.items())))
+        data = repr(sorted((secret.get("data") or {}).items())).encode()
+        version = (str(meta.get("uid")), hashlib.sha256(data).hexdigest())
         known = self._clients.get(remote)
         if known is not None and known[0] == version:
             return known[1]

@@ -277,9 +277,11 @@ class _Applier:
             async with bound:
                 return await self._write(change)
 
+        def tier_of(change: _Change) -> int:
+            return apply_tier(change.manifest["kind"])
+
         applied: list[ObjectKey] = []
-        ordered = sorted(changes, key=lambda c: apply_tier(c.manifest["kind"]))
-        for _, tier in groupby(ordered, key=lambda c: apply_tier(c.manifest["kind"])):
+        for _, tier in groupby(sorted(changes, key=tier_of), key=tier_of):
             written = await asyncio.gather(*(one(change) for change in tier))
             applied += [key for key in written if key is not None]
         return applied
