@@ -45,6 +45,7 @@ class Source:
         self.lists = 0
         self.watching: asyncio.Queue[tuple[str, dict[str, Any]] | Exception] = asyncio.Queue()
         self.watches = 0
+        self.watched_from: list[str] = []
 
     async def list_versioned(
         self,
@@ -78,6 +79,7 @@ class Source:
         namespace: str | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         self.watches += 1
+        self.watched_from.append(resource_version)
         while True:
             item = await self.watching.get()
             if isinstance(item, Exception):
@@ -354,5 +356,43 @@ async def test_a_read_before_our_own_creation_does_not_count_towards_a_copy() ->
         cache.deleted(key("a"))  # its owner went; it is made again later
         assert await cache.fetch(key("a")) == (False, None), "a first read again"
         assert (source.lists, cache.watches) == (1, 1), "no copy of its own"
+    finally:
+        await cache.close()
+
+
+async def test_a_kind_holding_none_of_ours_is_not_watched_until_we_write_one() -> None:
+    theirs = config_map("theirs", 5)
+    theirs["metadata"]["labels"] = {"app": "theirs"}
+    source = Source(theirs)
+    cache = WatchCache(source, shared_selector=OURS)
+    try:
+        for _ in range(3):
+            assert await cache.read("v1", "ConfigMap", f"{OURS},owner=mesh") == []
+        assert (source.lists, source.watches, cache.watches) == (1, 0, 0)
+        assert not cache.get(key("a"))[0]  # a labelled copy does not know of others
+        cache.wrote(config_map("a", 12, owner="mesh"))
+        await asyncio.sleep(0)  # the watch's task takes its first step
+        # Watched from the empty list's version: nothing made since is missed.
+        assert (source.watched_from, cache.watches) == (["10"], 1)
+        await delivered(cache, source, ("ADDED", config_map("b", 13, owner="mesh")))
+        found = await cache.read("v1", "ConfigMap", f"{OURS},owner=mesh")
+        assert sorted(o["metadata"]["name"] for o in found) == ["a", "b"]
+        assert source.lists == 1
+    finally:
+        await cache.close()
+
+
+async def test_only_reads_of_all_of_ours_stay_unwatched_when_empty() -> None:
+    source = Source()
+    cache = WatchCache(source, shared_selector=OURS)
+    try:
+        await cache.read("v1", "ConfigMap", "app=other")
+        await cache.read("v1", "ConfigMap", OURS, namespace="istio-system")
+        assert cache.watches == 2
+        cache.wrote({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+        await cache.read("v1", "Secret", OURS)
+        assert cache.watches == 2  # a write not of ours (no labels) wakes no quiet copy
+        cache.wrote(config_map("a", 12) | {"kind": "Secret"})
+        assert cache.watches == 3
     finally:
         await cache.close()

@@ -8,6 +8,15 @@ A watch that ends leaves its copy unused: the next read lists afresh and watches
 an outage is seen as it would be without the cache. `changed` lets a waiter wake on the
 next event of the cluster instead of polling it.
 
+A kind of which this process's objects (the shared selector) number none on the cluster is
+kept without a watch ("quiet"): nothing of ours can appear in it but by a write of ours
+(the objects the operator applies are written by no one else; what controllers derive from
+them, pods and ReplicaSets, is never pruned nor read from that copy), so the copy starts
+watching, from the version of its empty list, when this client first writes an object
+into it. Each watch holds a connection (about 80 KiB with its TLS state): a remote
+cluster has kinds of which it holds nothing of ours (DaemonSets, Roles, admission
+policies, ...), and with tens of remotes their watches add up.
+
 An object read by name a second time (a kubeconfig Secret, the CA, the Istio resource) gets
 a copy of its own, watched by name; a one-off read stays a request. A kind the server does
 not serve (an Istio CRD not installed on a remote) is known to be empty until this client
@@ -148,12 +157,14 @@ class _Copy:
     task: asyncio.Task[None] | None = None
     live: bool = False  # kept by a running watch
     absent_until: float | None = None  # a kind not served: known empty until then (loop time)
+    # Quiet: none of ours at the list of this version, so not watched (see the module's).
+    quiet_since: str | None = None
 
     @property
     def current(self) -> bool:
         if self.absent_until is not None:
             return asyncio.get_running_loop().time() < self.absent_until
-        return self.live
+        return self.live or self.quiet_since is not None
 
     def holds(self, obj: Mapping[str, Any]) -> bool:
         query = self.query
@@ -289,6 +300,8 @@ class WatchCache:
         copies = self._kind(str(obj.get("apiVersion")), kind)
         for held in copies:
             held.put(_kept(_copied(dict(obj))))
+            if held.quiet_since is not None and held.objects:
+                self._watch(held, held.quiet_since)
         key = key_of(obj)
         if any(key in held.objects for held in copies):
             # A copy answers for it now: a read by name before its creation (whether some
@@ -353,15 +366,27 @@ class WatchCache:
             old.task.cancel()
         if not version:  # not served: nothing of the kind exists, nothing to watch
             held.absent_until = asyncio.get_running_loop().time() + ABSENT_RECHECK_S
+        elif not objects and self._may_stay_quiet(query):
+            held.live, held.quiet_since = False, version
         elif self.watches >= MAX_WATCHES:
             log.debug("%s: %s not watched (%d watches)", self.source.name, query, self.watches)
             self._copies.pop(query, None)
             held.live = False
             return held
         self._copies[query] = held
+        log.debug("%s: %d of %s, watched: %s", self.source.name, len(objects), query, held.live)
         if held.live:
-            held.task = asyncio.ensure_future(self._follow(held, version))
+            self._watch(held, version)
         return held
+
+    def _may_stay_quiet(self, query: Query) -> bool:
+        """Whether an empty list of `query` is kept unwatched: what it asks for is every
+        object of ours of its kind (see the module's docstring)."""
+        return bool(self.shared) and query == Query(query.api_version, query.kind, self.shared)
+
+    def _watch(self, held: _Copy, version: str) -> None:
+        held.live, held.quiet_since = True, None
+        held.task = asyncio.ensure_future(self._follow(held, version))
 
     async def _follow(self, held: _Copy, version: str) -> None:
         query = held.query
