@@ -32,6 +32,7 @@ from typing import Any
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import FIELD_MANAGER
 from istio_operator.kube.client import ClusterUnreachableError, WriteCounter
+from istio_operator.kube.protocol import Verdict
 from istio_operator.kube.remotes import RemoteClients
 
 _uids = itertools.count(1)
@@ -185,11 +186,12 @@ class FakeCluster:
         self._settle(key)
         return copy.deepcopy(obj)
 
-    async def validate(self, manifest: Mapping[str, Any]) -> str | None:
+    async def judge(self, manifest: Mapping[str, Any]) -> Verdict:
         await self._reached()
         key = key_of(manifest)
         self.validated.append(key)
-        return self._refusals.get(key)
+        refusal = self._refusals.get(key)
+        return Verdict(refusal, exists=None if refusal else key in self.objects)
 
     async def list_labelled(
         self, api_version: str, kind: str, selector: str

@@ -83,7 +83,7 @@ def key(obj: DesiredObject) -> ObjectKey:
 
 def test_the_fake_and_the_real_client_have_every_member_of_the_protocol() -> None:
     members = [n for n in vars(ClusterAccess) if not n.startswith("_")]
-    assert {"get", "apply", "validate", "list_labelled", "delete", "patch_status"} <= set(members)
+    assert {"get", "apply", "judge", "list_labelled", "delete", "patch_status"} <= set(members)
     attributes = {Cluster: set(Cluster.__dataclass_fields__), FakeCluster: set(vars(FakeCluster()))}
     for implementation, fields in attributes.items():
         for name in members:
@@ -236,6 +236,19 @@ async def test_a_second_pass_over_a_whole_primary_render_writes_nothing() -> Non
     assert second.applied == [] and second.pruned == []
     assert fake.audit[writes:] == []
     assert fake.validated[validated:] == []  # nothing to judge either
+
+
+async def test_a_create_is_judged_without_a_read_one_someone_else_made_is_read() -> None:
+    fake = FakeCluster()
+    theirs, ours = config_map("theirs"), config_map("ours")
+    fake.put({**theirs.manifest, "metadata": {"name": "theirs", "namespace": NS}})
+
+    report = await reconcile_cluster(fake, [theirs, ours], OWNERSHIP, phase_timeout=0)
+
+    assert report.done and sorted(fake.validated) == sorted([key(theirs), key(ours)])
+    # The dry-run said the new one does not exist: only the other writer's was read.
+    assert fake.read_of(key(theirs)).is_set() and not fake.read_of(key(ours)).is_set()
+    assert fake.objects[key(theirs)]["metadata"]["labels"][OWNER_NAME] == "mesh"
 
 
 async def test_only_the_object_that_changed_is_applied_and_its_generation_grows() -> None:

@@ -18,6 +18,7 @@ from lightkube.types import CascadeType, PatchType
 from istio_operator.api.keys import ObjectKey, key_of
 from istio_operator.api.labels import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE
 from istio_operator.kube.cache import Listener, WatchCache
+from istio_operator.kube.protocol import Verdict
 from istio_operator.kube.resources import (
     is_namespaced,
     resource_class,
@@ -263,10 +264,16 @@ class Cluster:
         return obj
 
     async def validate(self, manifest: Mapping[str, Any]) -> str | None:
-        """Whether the API server would accept the manifest, exactly as given (unknown and
-        duplicate fields refused): a server-side dry-run of its apply. Returns the refusal,
-        or None; an object that cannot be judged yet (its namespace or kind does not exist
-        yet) is None too: its real apply, later in the rollout, is judged then."""
+        """Why the API server would refuse to apply the manifest, exactly as given, or
+        None (see `judge`)."""
+        return (await self.judge(manifest)).refusal
+
+    async def judge(self, manifest: Mapping[str, Any]) -> Verdict:
+        """A server-side dry-run of the manifest's apply, exactly as given (unknown and
+        duplicate fields refused). An object that cannot be judged yet (its namespace or
+        kind does not exist yet) is accepted: its real apply, later in the rollout, is
+        judged then. The answer tells an object that exists from a new one: a dry-run
+        create has no resourceVersion (nothing was stored)."""
         meta = manifest["metadata"]
 
         def request() -> Awaitable[Any]:
@@ -286,14 +293,15 @@ class Cluster:
             )
 
         try:
-            await self.call(request, missing=None)
+            answer = await self.call(request, missing=None)
         except ApiRefusedError as error:
             # A 500 that outlasts the retries is the server's verdict on this object (a
             # duplicate node port is refused so), not an outage.
             if error.code in REFUSAL_CODES | {500}:
-                return error.message
+                return Verdict(error.message, exists=None)
             raise
-        return None
+        stored = answer is not None and bool(getattr(answer.metadata, "resourceVersion", None))
+        return Verdict(None, exists=stored)
 
     async def list_labelled(
         self, api_version: str, kind: str, selector: str

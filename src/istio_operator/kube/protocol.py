@@ -8,9 +8,20 @@ library: the reconcile layer types against this and never learns which one it ha
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from istio_operator.api.keys import ObjectKey
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The API server's answer to a dry-run apply of a manifest."""
+
+    refusal: str | None = None  # why it would refuse the apply; None: it would accept it
+    # Whether the object exists now: None when the answer cannot tell (a refusal). A kind
+    # not served or a namespace that does not exist holds no object: False.
+    exists: bool | None = False
 
 
 class WriteCount(Protocol):
@@ -53,9 +64,9 @@ class ClusterAccess(Protocol):
         field manager."""
         ...
 
-    async def validate(self, manifest: Mapping[str, Any]) -> str | None:
-        """Why the API server would refuse to apply the manifest, or None (a strict
-        server-side dry-run)."""
+    async def judge(self, manifest: Mapping[str, Any]) -> Verdict:
+        """What the API server says of applying the manifest (a strict server-side
+        dry-run): whether it would refuse it, and whether the object exists."""
         ...
 
     async def list_labelled(

@@ -30,7 +30,7 @@ from istio_operator.kube.objects import (
     readiness,
     with_desired_hash,
 )
-from istio_operator.kube.protocol import ClusterAccess
+from istio_operator.kube.protocol import ClusterAccess, Verdict
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.kinds import CRD_KIND, MANAGED_KINDS, register_managed_kinds
 from istio_operator.reconcile.takeover import (
@@ -126,9 +126,7 @@ async def reconcile_cluster(
     register_crds(o.manifest for o in objects if o.manifest["kind"] == CRD_KIND)
     live = await _live_index(cluster, ownership, objects)
     changes = _changes(objects, live)
-    # Objects we would create but someone else already has: taken over, not created.
-    foreign = await foreign_objects(cluster, (k for k, c in changes.items() if c.drift is None))
-    report.refused = await _refusals(cluster, changes.values(), foreign)
+    report.refused, foreign = await _judged(cluster, changes)
     if report.refused:
         return report
     apply = _Applier(cluster, ownership, live, foreign, phase_timeout, poll_interval)
@@ -201,28 +199,37 @@ def changed_fields(live: Any, desired: Any, shown: int = CHANGED_FIELDS_SHOWN) -
     return f"{named} and {rest} more" if rest > 0 else named
 
 
-async def _refusals(
-    cluster: ClusterAccess,
-    changes: Iterable[_Change],
-    foreign: Mapping[ObjectKey, Mapping[str, Any]],
-) -> list[str]:
-    """The API server's verdict on every object the change would write, before any write.
+async def _judged(
+    cluster: ClusterAccess, changes: Mapping[ObjectKey, _Change]
+) -> tuple[list[str], dict[ObjectKey, dict[str, Any]]]:
+    """The API server's verdict on every object the change would write, before any write,
+    and the objects we would create that someone else already has (taken over, not
+    created: see `takeover`).
 
-    A workload that will supersede another one (see `takeover`) is judged as a create.
+    The dry-run of a would-be create tells whether the object exists; only one it says
+    exists, or whose refusal cannot tell, is read. A workload that will supersede another
+    one is judged again as a create.
     """
     bound = asyncio.Semaphore(VALIDATION_CONCURRENCY)
 
-    async def judge(change: _Change) -> str | None:
-        other = foreign.get(key_of(change.manifest))
-        manifest = change.manifest
-        if other is not None and needs_replacement(other, manifest):
-            manifest = replacement_probe(manifest)
+    async def judge(manifest: dict[str, Any]) -> Verdict:
         async with bound:
-            refusal = await cluster.validate(manifest)
-        return None if refusal is None else f"{key_of(change.manifest)}: {refusal}"
+            return await cluster.judge(manifest)
 
-    verdicts = await asyncio.gather(*(judge(change) for change in changes))
-    return [verdict for verdict in verdicts if verdict is not None]
+    keys = list(changes)
+    answers = await asyncio.gather(*(judge(changes[k].manifest) for k in keys))
+    verdicts = dict(zip(keys, answers, strict=True))
+    unsure = [k for k in keys if changes[k].drift is None and verdicts[k].exists is not False]
+    foreign = await foreign_objects(cluster, unsure)
+    superseding = [
+        k for k, other in foreign.items() if needs_replacement(other, changes[k].manifest)
+    ]
+    probes = await asyncio.gather(
+        *(judge(replacement_probe(changes[k].manifest)) for k in superseding)
+    )
+    verdicts.update(zip(superseding, probes, strict=True))
+    refused = [f"{k}: {v.refusal}" for k, v in verdicts.items() if v.refusal is not None]
+    return refused, foreign
 
 
 async def _live_index(

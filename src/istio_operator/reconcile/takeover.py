@@ -1,7 +1,8 @@
 """Taking over objects that another writer created: the reference operator's install.
 
 An object the render wants, found on the cluster without our labels, is seen when the
-engine would create it (one GET per would-be create, so nothing at rest). One the
+engine would create it: the dry-run of its apply answers with an object that exists (a
+stored resourceVersion), and only then is it read (nothing at rest, nothing for a create). One the
 reference made (`made_by_the_reference`) is made exactly the desired object, and ours
 alone (`ClusterAccess.take_over`); anyone else's is applied over, keeping their fields
 (a user's labels on a namespace we also want).
