@@ -11,8 +11,8 @@ their shape, depth and size are checked when the resource is read (see
 `istio_operator.api.kubetypes`).
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the classes are made (no `from __future__ import annotations`):
+# pydantic would otherwise parse each string annotation again, at every command's start.
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema

@@ -10,8 +10,8 @@ keyword) in the locality load-balancing settings: the attribute is `from_`,
 with the alias `from`; dump with `by_alias=True` to get the JSON shape.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the classes are made (no `from __future__ import annotations`):
+# pydantic would otherwise parse each string annotation again, at every command's start.
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema

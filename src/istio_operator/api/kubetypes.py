@@ -14,8 +14,8 @@ bounds their nesting depth and size (`MAX_FREE_FORM_DEPTH`,
 `MAX_FREE_FORM_SIZE`), because serialising an unbounded value recurses.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the classes are made (no `from __future__ import annotations`):
+# pydantic would otherwise parse each string annotation again, at every command's start.
 import ipaddress
 import re
 from collections.abc import Callable, Mapping

@@ -6,8 +6,8 @@ its own: the remote runs the primary's version and images, with the few
 overrides below (see `istio_operator.versions.effective_remote_spec`).
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the classes are made (no `from __future__ import annotations`):
+# pydantic would otherwise parse each string annotation again, at every command's start.
 from typing import Annotated, Final
 
 from pydantic import ConfigDict, Field
