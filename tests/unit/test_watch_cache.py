@@ -396,3 +396,23 @@ async def test_only_reads_of_all_of_ours_stay_unwatched_when_empty() -> None:
         assert cache.watches == 3
     finally:
         await cache.close()
+
+
+async def test_an_object_read_by_name_loses_its_own_copy_once_another_holds_it() -> None:
+    source = Source(config_map("kubeconfig", 5))
+    cache = WatchCache(source)
+    try:
+        for _ in range(2):
+            await cache.fetch(key("kubeconfig"))
+        assert cache.watches == 1  # a copy of its own
+        source.objects = [config_map("kubeconfig", 6, **{"istio/multiCluster": "true"})]
+        await delivered(cache, source, ("MODIFIED", source.objects[0]))
+        assert len(await cache.read("v1", "ConfigMap", "istio/multiCluster=true")) == 1
+        lists = source.lists
+        known, found = await cache.fetch(key("kubeconfig"))
+        assert known and found is not None and found["metadata"]["resourceVersion"] == "6"
+        await asyncio.sleep(0)  # the dropped copy's watch takes its cancellation
+        assert cache.watches == 1  # the labelled copy's alone
+        assert (await cache.fetch(key("kubeconfig")))[0] and source.lists == lists
+    finally:
+        await cache.close()

@@ -273,9 +273,16 @@ class WatchCache:
 
     async def fetch(self, key: ObjectKey) -> tuple[bool, dict[str, Any] | None]:
         """`get`; an object read by name before and in no copy gets a copy of its own now
-        (a first read is left to the caller's request)."""
+        (a first read is left to the caller's request). A copy of its own is dropped once
+        another copy holds the object too (a kubeconfig Secret, once labelled for pilot, is
+        in the copy of labelled Secrets): one watch fewer, a connection fewer."""
         known = self.get(key)
         if key in self._named:
+            if self._held_elsewhere(key):
+                del self._named[key]
+                self._forget(key)
+                _remember(self._asked, key, None)
+                return known
             self._named.move_to_end(key)
         if key.kind in NEVER_NAMED:
             return known
@@ -287,6 +294,14 @@ class WatchCache:
         while len(self._named) > MAX_NAMED:
             self._forget(self._named.popitem(last=False)[0])
         return True, _copied(held.objects.get(key))
+
+    def _held_elsewhere(self, key: ObjectKey) -> bool:
+        own = Query(key.api_version, key.kind, None, key)
+        return any(
+            held.current and key in held.objects
+            for query, held in self._copies.items()
+            if query != own and (query.api_version, query.kind) == (key.api_version, key.kind)
+        )
 
     def _forget(self, key: ObjectKey) -> None:
         held = self._copies.pop(Query(key.api_version, key.kind, None, key), None)
