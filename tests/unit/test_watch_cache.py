@@ -416,3 +416,17 @@ async def test_an_object_read_by_name_loses_its_own_copy_once_another_holds_it()
         assert (await cache.fetch(key("kubeconfig")))[0] and source.lists == lists
     finally:
         await cache.close()
+
+
+async def test_an_object_we_label_into_another_copy_loses_its_own_at_once() -> None:
+    source = Source(config_map("kubeconfig", 5))
+    cache = WatchCache(source)
+    try:
+        await cache.read("v1", "ConfigMap", "istio/multiCluster=true")
+        for _ in range(2):
+            await cache.fetch(key("kubeconfig"))
+        assert cache.watches == 2
+        cache.wrote(config_map("kubeconfig", 6, **{"istio/multiCluster": "true"}))
+        assert cache.watches == 1 and cache.get(key("kubeconfig"))[0]
+    finally:
+        await cache.close()

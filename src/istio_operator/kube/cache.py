@@ -278,12 +278,9 @@ class WatchCache:
         in the copy of labelled Secrets): one watch fewer, a connection fewer."""
         known = self.get(key)
         if key in self._named:
-            if self._held_elsewhere(key):
-                del self._named[key]
-                self._forget(key)
-                _remember(self._asked, key, None)
-                return known
             self._named.move_to_end(key)
+            if self._unnamed_if_held(key):
+                return known
         if key.kind in NEVER_NAMED:
             return known
         if known[0] or key not in self._asked:
@@ -295,13 +292,20 @@ class WatchCache:
             self._forget(self._named.popitem(last=False)[0])
         return True, _copied(held.objects.get(key))
 
-    def _held_elsewhere(self, key: ObjectKey) -> bool:
+    def _unnamed_if_held(self, key: ObjectKey) -> bool:
+        """Drops the object's copy of its own if another copy holds it too."""
         own = Query(key.api_version, key.kind, None, key)
-        return any(
+        held_elsewhere = any(
             held.current and key in held.objects
             for query, held in self._copies.items()
             if query != own and (query.api_version, query.kind) == (key.api_version, key.kind)
         )
+        if key not in self._named or not held_elsewhere:
+            return False
+        del self._named[key]
+        self._forget(key)
+        _remember(self._asked, key, None)
+        return True
 
     def _forget(self, key: ObjectKey) -> None:
         held = self._copies.pop(Query(key.api_version, key.kind, None, key), None)
@@ -322,6 +326,7 @@ class WatchCache:
             # A copy answers for it now: a read by name before its creation (whether some
             # other writer made it) does not count towards a copy of its own.
             self._asked.pop(key, None)
+        self._unnamed_if_held(key)  # the operator labelled what it read by name
         if kind == CRD_KIND:
             self._recheck_absent()
 

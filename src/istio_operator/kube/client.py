@@ -368,8 +368,12 @@ class Cluster:
         watch = self._api.watch(
             cls, labels=_labels(selector), resource_version=resource_version, **scope
         )
-        async for event, obj in watch:
-            yield event, _with_type(dict(obj.to_dict()), api_version, kind)
+        async for event, model in watch:
+            obj = _with_type(dict(model.to_dict()), api_version, kind)
+            # Not held while this waits for the next event: a parsed model of a Deployment
+            # or a Pod is tens of KiB, and each watch would keep its last one.
+            del model
+            yield event, obj
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:
         """Merge-patches the status subresource of a custom resource (a None value removes
