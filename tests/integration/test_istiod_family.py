@@ -323,7 +323,7 @@ def test_every_object_of_every_profile_passes_the_strict_server_side_dry_run(
                             o.manifest for o in objects if o.kind == "CustomResourceDefinition"
                         )
                         for obj in objects:
-                            refusal = await cluster.validate(with_desired_hash(obj.manifest))
+                            refusal = (await cluster.judge(with_desired_hash(obj.manifest))).refusal
                             if refusal is not None:
                                 found.append(f"{profile}/{strategy}/{label}: {obj.key}: {refusal}")
             return found

@@ -148,14 +148,14 @@ def create_namespaces(client: Client, objects: list[DesiredObject]) -> None:
 
 
 def dry_run_rejections(kubeconfig: Path, objects: list[DesiredObject]) -> list[str]:
-    """What the operator's own gate (`Cluster.validate`: a strict server-side dry-run of the
+    """What the operator's own gate (`Cluster.judge`: a strict server-side dry-run of the
     manifest exactly as rendered) says of every object."""
 
     async def judge() -> list[str]:
         cluster = Cluster.from_config("test", KubeConfig.from_file(str(kubeconfig)))
         try:
             verdicts = [
-                (obj, await cluster.validate(obj.manifest))
+                (obj, (await cluster.judge(obj.manifest)).refusal)
                 for obj in objects
                 if obj.phase is not Phase.CRDS and obj.kind != "Namespace"
             ]

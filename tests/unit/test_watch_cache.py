@@ -389,8 +389,8 @@ async def test_only_reads_of_all_of_ours_stay_unwatched_when_empty() -> None:
         await cache.read("v1", "ConfigMap", "app=other")
         await cache.read("v1", "ConfigMap", OURS, namespace="istio-system")
         assert cache.watches == 2
-        cache.wrote({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
         await cache.read("v1", "Secret", OURS)
+        cache.wrote({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
         assert cache.watches == 2  # a write not of ours (no labels) wakes no quiet copy
         cache.wrote(config_map("a", 12) | {"kind": "Secret"})
         assert cache.watches == 3

@@ -294,13 +294,14 @@ class WatchCache:
 
     def _unnamed_if_held(self, key: ObjectKey) -> bool:
         """Drops the object's copy of its own if another copy holds it too."""
+        if key not in self._named:
+            return False
         own = Query(key.api_version, key.kind, None, key)
-        held_elsewhere = any(
+        if not any(
             held.current and key in held.objects
-            for query, held in self._copies.items()
-            if query != own and (query.api_version, query.kind) == (key.api_version, key.kind)
-        )
-        if key not in self._named or not held_elsewhere:
+            for held in self._kind(key.api_version, key.kind)
+            if held.query != own
+        ):
             return False
         del self._named[key]
         self._forget(key)

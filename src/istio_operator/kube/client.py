@@ -263,11 +263,6 @@ class Cluster:
             self.cache.wrote(obj)
         return obj
 
-    async def validate(self, manifest: Mapping[str, Any]) -> str | None:
-        """Why the API server would refuse to apply the manifest, exactly as given, or
-        None (see `judge`)."""
-        return (await self.judge(manifest)).refusal
-
     async def judge(self, manifest: Mapping[str, Any]) -> Verdict:
         """A server-side dry-run of the manifest's apply, exactly as given (unknown and
         duplicate fields refused). An object that cannot be judged yet (its namespace or
