@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from istio_operator.api.keys import ObjectKey
+from istio_operator.kube import cache as cache_module
 from istio_operator.kube.cache import MAX_NAMED, MAX_WATCHES, WatchCache, selects
 
 OURS = "app.kubernetes.io/managed-by=istio-operator"
@@ -253,6 +254,34 @@ async def test_a_kind_not_served_is_empty_until_a_crd_is_written() -> None:
         cache.wrote(crd)
         assert [o["metadata"]["name"] for o in await cache.read("v1", "ConfigMap", OURS)] == ["a"]
         assert source.lists == 2 and cache.watches == 1
+    finally:
+        await cache.close()
+
+
+async def test_a_kind_not_served_read_for_all_of_ours_is_never_listed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache_module, "ABSENT_RECHECK_S", 0.0)  # any other read lists again
+    source = Source()
+    source.unserved.add("ConfigMap")
+    cache = WatchCache(source, shared_selector=OURS)
+    try:
+        for _ in range(3):
+            assert await cache.read("v1", "ConfigMap", f"{OURS},owner=mesh") == []
+        assert (source.lists, cache.watches) == (1, 0)
+        await cache.read("v1", "ConfigMap", "app=other")
+        await cache.read("v1", "ConfigMap", "app=other")
+        assert source.lists == 3, "a read not of all of ours lists again once the time is up"
+        # Its CRD installed (by us or anyone), our first object starts the watch from its
+        # own version: nothing of ours was there before it.
+        source.unserved.clear()
+        cache.wrote(config_map("a", 42, owner="mesh"))
+        await asyncio.sleep(0)  # the watch's task takes its first step
+        assert (source.watched_from, cache.watches) == (["42"], 1)
+        await delivered(cache, source, ("ADDED", config_map("b", 43, owner="mesh")))
+        found = await cache.read("v1", "ConfigMap", f"{OURS},owner=mesh")
+        assert sorted(o["metadata"]["name"] for o in found) == ["a", "b"]
+        assert source.lists == 3
     finally:
         await cache.close()
 

@@ -19,9 +19,11 @@ policies, ...), and with tens of remotes their watches add up.
 
 An object read by name a second time (a kubeconfig Secret, the CA, the Istio resource) gets
 a copy of its own, watched by name; a one-off read stays a request. A kind the server does
-not serve (an Istio CRD not installed on a remote) is known to be empty until this client
+not serve (an Istio CRD not installed on a remote) holds none of ours either: read for all
+of ours, it is quiet too, watched from the version of our first write into it once another
+writer or we install its CRD. Read otherwise, it is known to be empty until this client
 writes a CustomResourceDefinition, or for `ABSENT_RECHECK_S` at most (another writer may
-install it meanwhile).
+install it meanwhile and make objects of it).
 """
 
 from __future__ import annotations
@@ -141,10 +143,14 @@ def _labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
 
+def _version_text(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def _version(obj: Mapping[str, Any]) -> int:
     """The object's resourceVersion as a number (an etcd revision: a copy compares the
     event's with what it holds); one that is not a number orders first."""
-    text = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    text = _version_text(obj)
     return int(text) if text.isdigit() else -1
 
 
@@ -321,7 +327,8 @@ class WatchCache:
         for held in copies:
             held.put(_kept(_copied(dict(obj))))
             if held.quiet_since is not None and held.objects:
-                self._watch(held, held.quiet_since)
+                # A kind not served when listed: from our write, the first of ours in it.
+                self._watch(held, held.quiet_since or _version_text(obj))
         key = key_of(obj)
         if any(key in held.objects for held in copies):
             # A copy answers for it now: a read by name before its creation (whether some
@@ -385,7 +392,9 @@ class WatchCache:
         old = self._copies.get(query)
         if old is not None and old.task is not None:
             old.task.cancel()
-        if not version:  # not served: nothing of the kind exists, nothing to watch
+        if not version and self._may_stay_quiet(query):
+            held.live, held.quiet_since = False, ""  # watched from our first write of one
+        elif not version:  # not served: nothing of the kind exists, nothing to watch
             held.absent_until = asyncio.get_running_loop().time() + ABSENT_RECHECK_S
         elif not objects and self._may_stay_quiet(query):
             held.live, held.quiet_since = False, version

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
+from lightkube.config.client_adapter import verify_cluster
 from lightkube.core.exceptions import ConfigError
 from lightkube.operators import exists
 from lightkube.types import CascadeType, PatchType
@@ -35,6 +37,28 @@ TRANSIENT_RETRIES = 5
 # What an API server answers to an object it will not take: bad request (strict field
 # validation), forbidden (RBAC, admission), invalid (schema).
 REFUSAL_CODES = frozenset({400, 403, 422})
+
+
+def async_client(config: KubeConfig, field_manager: str) -> AsyncClient:
+    """A client of the kubeconfig's current context whose idle connections stay open until
+    the server closes them. The HTTP library's default closes one idle for 5 s as soon as
+    the next request comes: every pass after a rest (an upgrade, a resync that finds
+    drift) would first make a TLS handshake per request in flight, on every cluster at
+    once. An idle connection is kept at rest either way; only a busy pass looks at them.
+    Through a proxy from the environment, the library's own transport is kept."""
+    single = config.get()
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
+    if single is None or single.user is None or _proxied():
+        return AsyncClient(config, field_manager=field_manager, timeout=timeout)
+    trust = verify_cluster(single.cluster, single.user, single.abs_file)
+    limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=None)
+    transport = httpx.AsyncHTTPTransport(verify=trust, limits=limits)
+    return AsyncClient(config, field_manager=field_manager, timeout=timeout, transport=transport)
+
+
+def _proxied() -> bool:
+    proxies = urllib.request.getproxies()
+    return "https" in proxies or "all" in proxies
 
 
 # -- what goes wrong, in the operator's own terms ------------------------------------------------
@@ -159,9 +183,7 @@ class Cluster:
 
     @classmethod
     def from_config(cls, name: str, config: KubeConfig) -> Cluster:
-        client = AsyncClient(
-            config, field_manager=FIELD_MANAGER, timeout=httpx.Timeout(REQUEST_TIMEOUT_S)
-        )
+        client = async_client(config, FIELD_MANAGER)
         current = config.get()
         server = current.cluster.server if current is not None else ""
         return cls(name=name, client=client, server=server or "")

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import yaml
-from lightkube import AsyncClient, KubeConfig
+from lightkube import KubeConfig
 from lightkube.core.exceptions import ConfigError
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ServiceAccount
 
-from istio_operator.kube.client import REQUEST_TIMEOUT_S, Cluster
+from istio_operator.kube.client import Cluster, async_client
 
 
 class CredentialsError(ValueError):
@@ -46,10 +45,7 @@ class Token:
 def cluster_with_manager(name: str, config: KubeConfig, field_manager: str) -> Cluster:
     """A Cluster whose server-side applies use their own field manager, so that they
     never take fields from (or give up fields of) the operator's."""
-    client = AsyncClient(
-        config, field_manager=field_manager, timeout=httpx.Timeout(REQUEST_TIMEOUT_S)
-    )
-    return Cluster(name=name, client=client)
+    return Cluster(name=name, client=async_client(config, field_manager))
 
 
 def endpoint_of(config: KubeConfig, context: str | None = None) -> Endpoint:
