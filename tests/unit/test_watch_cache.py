@@ -286,6 +286,32 @@ async def test_a_kind_not_served_read_for_all_of_ours_is_never_listed_again(
         await cache.close()
 
 
+async def test_a_copy_of_the_whole_kind_is_the_only_one_watched() -> None:
+    source = Source(config_map("a", 5, owner="mesh"), config_map("b", 6))
+    source.objects[1]["metadata"]["labels"] = {"app": "theirs"}
+    cache = WatchCache(source, shared_selector=OURS)
+    try:
+        assert len(await cache.read("v1", "ConfigMap", OURS)) == 1
+        await cache.read("v1", "ConfigMap", OURS, namespace="istio-system")
+        assert cache.watches == 2
+        everything = await cache.read("v1", "ConfigMap", None)
+        assert sorted(o["metadata"]["name"] for o in everything) == ["a", "b"]
+        assert cache.watches == 1, "the whole kind's copy answers the others' reads"
+        await delivered(cache, source, ("ADDED", config_map("c", 7, owner="mesh")))
+        found = await cache.read("v1", "ConfigMap", OURS)
+        assert sorted(o["metadata"]["name"] for o in found) == ["a", "c"]
+        assert source.lists == 3
+        # A quiet copy of ours does not start a watch of its own at our write either.
+        await cache.read("v1", "Secret", OURS)
+        await cache.read("v1", "Secret", None)
+        assert cache.watches == 2
+        cache.wrote(config_map("s", 12) | {"kind": "Secret"})
+        assert cache.watches == 2
+        assert [o["metadata"]["name"] for o in await cache.read("v1", "Secret", OURS)] == ["s"]
+    finally:
+        await cache.close()
+
+
 async def test_objects_watched_by_name_are_bounded_the_least_lately_read_go_first() -> None:
     names = [f"event-{i}" for i in range(MAX_NAMED + 2)]
     source = Source(*(config_map(name, 5) for name in names))

@@ -17,6 +17,10 @@ into it. Each watch holds a connection (about 80 KiB with its TLS state): a remo
 cluster has kinds of which it holds nothing of ours (DaemonSets, Roles, admission
 policies, ...), and with tens of remotes their watches add up.
 
+A copy of a whole kind (every Namespace, read to label some for injection) answers every
+read of that kind while it is watched: the kind's other copies are dropped with their
+watches, and a quiet one does not start its own at our write.
+
 An object read by name a second time (a kubeconfig Secret, the CA, the Istio resource) gets
 a copy of its own, watched by name; a one-off read stays a request. A kind the server does
 not serve (an Istio CRD not installed on a remote) holds none of ours either: read for all
@@ -242,8 +246,8 @@ class WatchCache:
         copy (made now if there is none); only what it answers is copied out, or, when
         `shared`, given as held (the caller only reads it: the copy replaces an object that
         changes, it never changes one in place)."""
-        whole = self._copies.get(Query(api_version, kind))
-        if (selector is not None or namespace is not None) and whole is not None and whole.current:
+        whole = self._whole(api_version, kind)
+        if (selector is not None or namespace is not None) and whole is not None:
             held = whole
         else:
             query = Query(api_version, kind, self._widened(selector), None, namespace)
@@ -324,10 +328,14 @@ class WatchCache:
         """The API server's answer to a write of ours: the copies see it now."""
         kind = str(obj.get("kind"))
         copies = self._kind(str(obj.get("apiVersion")), kind)
+        whole = self._whole(str(obj.get("apiVersion")), kind)
         for held in copies:
             held.put(_kept(_copied(dict(obj))))
-            if held.quiet_since is not None and held.objects:
-                # A kind not served when listed: from our write, the first of ours in it.
+            if held.quiet_since is None or not held.objects:
+                continue
+            if whole is not None:  # it answers this copy's reads: no second watch
+                self._drop(held)
+            else:  # a kind not served when listed: from our write, the first of ours in it
                 self._watch(held, held.quiet_since or _version_text(obj))
         key = key_of(obj)
         if any(key in held.objects for held in copies):
@@ -366,6 +374,22 @@ class WatchCache:
         return [
             c for q, c in self._copies.items() if (q.api_version, q.kind) == (api_version, kind)
         ]
+
+    def _whole(self, api_version: str, kind: str) -> _Copy | None:
+        """The current copy of the whole kind, if any: it answers every read of the kind."""
+        whole = self._copies.get(Query(api_version, kind))
+        return whole if whole is not None and whole.current else None
+
+    def _drop(self, held: _Copy) -> None:
+        """Drops a copy (and its watch) that a copy of the whole kind makes redundant."""
+        named = held.query.named
+        if named is not None:
+            self._named.pop(named, None)
+            self._forget(named)
+            return
+        self._copies.pop(held.query, None)
+        if held.task is not None:
+            held.task.cancel()
 
     def _recheck_absent(self) -> None:
         """A kind may be served now (or no longer) since a CRD changed: list it again."""
@@ -407,6 +431,10 @@ class WatchCache:
         log.debug("%s: %d of %s, watched: %s", self.source.name, len(objects), query, held.live)
         if held.live:
             self._watch(held, version)
+            if query == Query(query.api_version, query.kind):
+                for other in self._kind(query.api_version, query.kind):
+                    if other is not held:
+                        self._drop(other)
         return held
 
     def _may_stay_quiet(self, query: Query) -> bool:
