@@ -122,9 +122,10 @@ class DeploymentController:
         client = Cluster.from_config(stand_in.name, config).cached()  # a watch, not polls
         try:
             while not self._stop.is_set():
+                mark = client.change_mark()
                 for deployment in await client.list_all("apps/v1", "Deployment"):
                     await self._settle(client, deployment)
-                await client.changed(CONTROL_INTERVAL_S)
+                await client.changed(CONTROL_INTERVAL_S, mark)
         finally:
             await client.close()
 

@@ -263,7 +263,10 @@ class FakeCluster:
         self.objects.pop(key, None)
         self._applied.pop(key, None)
 
-    async def changed(self, within: float) -> None:
+    def change_mark(self) -> object | None:
+        return None
+
+    async def changed(self, within: float, since: object | None = None) -> None:
         await asyncio.sleep(within)
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:

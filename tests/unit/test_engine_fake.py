@@ -93,7 +93,7 @@ def test_the_fake_and_the_real_client_have_every_member_of_the_protocol() -> Non
                 assert name in fields, where
                 continue
             found = getattr(implementation, name)
-            assert inspect.iscoroutinefunction(found), where
+            assert inspect.iscoroutinefunction(found) == inspect.iscoroutinefunction(wanted), where
             assert parameters(found) == parameters(wanted), where
 
 

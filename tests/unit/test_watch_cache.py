@@ -312,6 +312,22 @@ async def test_a_copy_of_the_whole_kind_is_the_only_one_watched() -> None:
         await cache.close()
 
 
+async def test_a_change_after_the_mark_is_not_missed_by_a_later_wait() -> None:
+    source = Source(config_map("a", 5))
+    cache = WatchCache(source)
+    try:
+        await cache.read("v1", "ConfigMap", OURS)
+        mark = cache.mark()
+        # The change comes while the waiter still reads, before it waits.
+        await delivered(cache, source, ("MODIFIED", config_map("a", 6)))
+        waited = asyncio.get_running_loop().time()
+        await cache.changed(SAFETY_S, since=mark)
+        assert asyncio.get_running_loop().time() - waited < SAFETY_S / 2
+        assert cache.mark() is not mark  # a new mark waits for the next change
+    finally:
+        await cache.close()
+
+
 async def test_objects_watched_by_name_are_bounded_the_least_lately_read_go_first() -> None:
     names = [f"event-{i}" for i in range(MAX_NAMED + 2)]
     source = Source(*(config_map(name, 5) for name in names))

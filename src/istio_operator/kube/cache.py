@@ -228,7 +228,7 @@ class WatchCache:
         self.shared = shared_selector
         self._copies: dict[Query, _Copy] = {}
         self._starting: dict[Query, asyncio.Future[_Copy]] = {}
-        self._changed = asyncio.Event()
+        self._next_change = asyncio.Event()  # set, then replaced, at each change
         # Read by name once (a second read watches it), oldest first.
         self._asked: dict[ObjectKey, None] = {}
         self._named: OrderedDict[ObjectKey, None] = OrderedDict()  # by last read
@@ -352,11 +352,20 @@ class WatchCache:
         if key.kind == CRD_KIND:
             self._recheck_absent()
 
-    async def changed(self, within: float) -> None:
-        """Returns at the next event of any copy, or after `within` seconds."""
-        self._changed.clear()
+    def mark(self) -> asyncio.Event:
+        """What `changed(since=...)` is told of: any event of any copy after this call."""
+        return self._next_change
+
+    async def changed(self, within: float, since: object | None = None) -> None:
+        """Returns at the next event of any copy (after the `mark` given as `since`: one
+        that came while the caller was reading is not missed), or after `within` seconds."""
+        change = since if isinstance(since, asyncio.Event) else self._next_change
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), within)
+            await asyncio.wait_for(change.wait(), within)
+
+    def _changed(self) -> None:
+        self._next_change.set()
+        self._next_change = asyncio.Event()
 
     async def close(self) -> None:
         tasks = [c.task for c in self._copies.values() if c.task is not None]
@@ -460,7 +469,7 @@ class WatchCache:
             log.debug("%s: watch of %s ended: %s", self.source.name, query, error)
         finally:
             held.live = False
-            self._changed.set()
+            self._changed()
 
     def _event(self, held: _Copy, event: str, obj: dict[str, Any]) -> None:
         if event == "DELETED":
@@ -469,6 +478,6 @@ class WatchCache:
             held.put(_kept(obj))
         else:
             return  # BOOKMARK, or what a newer server may add
-        self._changed.set()
+        self._changed()
         if self.listener is not None:
             self.listener(event, obj)

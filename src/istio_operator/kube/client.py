@@ -410,11 +410,14 @@ class Cluster:
         if result is not None:
             self._wrote(result, key.api_version, key.kind)
 
-    async def changed(self, within: float) -> None:
+    def change_mark(self) -> object | None:
+        return None if self.cache is None else self.cache.mark()
+
+    async def changed(self, within: float, since: object | None = None) -> None:
         if self.cache is None:
             await asyncio.sleep(within)
         else:
-            await self.cache.changed(within)
+            await self.cache.changed(within, since)
 
     async def delete(self, key: ObjectKey, *, orphan: bool = False) -> None:
         """Deletes the object (one already gone is no error); `orphan` leaves what it

@@ -106,9 +106,14 @@ class ClusterAccess(Protocol):
         (a workload's ReplicaSets and pods) is left running."""
         ...
 
-    async def changed(self, within: float) -> None:
-        """Returns when something this client keeps a watch on may have changed, at the
-        latest after `within` seconds (a client without watches just waits)."""
+    def change_mark(self) -> object | None:
+        """A mark to give `changed` as `since`, taken before reading what it waits on."""
+        ...
+
+    async def changed(self, within: float, since: object | None = None) -> None:
+        """Returns when something this client keeps a watch on may have changed (since
+        `since`, a `change_mark`, if given), at the latest after `within` seconds (a
+        client without watches just waits)."""
         ...
 
     async def patch_status(self, key: ObjectKey, status: Mapping[str, Any]) -> None:

@@ -358,6 +358,7 @@ async def _wait_for_workloads(
     keys = [key_of(o.manifest) for o in members if o.manifest["kind"] in GATED_KINDS]
     deadline = time.monotonic() + wait_s
     while True:
+        mark = cluster.change_mark()  # a change while these are read is not missed
         states = await asyncio.gather(*(cluster.get(key) for key in keys))
         awaiting = []
         missing = False
@@ -374,7 +375,7 @@ async def _wait_for_workloads(
                 awaiting.append(f"{key}: {verdict.reason}")
         if not awaiting or missing or time.monotonic() >= deadline:
             return awaiting
-        await cluster.changed(min(poll_interval, max(deadline - time.monotonic(), 0.0)))
+        await cluster.changed(min(poll_interval, max(deadline - time.monotonic(), 0.0)), mark)
 
 
 async def _prune(
