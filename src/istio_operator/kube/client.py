@@ -32,6 +32,8 @@ REQUEST_TIMEOUT_S = 15.0
 # holds one for as long as it runs): a pass asking a hundred things at once would open a
 # hundred connections, a TLS handshake each, where a few reused ones answer as quickly.
 REQUESTS_AT_ONCE = 16
+# How long an idle connection is reused (see `async_client`).
+KEEPALIVE_S = 60.0
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_RETRIES = 5
 # What an API server answers to an object it will not take: bad request (strict field
@@ -40,18 +42,21 @@ REFUSAL_CODES = frozenset({400, 403, 422})
 
 
 def async_client(config: KubeConfig, field_manager: str) -> AsyncClient:
-    """A client of the kubeconfig's current context whose idle connections stay open until
-    the server closes them. The HTTP library's default closes one idle for 5 s as soon as
-    the next request comes: every pass after a rest (an upgrade, a resync that finds
-    drift) would first make a TLS handshake per request in flight, on every cluster at
-    once. An idle connection is kept at rest either way; only a busy pass looks at them.
-    Through a proxy from the environment, the library's own transport is kept."""
+    """A client of the kubeconfig's current context whose idle connections are reused for
+    `KEEPALIVE_S`. The HTTP library's default gives up one idle for 5 s: a pass that waited
+    longer for workloads (a rollout's phases, remotes following the primary) would make a
+    TLS handshake per request in flight, on every cluster at once. Not longer: a load
+    balancer in front of an API server may drop an idle connection without a word (after
+    4 minutes on some clouds), and a request sent on it would wait for its timeout. The
+    library looks at idle connections only when the next request comes, so how many stay
+    open at rest is the same either way. Through a proxy from the environment, the
+    library's own transport is kept."""
     single = config.get()
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
     if single is None or single.user is None or _proxied():
         return AsyncClient(config, field_manager=field_manager, timeout=timeout)
     trust = verify_cluster(single.cluster, single.user, single.abs_file)
-    limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=None)
+    limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=KEEPALIVE_S)
     transport = httpx.AsyncHTTPTransport(verify=trust, limits=limits)
     return AsyncClient(config, field_manager=field_manager, timeout=timeout, transport=transport)
 
