@@ -319,10 +319,14 @@ class WatchCache:
         return True
 
     def _forget(self, key: ObjectKey) -> None:
-        held = self._copies.pop(Query(key.api_version, key.kind, None, key), None)
+        self._discard(Query(key.api_version, key.kind, None, key))
+        self._asked.pop(key, None)
+
+    def _discard(self, query: Query) -> None:
+        """Removes the query's copy, its watch stopped."""
+        held = self._copies.pop(query, None)
         if held is not None and held.task is not None:
             held.task.cancel()
-        self._asked.pop(key, None)
 
     def wrote(self, obj: Mapping[str, Any]) -> None:
         """The API server's answer to a write of ours: the copies see it now."""
@@ -395,10 +399,8 @@ class WatchCache:
         if named is not None:
             self._named.pop(named, None)
             self._forget(named)
-            return
-        self._copies.pop(held.query, None)
-        if held.task is not None:
-            held.task.cancel()
+        else:
+            self._discard(held.query)
 
     def _recheck_absent(self) -> None:
         """A kind may be served now (or no longer) since a CRD changed: list it again."""
