@@ -17,9 +17,9 @@ Then, as in `operator_process.py`: the CRDs, the CA stand-in, a kubeconfig Secre
 RemoteIstio per remote, `istio-operator run` as a subprocess with the default resync period;
 the demo's Istio at 1.2.5 applied, then at 1.3.0; the time until it and every RemoteIstio
 are Available at each version (how the operator's own work grows with the remotes, the
-remotes' controllers left out); once no request has reached any cluster for 5 s, the
-requests per cluster during the next `--rest` seconds, the watches open and the resident
-set (VmRSS).
+remotes' controllers left out); once no request has reached any cluster for 5 s and the
+operator has closed its idle connections (a minute after their last use), the requests per
+cluster during the next `--rest` seconds, the watches open and the resident set (VmRSS).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from operator_process import (
     run_operator,
     summed,
     wait,
+    without_idle_connections,
 )
 
 from istio_operator.api.crd import generate_crds
@@ -183,6 +184,7 @@ def measure(workspace: Workspace, count: int, rest_s: float, logs: Path) -> None
                     spent = time.monotonic() - started
                     print(f"  {step} {version}: {spent:.1f} s until every cluster is Available")
                     wait("the operator at rest", lambda: quiet(port, 5.0), 600)
+                without_idle_connections(port)
                 before = metrics(port)
                 time.sleep(rest_s)
                 after = metrics(port)

@@ -29,7 +29,8 @@ and a RemoteIstio per remote; in each round:
   passes of the primary (the remotes' workers pass as often): a pass at rest should send
   no request to any cluster;
 - **upgrade**: the spec changed to 1.3.0; the time until every cluster is Available at
-  1.3.0; at rest again; then the resident set (VmRSS);
+  1.3.0; at rest again; then, once the operator has closed its idle connections (a minute
+  after their last use), the resident set (VmRSS);
 - the Istio resource deleted (its cleanup of every cluster awaited), but after the last.
 
 Last, **drift**: the operator restarted with the default resync period (300 s); a
@@ -143,6 +144,16 @@ def figure(port: int, key: str) -> float:
 
 def summed(figures: dict[str, float], prefix: str) -> float:
     return sum(v for k, v in figures.items() if k.startswith(prefix))
+
+
+def without_idle_connections(port: int) -> None:
+    """Waits until the operator has closed every idle connection (`KEEPALIVE_S` and a little
+    after the last request): its memory at a rest longer than a minute."""
+
+    def none_idle() -> bool:
+        return summed(metrics(port), "istio_operator_idle_connections") == 0
+
+    wait("the idle connections closed", none_idle, 300, every=SCRAPE_S)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -410,6 +421,7 @@ def operator_rounds(
                 times[version].append(time.monotonic() - started)
                 requests, spent = at_rest(port, operator.pid, clusters, args.idle_passes)
                 asked, cpu = asked + requests, cpu + spent
+            without_idle_connections(port)
             rss.append(rss_mib(operator.pid))
             if round_ < args.rounds - 1:
                 kubectl(primary, "delete", "istio", "mesh", "-n", NAMESPACE, "--wait")
@@ -423,7 +435,10 @@ def operator_rounds(
             f"asked anything); CPU per pass {spread(cpu, 'ms', 0)}; watches: "
             f"{watches_open(port, clusters)}"
         )
-        print(f"  memory at rest after each round: {spread(rss, 'MiB', 0)} resident")
+        print(
+            f"  memory at rest after each round, idle connections closed: "
+            f"{spread(rss, 'MiB', 0)} resident"
+        )
     finally:
         os.killpg(operator.pid, signal.SIGTERM)
         operator.wait(30)

@@ -54,8 +54,9 @@ def record_reconcile(
 
 
 class ClusterRequests(Collector):
-    """Requests sent to each cluster and the watches kept open there, read at each scrape
-    from the clients themselves (a pass at rest should move neither)."""
+    """Requests sent to each cluster, the watches and idle connections kept open there,
+    read at each scrape from the clients themselves (a pass at rest should move neither
+    of the first two)."""
 
     def __init__(self, clusters: Callable[[], Iterable[Cluster]]) -> None:
         self.clusters = clusters
@@ -71,11 +72,19 @@ class ClusterRequests(Collector):
             "Watches feeding the operator's copies of a cluster's objects.",
             labels=["cluster"],
         )
+        idle = GaugeMetricFamily(
+            "istio_operator_idle_connections",
+            "Open connections to a cluster's API server carrying no request (closed a "
+            "minute after their last use).",
+            labels=["cluster"],
+        )
         for cluster in self.clusters():
             requests.add_metric([cluster.name], cluster.requests)
             watches.add_metric([cluster.name], cluster.cache.watches if cluster.cache else 0)
+            idle.add_metric([cluster.name], cluster.idle_connections)
         yield requests
         yield watches
+        yield idle
 
 
 _COLLECTOR = ClusterRequests(list)  # no clusters until an operator starts

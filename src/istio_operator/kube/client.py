@@ -26,13 +26,14 @@ from istio_operator.kube.resources import (
     resource_class,
     to_resource,
 )
+from istio_operator.kube.transport import IdleClosingTransport
 
 REQUEST_TIMEOUT_S = 15.0
 # Requests of one client in flight at once. Each needs a connection of its own (a watch
 # holds one for as long as it runs): a pass asking a hundred things at once would open a
 # hundred connections, a TLS handshake each, where a few reused ones answer as quickly.
 REQUESTS_AT_ONCE = 16
-# How long an idle connection is reused (see `async_client`).
+# How long an idle connection is reused (see `cluster_transport`).
 KEEPALIVE_S = 60.0
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_RETRIES = 5
@@ -41,24 +42,22 @@ TRANSIENT_RETRIES = 5
 REFUSAL_CODES = frozenset({400, 403, 422})
 
 
-def async_client(config: KubeConfig, field_manager: str) -> AsyncClient:
-    """A client of the kubeconfig's current context whose idle connections are reused for
-    `KEEPALIVE_S`. The HTTP library's default gives up one idle for 5 s: a pass that waited
-    longer for workloads (a rollout's phases, remotes following the primary) would make a
-    TLS handshake per request in flight, on every cluster at once. Not longer: a load
-    balancer in front of an API server may drop an idle connection without a word (after
-    4 minutes on some clouds), and a request sent on it would wait for its timeout. The
-    library looks at idle connections only when the next request comes, so how many stay
-    open at rest is the same either way. Through a proxy from the environment, the
-    library's own transport is kept."""
+def cluster_transport(config: KubeConfig) -> IdleClosingTransport | None:
+    """The transport of a client of the kubeconfig's current context, whose idle
+    connections are reused for `KEEPALIVE_S`. The HTTP library's default gives up one idle
+    for 5 s: a pass that waited longer for workloads (a rollout's phases, remotes following
+    the primary) would make a TLS handshake per request in flight, on every cluster at once.
+    Not longer: a load balancer in front of an API server may drop an idle connection
+    without a word (after 4 minutes on some clouds), and a request sent on it would wait
+    for its timeout. At rest, when no request comes, they are closed a little after that
+    (see `IdleClosingTransport`). None, for the library's own transport, through a proxy
+    from the environment."""
     single = config.get()
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
     if single is None or single.user is None or _proxied():
-        return AsyncClient(config, field_manager=field_manager, timeout=timeout)
+        return None
     trust = verify_cluster(single.cluster, single.user, single.abs_file)
     limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=KEEPALIVE_S)
-    transport = httpx.AsyncHTTPTransport(verify=trust, limits=limits)
-    return AsyncClient(config, field_manager=field_manager, timeout=timeout, transport=transport)
+    return IdleClosingTransport(verify=trust, limits=limits)
 
 
 def _proxied() -> bool:
@@ -167,6 +166,7 @@ class Cluster:
     requests: int = 0  # every request sent (watches excepted), retries included
     # Watch-fed copies of what this client reads (`cached`): none, every read is a request.
     cache: WatchCache | None = None
+    transport: IdleClosingTransport | None = None  # the client's, if not the library's
     # Requests in flight at once (see `REQUESTS_AT_ONCE`).
     _slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(REQUESTS_AT_ONCE), init=False, repr=False
@@ -187,11 +187,25 @@ class Cluster:
         return self._identity
 
     @classmethod
-    def from_config(cls, name: str, config: KubeConfig) -> Cluster:
-        client = async_client(config, FIELD_MANAGER)
+    def from_config(
+        cls, name: str, config: KubeConfig, field_manager: str = FIELD_MANAGER
+    ) -> Cluster:
+        """A client of the kubeconfig's current context, applying as `field_manager`."""
+        transport = cluster_transport(config)
+        client = AsyncClient(
+            config,
+            field_manager=field_manager,
+            timeout=httpx.Timeout(REQUEST_TIMEOUT_S),
+            transport=transport,
+        )
         current = config.get()
         server = current.cluster.server if current is not None else ""
-        return cls(name=name, client=client, server=server or "")
+        return cls(name=name, client=client, server=server or "", transport=transport)
+
+    @property
+    def idle_connections(self) -> int:
+        """Open connections to the cluster carrying no request (watches carry theirs)."""
+        return 0 if self.transport is None else self.transport.idle_connections()
 
     @property
     def _api(self) -> Any:

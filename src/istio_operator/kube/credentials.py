@@ -15,7 +15,7 @@ from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ServiceAccount
 
-from istio_operator.kube.client import Cluster, async_client
+from istio_operator.kube.client import Cluster
 
 
 class CredentialsError(ValueError):
@@ -45,7 +45,7 @@ class Token:
 def cluster_with_manager(name: str, config: KubeConfig, field_manager: str) -> Cluster:
     """A Cluster whose server-side applies use their own field manager, so that they
     never take fields from (or give up fields of) the operator's."""
-    return Cluster(name=name, client=async_client(config, field_manager))
+    return Cluster.from_config(name, config, field_manager)
 
 
 def endpoint_of(config: KubeConfig, context: str | None = None) -> Endpoint:
