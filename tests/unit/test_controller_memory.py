@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from istio_operator.controller import memory
-from istio_operator.controller.memory import Trimmer
+from istio_operator.controller.memory import Trimmer, limit_arenas
+from istio_operator.kube.memory import on_glibc
 
 
 def test_a_trim_follows_a_pass_at_most_once_per_interval() -> None:
@@ -22,5 +22,5 @@ def test_a_trim_follows_a_pass_at_most_once_per_interval() -> None:
 
 def test_glibc_is_found_here() -> None:
     # The operator's image and this machine run glibc: without it the trim is a no-op.
-    assert memory._LIBC is not None
-    memory.limit_arenas()
+    assert on_glibc()
+    limit_arenas()

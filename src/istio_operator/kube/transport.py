@@ -11,11 +11,12 @@ the library would at the next request, and gives the memory they held back to th
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import Any
 
 import httpx2 as httpx
+
+from istio_operator.kube.memory import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class IdleClosingTransport(httpx.AsyncHTTPTransport):
         """Closes the idle connections past their keep-alive; returns how many. A request
         that took one of them a moment before is not lost: the library sends it on
         another connection when the one it was given is closed before use."""
-        idle = [c for c in _connections(self) if c.is_idle() and not c.is_closed()]
+        idle = _idle(self)
         expired = [c for c in idle if c.has_expired()]
         for connection in expired:
             try:
@@ -93,28 +94,11 @@ class IdleClosingTransport(httpx.AsyncHTTPTransport):
 
     def idle_connections(self) -> int:
         """How many open connections carry no request."""
-        return sum(1 for c in _connections(self) if c.is_idle() and not c.is_closed())
+        return len(_idle(self))
 
 
-def _connections(transport: httpx.AsyncHTTPTransport) -> list[Any]:
+def _idle(transport: httpx.AsyncHTTPTransport) -> list[Any]:
     # The pool is the library's (its attribute private, its `connections` public): without
     # one (a future version), nothing is swept and connections close as the library does.
     pool = getattr(transport, "_pool", None)
-    return list(getattr(pool, "connections", ()))
-
-
-def release_free_memory() -> None:
-    """Gives the C heap's free pages back to the system. The allocator keeps what a busy
-    pass freed (the install's peak: every rendered object, every response) resident; at
-    rest it would stay so. A no-op where the C library has no `malloc_trim` (not glibc)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    import ctypes  # only once something is to be given back
-
-    # The process's own symbols, the C library's among them (no search for its file).
-    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    return [c for c in getattr(pool, "connections", ()) if c.is_idle() and not c.is_closed()]
