@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from istio_operator.controller.memory import Trimmer, limit_arenas
-from istio_operator.kube.memory import on_glibc
+from istio_operator.controller.memory import Trimmer
+from istio_operator.kube.memory import limit_arenas, on_glibc
 
 
 def test_a_trim_follows_a_pass_at_most_once_per_interval() -> None:

@@ -26,7 +26,7 @@ from istio_operator.api.labels import (
 )
 from istio_operator.controller import metrics
 from istio_operator.controller.exclusive import Exclusive
-from istio_operator.controller.memory import Trimmer, limit_arenas
+from istio_operator.controller.memory import Trimmer
 from istio_operator.controller.reporting import StatusWriter, generation_of, plain
 from istio_operator.controller.triggers import Key, Triggers
 from istio_operator.controller.workers import (
@@ -44,6 +44,7 @@ from istio_operator.kube.client import (
     ClusterUnreachableError,
     config_from_file,
 )
+from istio_operator.kube.memory import limit_arenas
 from istio_operator.kube.remotes import KubeconfigSecretError, RemoteClients
 from istio_operator.kube.resources import register_crds
 from istio_operator.reconcile.engine import Ownership, delete_owned

@@ -9,9 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from istio_operator.kube.memory import limit_arenas, release_free_memory
-
-__all__ = ["Trimmer", "limit_arenas"]
+from istio_operator.kube.memory import release_free_memory
 
 # A trim walks the heaps: after a pass, at most this often.
 TRIM_INTERVAL_S = 5.0

@@ -42,7 +42,7 @@ class IdleClosingTransport(httpx.AsyncHTTPTransport):
         self._sweep_slack_s = sweep_slack_s
         self._last_request = 0.0
         self._sweep: asyncio.TimerHandle | None = None
-        self._closing: asyncio.Task[int] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         loop = asyncio.get_running_loop()
@@ -68,10 +68,10 @@ class IdleClosingTransport(httpx.AsyncHTTPTransport):
         elif self._closing is None or self._closing.done():
             self._closing = loop.create_task(self.close_expired())
 
-    async def close_expired(self) -> int:
-        """Closes the idle connections past their keep-alive; returns how many. A request
-        that took one of them a moment before is not lost: the library sends it on
-        another connection when the one it was given is closed before use."""
+    async def close_expired(self) -> None:
+        """Closes the idle connections past their keep-alive. A request that took one of
+        them a moment before is not lost: the library sends it on another connection when
+        the one it was given is closed before use."""
         idle = _idle(self)
         expired = [c for c in idle if c.has_expired()]
         for connection in expired:
@@ -85,7 +85,6 @@ class IdleClosingTransport(httpx.AsyncHTTPTransport):
             self._sweep = loop.call_later(self._sweep_slack_s, self._sweep_due)
         if expired:
             release_free_memory()
-        return len(expired)
 
     @property
     def sweep_armed(self) -> bool:
