@@ -26,8 +26,11 @@ from istio_operator.kube.resources import (
     resource_class,
     to_resource,
 )
-from istio_operator.kube.transport import IdleClosingTransport
+from istio_operator.kube.transport import IdleClosingTransport, reset_closed_streams
 
+# How long a request may wait for its answer. Timed here, not by the HTTP library: on a
+# connection shared over HTTP/2, the library's read timeout of one request would close the
+# connection, with every watch on it (see `Cluster.call`).
 REQUEST_TIMEOUT_S = 15.0
 # Requests of one client in flight at once. Each needs a connection of its own (a watch
 # holds one for as long as it runs): a pass asking a hundred things at once would open a
@@ -57,7 +60,8 @@ def cluster_transport(config: KubeConfig) -> IdleClosingTransport | None:
         return None
     trust = verify_cluster(single.cluster, single.user, single.abs_file)
     limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=KEEPALIVE_S)
-    return IdleClosingTransport(verify=trust, limits=limits)
+    reset_closed_streams()
+    return IdleClosingTransport(verify=trust, limits=limits, http2=True)
 
 
 def _proxied() -> bool:
@@ -195,7 +199,7 @@ class Cluster:
         client = AsyncClient(
             config,
             field_manager=field_manager,
-            timeout=httpx.Timeout(REQUEST_TIMEOUT_S),
+            timeout=httpx.Timeout(REQUEST_TIMEOUT_S, read=None),
             transport=transport,
         )
         current = config.get()
@@ -454,11 +458,12 @@ class Cluster:
         """One API call: transient refusals (429, 5xx: an API server starting, a CRD's
         storage initialising) are retried; a missing object gives `missing` if allowed;
         any other refusal raises ApiRefusedError (NotFoundError, ConflictError); a server
-        that does not answer raises ClusterUnreachableError."""
+        that does not answer (within `REQUEST_TIMEOUT_S`) raises ClusterUnreachableError.
+        A call timed out is cancelled, which resets its stream alone."""
         for attempt in range(TRANSIENT_RETRIES + 1):
             self.requests += 1
             try:
-                async with self._slots:
+                async with self._slots, asyncio.timeout(REQUEST_TIMEOUT_S):
                     return await call()
             except httpx.HTTPStatusError as error:  # lightkube's ApiError is one
                 code = _status_code(error)
@@ -467,6 +472,9 @@ class Cluster:
                 if code not in TRANSIENT_CODES or attempt == TRANSIENT_RETRIES:
                     raise refusal_of(error) from error
                 await asyncio.sleep(min(0.25 * 2**attempt, 2.0))
+            except TimeoutError as error:
+                late = TimeoutError(f"no answer within {REQUEST_TIMEOUT_S:g} s")
+                raise self._unreachable(late) from error
             except (httpx.TransportError, OSError) as error:
                 raise self._unreachable(error) from error
         raise AssertionError("unreachable")

@@ -1,0 +1,109 @@
+"""A cluster's transport against a real API server: its requests and watches share one
+HTTP/2 connection, streams closed early are reset (the connection takes requests after
+more of them than its stream limit), and idle connections are closed once expired, with
+no request to notice them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx2 as httpx
+from lightkube import AsyncClient
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.resources.core_v1 import Namespace
+
+from istio_operator.kube.client import cluster_transport, config_from_file
+from istio_operator.kube.transport import IdleClosingTransport
+from istio_operator.localcluster import LocalCluster
+
+EXPIRY_S = 0.3
+PATIENCE_S = 30.0
+# More than the API server lets a connection hold open at once (100).
+EARLY_CLOSES = 130
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {what} after {PATIENCE_S} s"
+        await asyncio.sleep(0.05)
+
+
+def test_expired_idle_connections_close_at_rest_and_requests_go_on(
+    primary_cluster: LocalCluster,
+) -> None:
+    config = config_from_file(str(primary_cluster.kubeconfig))
+    single = config.get()
+    assert single is not None and single.user is not None
+    transport = IdleClosingTransport(
+        verify=verify_cluster(single.cluster, single.user, single.abs_file),
+        limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=EXPIRY_S),
+        sweep_slack_s=0.1,
+    )
+
+    async def run() -> None:
+        client = AsyncClient(config, transport=transport)
+        try:
+            # Requests in flight at once open a connection each, idle once answered.
+            await asyncio.gather(*(client.get(Namespace, "default") for _ in range(4)))
+            assert transport.idle_connections() >= 2
+            await until(lambda: transport.idle_connections() == 0, "closed")
+            assert not transport.sweep_armed, "a sweep is due with nothing left to close"
+            found = await client.get(Namespace, "kube-system")
+            assert found.metadata is not None and found.metadata.name == "kube-system"
+            assert transport.sweep_armed, "a request arms the next sweep"
+        finally:
+            await client.close()
+        assert not transport.sweep_armed, "a closed client leaves nothing due"
+
+    asyncio.run(run())
+
+
+def test_requests_and_watches_share_one_connection_and_early_closes_are_reset(
+    primary_cluster: LocalCluster,
+) -> None:
+    config = config_from_file(str(primary_cluster.kubeconfig))
+    transport = cluster_transport(config)
+    assert transport is not None
+    single = config.get()
+    assert single is not None
+
+    async def run() -> None:
+        client = httpx.AsyncClient(transport=transport, base_url=single.cluster.server)
+        watch = {"watch": "true", "labelSelector": "never-set-by-anyone"}
+        try:
+            # Watches stopped before their end (no event comes: the server ends none).
+            for _ in range(EARLY_CLOSES):
+                async with client.stream(
+                    "GET", "/api/v1/configmaps", params=watch, timeout=None
+                ) as response:
+                    assert response.http_version == "HTTP/2"
+            # Watches running while requests come and go, then stopped by cancellation.
+            started = asyncio.Event()
+
+            async def follow() -> None:
+                async with client.stream(
+                    "GET", "/api/v1/configmaps", params=watch, timeout=None
+                ) as response:
+                    started.set()
+                    async for _ in response.aiter_bytes():
+                        pass
+
+            followers = [asyncio.create_task(follow()) for _ in range(20)]
+            await asyncio.wait_for(started.wait(), PATIENCE_S)
+            answers = await asyncio.gather(
+                *(client.get("/api/v1/namespaces/default") for _ in range(EARLY_CLOSES))
+            )
+            assert {a.status_code for a in answers} == {200}
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+            found = await client.get("/api/v1/namespaces/kube-system", timeout=PATIENCE_S)
+            assert found.status_code == 200
+            assert len(transport._pool.connections) == 1, "a connection per request"
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
