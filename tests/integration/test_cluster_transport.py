@@ -22,6 +22,8 @@ EXPIRY_S = 0.3
 PATIENCE_S = 30.0
 # More than the API server lets a connection hold open at once (100).
 EARLY_CLOSES = 130
+# More than the window of a stream (256 KiB): the server answers before it is all sent.
+LARGE_BODY = b"{" + b" " * 1_000_000 + b"}"
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -61,7 +63,7 @@ def test_expired_idle_connections_close_at_rest_and_requests_go_on(
     asyncio.run(run())
 
 
-def test_requests_and_watches_share_one_connection_and_early_closes_are_reset(
+def test_requests_and_watches_share_one_connection_early_closes_and_answers(
     primary_cluster: LocalCluster,
 ) -> None:
     config = config_from_file(str(primary_cluster.kubeconfig))
@@ -100,6 +102,13 @@ def test_requests_and_watches_share_one_connection_and_early_closes_are_reset(
             for task in followers:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
+            # A path not served is answered (404) before the body is taken.
+            unserved = "/apis/nothing.example.com/v1/namespaces/default/things"
+            for _ in range(3):
+                answer = await client.post(
+                    unserved, content=LARGE_BODY, headers={"content-type": "application/json"}
+                )
+                assert answer.status_code == 404
             found = await client.get("/api/v1/namespaces/kube-system", timeout=PATIENCE_S)
             assert found.status_code == 200
             assert len(transport._pool.connections) == 1, "a connection per request"

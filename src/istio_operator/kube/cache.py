@@ -13,9 +13,10 @@ kept without a watch ("quiet"): nothing of ours can appear in it but by a write 
 (the objects the operator applies are written by no one else; what controllers derive from
 them, pods and ReplicaSets, is never pruned nor read from that copy), so the copy starts
 watching, from the version of its empty list, when this client first writes an object
-into it. Each watch holds a connection (about 80 KiB with its TLS state): a remote
-cluster has kinds of which it holds nothing of ours (DaemonSets, Roles, admission
-policies, ...), and with tens of remotes their watches add up.
+into it. Each watch holds a stream of the cluster's connection (about 37 KiB of memory;
+over HTTP/1.1 a connection, about 110 KiB with its TLS state): a remote cluster has kinds
+of which it holds nothing of ours (DaemonSets, Roles, admission policies, ...), and with
+tens of remotes their watches add up.
 
 A copy of a whole kind (every Namespace, read to label some for injection) answers every
 read of that kind while it is watched: the kind's other copies are dropped with their
@@ -47,8 +48,9 @@ log = logging.getLogger(__name__)
 ABSENT_RECHECK_S = 300.0
 # Objects watched by name, at most: the least lately read goes first.
 MAX_NAMED = 32
-# Watches per cluster, at most: each holds one of the client's connections (100 at most),
-# and the requests need the rest. Past it a copy serves the read that made it, unwatched.
+# Watches per cluster, at most: each holds one of the 100 streams an API server lets a
+# connection carry at once, and the requests need the rest (`client.REQUESTS_AT_ONCE`).
+# Past it a copy serves the read that made it, unwatched.
 MAX_WATCHES = 72
 # Kinds never watched by name: an Event is read by name each time it is counted again,
 # and Events come and go.

@@ -26,15 +26,17 @@ from istio_operator.kube.resources import (
     resource_class,
     to_resource,
 )
-from istio_operator.kube.transport import IdleClosingTransport, reset_closed_streams
+from istio_operator.kube.transport import IdleClosingTransport, repair_http2
 
 # How long a request may wait for its answer. Timed here, not by the HTTP library: on a
 # connection shared over HTTP/2, the library's read timeout of one request would close the
 # connection, with every watch on it (see `Cluster.call`).
 REQUEST_TIMEOUT_S = 15.0
-# Requests of one client in flight at once. Each needs a connection of its own (a watch
-# holds one for as long as it runs): a pass asking a hundred things at once would open a
-# hundred connections, a TLS handshake each, where a few reused ones answer as quickly.
+# Requests of one client in flight at once: each is a stream of the cluster's connection
+# (a watch holds one for as long as it runs), of which an API server lets a connection
+# hold 100 at once; with the watches' bound (`cache.MAX_WATCHES`) they fit in one. Without
+# HTTP/2 (a server or proxy that refuses it) each needs a connection of its own: a pass
+# asking a hundred things at once would make a hundred TLS handshakes.
 REQUESTS_AT_ONCE = 16
 # How long an idle connection is reused (see `cluster_transport`).
 KEEPALIVE_S = 60.0
@@ -60,7 +62,7 @@ def cluster_transport(config: KubeConfig) -> IdleClosingTransport | None:
         return None
     trust = verify_cluster(single.cluster, single.user, single.abs_file)
     limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=KEEPALIVE_S)
-    reset_closed_streams()
+    repair_http2()
     return IdleClosingTransport(verify=trust, limits=limits, http2=True)
 
 

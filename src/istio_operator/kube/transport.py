@@ -1,17 +1,18 @@
 """The HTTP transport of a cluster's client: HTTP/2, idle connections closed once they expire.
 
-A cluster's watches and requests share one HTTP/2 connection, as kubectl's do: over
-HTTP/1.1 each watch holds a TLS connection of its own (about 110 KiB of the operator's
-memory, and a socket on the API server), and a hundred watches with ten remotes cost more
-than the rest of the copies they feed. HTTP/2 streams closed before their end (a watch
-stopped, a request cancelled) are reset, see `StreamResettingConnection`.
+A cluster's watches and requests share one HTTP/2 connection, as kubectl's do. Over
+HTTP/1.1 each watch held a TLS connection of its own: about 110 KiB of the operator's
+memory (a stream takes about 37 KiB) and a socket on the API server, for each of the
+hundred-odd watches of ten remotes. Streams closed before their end (a watch stopped, a
+request cancelled) are reset, and an answer that comes before the whole request was sent
+is read: see `RepairedHTTP2Connection`.
 
 The HTTP library looks at its idle connections only when the next request comes. An
-operator at rest makes no request (its watches feed its copies), so every connection a busy
-pass opened would stay open for as long as the rest lasts: with ten remotes about a hundred
-TLS connections, some megabytes of the operator's memory and a socket each on the API
-servers. This transport closes them once they have been idle for the keep-alive period, as
-the library would at the next request, and gives the memory they held back to the system.
+operator at rest makes no request (its watches feed its copies), so a connection a busy
+pass opened besides the shared one (over HTTP/1.1, one per request in flight) would stay
+open for as long as the rest lasts. This transport closes them once they have been idle
+for the keep-alive period, as the library would at the next request, and gives the memory
+they held back to the system.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 from typing import Any, ClassVar
 
 import h2.errors
+import h2.events
 import h2.exceptions
 import httpx2 as httpx
 from httpcore2._async import http2
@@ -115,16 +117,26 @@ def _idle(transport: httpx.AsyncHTTPTransport) -> list[Any]:
     return [c for c in getattr(pool, "connections", ()) if c.is_idle() and not c.is_closed()]
 
 
-class StreamResettingConnection(http2.AsyncHTTP2Connection):
-    """An HTTP/2 connection that resets a stream whose response is closed before its end.
+class _AnsweredEarly(Exception):
+    """The server answered a request before taking all of its body."""
 
-    The library's own forgets such a stream without telling the server or its HTTP/2 state
-    (a known defect of it): every watch stopped and every request cancelled leaves a stream
-    counted as open on both sides, and after a hundred the connection takes no request
-    more ("Max outbound streams is 100, 100 open"), while the server goes on sending a
-    stopped watch's events. Here the stream is reset (RST_STREAM, CANCEL), and the frame
-    written at once by a task of its own: the close runs shielded from cancellation, where
-    waiting for the connection's write lock could deadlock with the writer holding it."""
+
+class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
+    """The HTTP library's HTTP/2 connection, with two of its defects fixed.
+
+    - A stream whose response is closed before its end is forgotten without telling the
+      server or the HTTP/2 state: every watch stopped and every request cancelled leaves a
+      stream counted as open on both sides, and after a hundred the connection takes no
+      request more ("Max outbound streams is 100, 100 open"), while the server goes on
+      sending a stopped watch's events. Here the stream is reset (RST_STREAM, CANCEL), and
+      the frame written at once by a task of its own: the close runs shielded from
+      cancellation, where waiting for the write lock could deadlock with its holder.
+    - A server may answer a request before it has read the body, and then reset the
+      stream (RFC 9113, 8.1): an API server does so for a path it does not serve (404, an
+      API group whose CRD is not installed yet). The library fails such a request with a
+      protocol error, or waits for the flow control window until its timeout, instead of
+      returning the answer; here the rest of the body is given up and the answer read.
+    """
 
     # The resets being written (a task is dropped once done, not while it runs).
     _flushes: ClassVar[set[asyncio.Task[None]]] = set()
@@ -153,8 +165,38 @@ class StreamResettingConnection(http2.AsyncHTTP2Connection):
         except Exception as error:  # a connection going away: its streams go with it
             logger.debug("writing a stream's reset failed: %s", error)
 
+    async def _send_request_body(self, request: Any, stream_id: int) -> None:
+        try:
+            await super()._send_request_body(request, stream_id)
+        except (_AnsweredEarly, h2.exceptions.StreamClosedError):
+            # Answered, or reset by the server: reading the response tells which.
+            return
 
-def reset_closed_streams() -> None:
-    """Makes the HTTP library's HTTP/2 connections `StreamResettingConnection`s: its
-    connections import the class by module attribute when HTTP/2 is negotiated."""
-    http2.AsyncHTTP2Connection = StreamResettingConnection  # type: ignore[misc]
+    async def _wait_for_outgoing_flow(self, request: Any, stream_id: int) -> int:
+        """The library's wait for the window to send more of a body, which also stops
+        once the response has come."""
+        while True:
+            if self._answered(stream_id):
+                raise _AnsweredEarly
+            window = self._h2_state.local_flow_control_window(stream_id)
+            flow = min(window, self._h2_state.max_outbound_frame_size)
+            if flow > 0:
+                return flow
+            async with self._read_lock:
+                if self._answered(stream_id):
+                    continue
+                if self._h2_state.local_flow_control_window(stream_id) > 0:
+                    continue
+                await self._receive_events(request)
+            await self._write_outgoing_data(request)
+
+    def _answered(self, stream_id: int) -> bool:
+        return any(
+            isinstance(e, h2.events.ResponseReceived) for e in self._events.get(stream_id, ())
+        )
+
+
+def repair_http2() -> None:
+    """Makes the HTTP library's HTTP/2 connections `RepairedHTTP2Connection`s (in this
+    process): its connections take the class from its module when HTTP/2 is negotiated."""
+    http2.AsyncHTTP2Connection = RepairedHTTP2Connection  # type: ignore[misc]
