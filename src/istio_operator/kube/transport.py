@@ -18,21 +18,23 @@ they held back to the system.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any, ClassVar
+from collections.abc import Coroutine
+from typing import Any
 
 import h2.errors
 import h2.events
 import h2.exceptions
+import httpcore2
 import httpx2 as httpx
 from httpcore2._async import http2
 
 from istio_operator.kube.memory import release_free_memory
 
+HTTPConnectionState = http2.HTTPConnectionState
+
 logger = logging.getLogger(__name__)
-# How long the reset of a stream may take to be written before the connection is left to
-# the next request's write (which sends it too).
-RESET_WRITE_TIMEOUT_S = 5.0
 
 # How long after an idle connection's expiry it is closed: a sweep per connection expiring
 # would wake the loop for every one; one a little later closes those of a whole pass.
@@ -122,15 +124,26 @@ class _AnsweredEarly(Exception):
 
 
 class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
-    """The HTTP library's HTTP/2 connection, with two of its defects fixed.
+    """The HTTP library's HTTP/2 connection, with its defects for a shared connection fixed.
 
+    - Reading. In the library, the task that holds the connection's read lock reads from
+      the network for every stream, and the others wait for the lock, also those whose
+      answer it has just read: once a watch that gets no event holds it, they wait for
+      the next event of any watch, minutes at rest. Here the reads run in a task of their
+      own while a stream waits, and a stream waiting wakes once its events came.
+    - Cancellation. The library shields its reads and writes from cancellation with anyio
+      scopes, which do not stop an asyncio task's cancellation. A task cancelled while it
+      writes (its TLS record encrypted, not yet sent) or while it hands what it read to
+      the HTTP/2 state breaks the connection, with every watch and request on it: here
+      reads, writes and the close of a stream run in tasks of their own, which a
+      cancelled caller stops waiting for but does not stop.
     - A stream whose response is closed before its end is forgotten without telling the
       server or the HTTP/2 state: every watch stopped and every request cancelled leaves a
       stream counted as open on both sides, and after a hundred the connection takes no
       request more ("Max outbound streams is 100, 100 open"), while the server goes on
-      sending a stopped watch's events. Here the stream is reset (RST_STREAM, CANCEL), and
-      the frame written at once by a task of its own: the close runs shielded from
-      cancellation, where waiting for the write lock could deadlock with its holder.
+      sending a stopped watch's events. Here the stream is reset (RST_STREAM, CANCEL), with
+      the connection's next frames (the server takes it before any new stream), and what
+      came for it unread is given back to the connection's flow-control window.
     - A server may answer a request before it has read the body, and then reset the
       stream (RFC 9113, 8.1): an API server does so for a path it does not serve (404, an
       API group whose CRD is not installed yet). The library fails such a request with a
@@ -138,32 +151,82 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
       returning the answer; here the rest of the body is given up and the answer read.
     """
 
-    # The resets being written (a task is dropped once done, not while it runs).
-    _flushes: ClassVar[set[asyncio.Task[None]]] = set()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reader: asyncio.Task[None] | None = None
+        # Who waits for the next read: a stream for its events, None for any read.
+        self._waiting: list[tuple[int | None, asyncio.Future[None]]] = []
+
+    async def _send_connection_init(self, request: Any) -> None:
+        if self._state == HTTPConnectionState.CLOSED:
+            # The request that was opening it was cancelled meanwhile, which closes it:
+            # the others waiting for it are sent on another.
+            raise httpcore2.ConnectionNotAvailable
+        await super()._send_connection_init(request)
+
+    async def _receive_stream_event(self, request: Any, stream_id: int) -> Any:
+        while not self._events.get(stream_id):
+            terminated = self._connection_terminated
+            last = None if terminated is None else terminated.last_stream_id
+            if last and stream_id > last:
+                # The server went away without taking the request: another connection may.
+                self._request_count -= 1
+                raise httpcore2.ConnectionNotAvailable
+            await self._next_read(request, stream_id)
+        event = self._events[stream_id].pop(0)
+        if isinstance(event, h2.events.StreamReset):
+            raise httpcore2.RemoteProtocolError(event)
+        return event
+
+    async def _next_read(self, request: Any, stream_id: int | None = None) -> None:
+        """Waits until a read from the network brings events for `stream_id` (for None,
+        until the next read), or fails; starts the reads unless they are running."""
+        waiting = asyncio.get_running_loop().create_future()
+        self._waiting.append((stream_id, waiting))
+        if self._reader is None or self._reader.done():
+            self._reader = _detached(self._read_while_waited(request))
+        await waiting
+
+    async def _read_while_waited(self, request: Any) -> None:
+        """Reads from the network, and dispatches the events, while a stream waits."""
+        while self._waiting:
+            try:
+                await self._receive_events(request)
+                await self._write_outgoing_data(request)  # window updates, acknowledgements
+            except Exception as error:  # for every stream waiting (the connection keeps it)
+                for _, waiting in self._waiting:
+                    if not waiting.done():
+                        waiting.set_exception(error)
+                self._waiting.clear()
+                return
+            still: list[tuple[int | None, asyncio.Future[None]]] = []
+            for stream_id, waiting in self._waiting:
+                if waiting.done():  # its waiter was cancelled
+                    continue
+                if stream_id is None or self._events.get(stream_id):
+                    waiting.set_result(None)
+                else:
+                    still.append((stream_id, waiting))
+            self._waiting = still
+
+    async def _write_outgoing_data(self, request: Any) -> None:
+        await asyncio.shield(_detached(super()._write_outgoing_data(request)))
 
     async def _response_closed(self, stream_id: int) -> None:
-        reset = self._reset_if_open(stream_id)
-        await super()._response_closed(stream_id)
-        if reset:
-            flush = asyncio.get_running_loop().create_task(self._write_reset())
-            self._flushes.add(flush)
-            flush.add_done_callback(self._flushes.discard)
+        await asyncio.shield(_detached(self._close_stream(stream_id)))
 
-    def _reset_if_open(self, stream_id: int) -> bool:
-        try:
+    async def _close_stream(self, stream_id: int) -> None:
+        unread = sum(
+            event.flow_controlled_length or 0
+            for event in self._events.get(stream_id, ())
+            if isinstance(event, h2.events.DataReceived)
+        )
+        with contextlib.suppress(h2.exceptions.ProtocolError):  # the connection is closed
+            if unread:
+                self._h2_state.acknowledge_received_data(unread, stream_id)
+        with contextlib.suppress(h2.exceptions.ProtocolError):  # ended both ways, or closed
             self._h2_state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
-        except h2.exceptions.ProtocolError:  # ended on both sides, or the connection closed
-            return False
-        return True
-
-    async def _write_reset(self) -> None:
-        try:
-            async with self._write_lock:
-                data = self._h2_state.data_to_send()
-                if data:
-                    await self._network_stream.write(data, RESET_WRITE_TIMEOUT_S)
-        except Exception as error:  # a connection going away: its streams go with it
-            logger.debug("writing a stream's reset failed: %s", error)
+        await super()._response_closed(stream_id)
 
     async def _send_request_body(self, request: Any, stream_id: int) -> None:
         try:
@@ -173,8 +236,8 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
             return
 
     async def _wait_for_outgoing_flow(self, request: Any, stream_id: int) -> int:
-        """The library's wait for the window to send more of a body, which also stops
-        once the response has come."""
+        """The window to send more of a body: what the library's wait does, which also
+        stops once the response has come."""
         while True:
             if self._answered(stream_id):
                 raise _AnsweredEarly
@@ -182,18 +245,25 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
             flow = min(window, self._h2_state.max_outbound_frame_size)
             if flow > 0:
                 return flow
-            async with self._read_lock:
-                if self._answered(stream_id):
-                    continue
-                if self._h2_state.local_flow_control_window(stream_id) > 0:
-                    continue
-                await self._receive_events(request)
-            await self._write_outgoing_data(request)
+            await self._next_read(request)
 
     def _answered(self, stream_id: int) -> bool:
         return any(
             isinstance(e, h2.events.ResponseReceived) for e in self._events.get(stream_id, ())
         )
+
+
+def _detached(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """`work` as a task of its own, whose failure is its waiters' (none, once cancelled:
+    the connection keeps the error and raises it at its next use)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieved)
+    return task
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def repair_http2() -> None:
