@@ -189,7 +189,7 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
 
     async def _read_while_waited(self, request: Any) -> None:
         """Reads from the network, and dispatches the events, while a stream waits."""
-        while self._waiting:
+        while any(not waiting.done() for _, waiting in self._waiting):
             try:
                 await self._receive_events(request)
                 await self._write_outgoing_data(request)  # window updates, acknowledgements
