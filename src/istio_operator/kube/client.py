@@ -62,8 +62,7 @@ def cluster_transport(config: KubeConfig) -> IdleClosingTransport | None:
         return None
     trust = verify_cluster(single.cluster, single.user, single.abs_file)
     limits = httpx.Limits(max_keepalive_connections=REQUESTS_AT_ONCE, keepalive_expiry=KEEPALIVE_S)
-    repair_http2()
-    return IdleClosingTransport(verify=trust, limits=limits, http2=True)
+    return IdleClosingTransport(verify=trust, limits=limits, http2=repair_http2())
 
 
 def _proxied() -> bool:

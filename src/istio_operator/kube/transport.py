@@ -266,7 +266,26 @@ def _retrieved(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-def repair_http2() -> None:
+# The library's methods the repair overrides or uses (private: the lock pins the version).
+_REPAIRED = (
+    "_receive_events",
+    "_receive_stream_event",
+    "_response_closed",
+    "_send_connection_init",
+    "_send_request_body",
+    "_wait_for_outgoing_flow",
+    "_write_outgoing_data",
+)
+
+
+def repair_http2() -> bool:
     """Makes the HTTP library's HTTP/2 connections `RepairedHTTP2Connection`s (in this
-    process): its connections take the class from its module when HTTP/2 is negotiated."""
-    http2.AsyncHTTP2Connection = RepairedHTTP2Connection  # type: ignore[misc]
+    process): its connections take the class from its module when HTTP/2 is negotiated.
+    False, and nothing changed, for a version of the library without the methods the
+    repair knows: its clients then speak HTTP/1.1."""
+    original = http2.AsyncHTTP2Connection
+    if not issubclass(original, RepairedHTTP2Connection):
+        if not all(callable(getattr(original, name, None)) for name in _REPAIRED):
+            return False
+        http2.AsyncHTTP2Connection = RepairedHTTP2Connection  # type: ignore[misc]
+    return True
