@@ -203,7 +203,11 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
             for stream_id, waiting in self._waiting:
                 if waiting.done():  # its waiter was cancelled
                     continue
-                if stream_id is None or self._events.get(stream_id):
+                if (
+                    stream_id is None
+                    or self._events.get(stream_id)
+                    or self._connection_terminated is not None  # it tells what comes next
+                ):
                     waiting.set_result(None)
                 else:
                     still.append((stream_id, waiting))
