@@ -6,6 +6,7 @@ no request to notice them."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,11 @@ EXPIRY_S = 0.3
 PATIENCE_S = 30.0
 # More than the API server lets a connection hold open at once (100).
 EARLY_CLOSES = 130
+# Watches stopped at random moments, while writes make events for them.
+CHURN_WRITES = 120
+CHURN_WATCHES = 20
+# Events of some frames each: a watch spends its time reading and acknowledging them.
+CHURN_FILLER = 100_000
 # More than the window of a stream (256 KiB): the server answers before it is all sent.
 LARGE_BODY = b"{" + b" " * 1_000_000 + b"}"
 
@@ -95,8 +101,12 @@ def test_requests_and_watches_share_one_connection_early_closes_and_answers(
 
             followers = [asyncio.create_task(follow()) for _ in range(20)]
             await asyncio.wait_for(started.wait(), PATIENCE_S)
-            answers = await asyncio.gather(
-                *(client.get("/api/v1/namespaces/default") for _ in range(EARLY_CLOSES))
+            # Answered while every watch waits for an event that does not come.
+            answers = await asyncio.wait_for(
+                asyncio.gather(
+                    *(client.get("/api/v1/namespaces/default") for _ in range(EARLY_CLOSES))
+                ),
+                PATIENCE_S,
             )
             assert {a.status_code for a in answers} == {200}
             for task in followers:
@@ -113,6 +123,61 @@ def test_requests_and_watches_share_one_connection_early_closes_and_answers(
             assert found.status_code == 200
             assert len(transport._pool.connections) == 1, "a connection per request"
         finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_watches_cancelled_at_any_moment_leave_the_connection_working(
+    primary_cluster: LocalCluster,
+) -> None:
+    """A watch stopped while it reads, acknowledges an event or writes is cut at any
+    point of the shared connection's work; the other streams go on."""
+    config = config_from_file(str(primary_cluster.kubeconfig))
+    transport = cluster_transport(config)
+    assert transport is not None
+    single = config.get()
+    assert single is not None
+    chance = random.Random(7)
+    path = "/api/v1/namespaces/default/configmaps"
+    watch = {"watch": "true", "labelSelector": "churn"}
+
+    async def run() -> None:
+        client = httpx.AsyncClient(transport=transport, base_url=single.cluster.server)
+
+        async def follow() -> None:
+            async with client.stream("GET", path, params=watch, timeout=None) as response:
+                async for _ in response.aiter_bytes():
+                    pass
+
+        async def write(n: int) -> None:
+            made = await client.post(
+                path,
+                json={
+                    "metadata": {"name": f"churn-{n}", "labels": {"churn": "yes"}},
+                    "data": {"filler": "x" * CHURN_FILLER},
+                },
+            )
+            assert made.status_code == 201, made.text
+            gone = await client.delete(f"{path}/churn-{n}")
+            assert gone.status_code == 200, gone.text
+
+        followers = [asyncio.create_task(follow()) for _ in range(CHURN_WATCHES)]
+        try:
+            writes = asyncio.ensure_future(asyncio.gather(*(write(n) for n in range(CHURN_WRITES))))
+            while not writes.done():
+                await asyncio.sleep(chance.uniform(0, 0.002))
+                spot = chance.randrange(CHURN_WATCHES)
+                followers[spot].cancel()
+                followers[spot] = asyncio.create_task(follow())
+            await asyncio.wait_for(writes, PATIENCE_S)
+            found = await client.get("/api/v1/namespaces/kube-system", timeout=PATIENCE_S)
+            assert found.status_code == 200
+            assert len(transport._pool.connections) == 1, "the connection was lost"
+        finally:
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
             await client.aclose()
 
     asyncio.run(run())
