@@ -32,8 +32,6 @@ from httpcore2._async import http2
 
 from istio_operator.kube.memory import release_free_memory
 
-HTTPConnectionState = http2.HTTPConnectionState
-
 logger = logging.getLogger(__name__)
 
 # How long after an idle connection's expiry it is closed: a sweep per connection expiring
@@ -158,7 +156,7 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
         self._waiting: list[tuple[int | None, asyncio.Future[None]]] = []
 
     async def _send_connection_init(self, request: Any) -> None:
-        if self._state == HTTPConnectionState.CLOSED:
+        if self._state == http2.HTTPConnectionState.CLOSED:
             # The request that was opening it was cancelled meanwhile, which closes it:
             # the others waiting for it are sent on another.
             raise httpcore2.ConnectionNotAvailable

@@ -42,19 +42,20 @@ class _BlockDumper(_SafeDumper):  # type: ignore[valid-type,misc]
         if known is not None:
             return known
         self.object_keeper.append(data)
-        node: yaml.MappingNode | yaml.SequenceNode
+        represent = self.represent_data
         if isinstance(data, dict):
             pairs: list[tuple[yaml.Node, yaml.Node]] = []
-            node = yaml.MappingNode(_MAP, pairs, flow_style=False)
-            self.represented_objects[id(data)] = node
-            represent = self.represent_data
+            mapping = self.represented_objects[id(data)] = yaml.MappingNode(
+                _MAP, pairs, flow_style=False
+            )
             pairs.extend((represent(key), represent(value)) for key, value in data.items())
-        else:
-            items: list[yaml.Node] = []
-            node = yaml.SequenceNode(_SEQ, items, flow_style=False)
-            self.represented_objects[id(data)] = node
-            items.extend(map(self.represent_data, data))
-        return node
+            return mapping
+        items: list[yaml.Node] = []
+        sequence = self.represented_objects[id(data)] = yaml.SequenceNode(
+            _SEQ, items, flow_style=False
+        )
+        items.extend(map(represent, data))
+        return sequence
 
 
 def dump(document: Any, sort_keys: bool = False) -> str:
