@@ -251,6 +251,41 @@ async def test_a_create_is_judged_without_a_read_one_someone_else_made_is_read()
     assert fake.objects[key(theirs)]["metadata"]["labels"][OWNER_NAME] == "mesh"
 
 
+async def test_objects_in_a_namespace_not_made_yet_are_not_sent_to_the_dry_run() -> None:
+    fake = FakeCluster()
+    namespace = DesiredObject(
+        Phase.BASE,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": OWNER}},
+    )
+    webhook = owned("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "inj")
+    objects = [namespace, config_map("istio"), deployment("istio-pilot", Phase.PILOT), webhook]
+
+    first = await reconcile_cluster(fake, objects, OWNERSHIP, phase_timeout=0)
+
+    assert first.done and len(first.applied) == len(objects)
+    assert sorted(map(str, fake.validated)) == sorted(map(str, [key(namespace), key(webhook)]))
+    # Once the namespace exists, what changes in it is judged.
+    changed = [namespace, config_map("istio", mesh="{x: 1}"), *objects[2:]]
+    judged = len(fake.validated)
+    await reconcile_cluster(fake, changed, OWNERSHIP, phase_timeout=0)
+    assert fake.validated[judged:] == [key(changed[1])]
+
+
+async def test_a_refused_object_in_an_existing_namespace_stops_the_change() -> None:
+    fake = FakeCluster()
+    fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    namespace = DesiredObject(
+        Phase.BASE,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": OWNER}},
+    )
+    bad = config_map("istio")
+    fake.refuse(key(bad), "data.mesh: invalid")
+
+    report = await reconcile_cluster(fake, [namespace, bad], OWNERSHIP, phase_timeout=0)
+
+    assert report.refused == [f"{key(bad)}: data.mesh: invalid"] and fake.written() == []
+
+
 async def test_only_the_object_that_changed_is_applied_and_its_generation_grows() -> None:
     fake = FakeCluster()
     objects = [deployment("istio-pilot", Phase.PILOT), config_map("istio", Phase.BASE)]

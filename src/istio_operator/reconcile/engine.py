@@ -208,7 +208,9 @@ async def _judged(
 
     The dry-run of a would-be create tells whether the object exists; only one it says
     exists, or whose refusal cannot tell, is read. A workload that will supersede another
-    one is judged again as a create.
+    one is judged again as a create. The namespaces to create are judged first: the
+    objects in one that does not exist yet are not sent (the server could only answer
+    that their namespace is missing, which accepts them), on a new remote most of them.
     """
     bound = asyncio.Semaphore(VALIDATION_CONCURRENCY)
 
@@ -216,10 +218,16 @@ async def _judged(
         async with bound:
             return await cluster.judge(manifest)
 
-    keys = list(changes)
-    answers = await asyncio.gather(*(judge(changes[k].manifest) for k in keys))
-    verdicts = dict(zip(keys, answers, strict=True))
-    unsure = [k for k in keys if changes[k].drift is None and verdicts[k].exists is not False]
+    async def judged(keys: list[ObjectKey]) -> dict[ObjectKey, Verdict]:
+        answers = await asyncio.gather(*(judge(changes[k].manifest) for k in keys))
+        return dict(zip(keys, answers, strict=True))
+
+    verdicts = await judged([k for k in changes if _is_namespace(k)])
+    absent = {k.name for k, v in verdicts.items() if v.exists is False and v.refusal is None}
+    rest = [k for k in changes if not _is_namespace(k)]
+    verdicts.update({k: Verdict(None, exists=False) for k in rest if k.namespace in absent})
+    verdicts.update(await judged([k for k in rest if k.namespace not in absent]))
+    unsure = [k for k in changes if changes[k].drift is None and verdicts[k].exists is not False]
     foreign = await foreign_objects(cluster, unsure)
     superseding = [
         k for k, other in foreign.items() if needs_replacement(other, changes[k].manifest)
@@ -230,6 +238,10 @@ async def _judged(
     verdicts.update(zip(superseding, probes, strict=True))
     refused = [f"{k}: {v.refusal}" for k, v in verdicts.items() if v.refusal is not None]
     return refused, foreign
+
+
+def _is_namespace(key: ObjectKey) -> bool:
+    return key.api_version == "v1" and key.kind == "Namespace"
 
 
 async def _live_index(
