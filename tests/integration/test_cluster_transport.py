@@ -30,6 +30,9 @@ CHURN_WATCHES = 20
 CHURN_FILLER = 100_000
 # More than the window of a stream (256 KiB): the server answers before it is all sent.
 LARGE_BODY = b"{" + b" " * 1_000_000 + b"}"
+# A ConfigMap value larger than that window, accepted: the body waits for the window.
+LARGE_VALUE = 600_000
+WRITES_COUNTED = 20
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -178,6 +181,49 @@ def test_watches_cancelled_at_any_moment_leave_the_connection_working(
             for task in followers:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_request_goes_out_in_one_write_and_a_body_larger_than_the_window_flows(
+    primary_cluster: LocalCluster,
+) -> None:
+    config = config_from_file(str(primary_cluster.kubeconfig))
+    transport = cluster_transport(config)
+    assert transport is not None
+    single = config.get()
+    assert single is not None
+    path = "/api/v1/namespaces/default/configmaps"
+    dry_run = {"dryRun": "All"}
+
+    def body(name: str, size: int) -> dict[str, object]:
+        return {"metadata": {"name": name}, "data": {"filler": "x" * size}}
+
+    async def run() -> None:
+        client = httpx.AsyncClient(transport=transport, base_url=single.cluster.server)
+        try:
+            assert (await client.get("/api/v1/namespaces/default")).status_code == 200
+            (pooled,) = transport._pool.connections
+            stream = pooled._connection._network_stream  # type: ignore[attr-defined]
+            writes = 0
+            write = stream.write
+
+            async def counted(data: bytes, *args: object) -> None:
+                nonlocal writes
+                writes += 1
+                await write(data, *args)
+
+            stream.write = counted
+            for n in range(WRITES_COUNTED):
+                made = await client.post(path, params=dry_run, json=body(f"one-{n}", 10))
+                assert made.status_code == 201, made.text
+            # Headers, body and end together; a few frames of the server's may need an
+            # answer of their own (settings, pings).
+            assert writes <= WRITES_COUNTED + 3, f"{writes} writes for {WRITES_COUNTED} requests"
+            large = await client.post(path, params=dry_run, json=body("large", LARGE_VALUE))
+            assert large.status_code == 201, large.text
+        finally:
             await client.aclose()
 
     asyncio.run(run())

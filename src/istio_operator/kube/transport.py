@@ -147,6 +147,10 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
       API group whose CRD is not installed yet). The library fails such a request with a
       protocol error, or waits for the flow control window until its timeout, instead of
       returning the answer; here the rest of the body is given up and the answer read.
+
+    And a request goes out in one write, its headers and body together (the library
+    writes its headers, each piece of its body and its end apart), and a call to write
+    that finds nothing to send costs nothing.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -154,6 +158,7 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
         self._reader: asyncio.Task[None] | None = None
         # Who waits for the next read: a stream for its events, None for any read.
         self._waiting: list[tuple[int | None, asyncio.Future[None]]] = []
+        self._holding = False  # a request's frames wait for the rest of it
 
     async def _send_connection_init(self, request: Any) -> None:
         if self._state == http2.HTTPConnectionState.CLOSED:
@@ -211,8 +216,33 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
                     still.append((stream_id, waiting))
             self._waiting = still
 
+    async def _send_request_headers(self, request: Any, stream_id: int) -> None:
+        """The headers, written with the body when there is one: a request is one write
+        (one TLS record, one system call), not three."""
+        self._holding = http2.has_body_headers(request)
+        try:
+            await super()._send_request_headers(request, stream_id)
+        finally:
+            self._holding = False
+
+    async def _send_stream_data(self, request: Any, stream_id: int, data: bytes) -> None:
+        """The body's frames, written with its end (`_send_end_stream`), or before a wait
+        for the flow-control window (`_wait_for_outgoing_flow`)."""
+        position = 0
+        while position < len(data):
+            flow = await self._wait_for_outgoing_flow(request, stream_id)
+            self._h2_state.send_data(stream_id, data[position : position + flow])
+            position += flow
+
     async def _write_outgoing_data(self, request: Any) -> None:
+        if self._holding or not self._frames_pending():
+            return  # read-side calls mostly find nothing to send: no task, no write
         await asyncio.shield(_detached(super()._write_outgoing_data(request)))
+
+    def _frames_pending(self) -> bool:
+        # h2 keeps the frames to send in a buffer it has no public test for; without it,
+        # every call writes (what the library does).
+        return bool(getattr(self._h2_state, "_data_to_send", True))
 
     async def _response_closed(self, stream_id: int) -> None:
         await asyncio.shield(_detached(self._close_stream(stream_id)))
@@ -247,6 +277,7 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
             flow = min(window, self._h2_state.max_outbound_frame_size)
             if flow > 0:
                 return flow
+            await self._write_outgoing_data(request)  # what the server must read first
             await self._next_read(request)
 
     def _answered(self, stream_id: int) -> bool:
@@ -274,7 +305,10 @@ _REPAIRED = (
     "_receive_stream_event",
     "_response_closed",
     "_send_connection_init",
+    "_send_end_stream",
     "_send_request_body",
+    "_send_request_headers",
+    "_send_stream_data",
     "_wait_for_outgoing_flow",
     "_write_outgoing_data",
 )
@@ -288,6 +322,8 @@ def repair_http2() -> bool:
     original = http2.AsyncHTTP2Connection
     if not issubclass(original, RepairedHTTP2Connection):
         if not all(callable(getattr(original, name, None)) for name in _REPAIRED):
+            return False
+        if not callable(getattr(http2, "has_body_headers", None)):
             return False
         http2.AsyncHTTP2Connection = RepairedHTTP2Connection  # type: ignore[misc]
     return True
