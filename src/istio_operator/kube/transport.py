@@ -226,23 +226,28 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
             self._holding = False
 
     async def _send_stream_data(self, request: Any, stream_id: int, data: bytes) -> None:
-        """The body's frames, written with its end (`_send_end_stream`), or before a wait
-        for the flow-control window (`_wait_for_outgoing_flow`)."""
+        """The body's frames, written with its end (`_send_end_stream`), before a wait for
+        the flow-control window (`_wait_for_outgoing_flow`), or once they fill a frame: a
+        large body goes out frame by frame, as in the library (written whole, it would
+        take as much memory again in the TLS buffers, which the process keeps)."""
         position = 0
         while position < len(data):
             flow = await self._wait_for_outgoing_flow(request, stream_id)
             self._h2_state.send_data(stream_id, data[position : position + flow])
             position += flow
+            if self._frames_pending(at_least=self._h2_state.max_outbound_frame_size):
+                await self._write_outgoing_data(request)
 
     async def _write_outgoing_data(self, request: Any) -> None:
         if self._holding or not self._frames_pending():
             return  # read-side calls mostly find nothing to send: no task, no write
         await asyncio.shield(_detached(super()._write_outgoing_data(request)))
 
-    def _frames_pending(self) -> bool:
-        # h2 keeps the frames to send in a buffer it has no public test for; without it,
+    def _frames_pending(self, at_least: int = 1) -> bool:
+        # h2 keeps the frames to send in a buffer it has no public measure of; without it,
         # every call writes (what the library does).
-        return bool(getattr(self._h2_state, "_data_to_send", True))
+        pending = getattr(self._h2_state, "_data_to_send", None)
+        return pending is None or len(pending) >= at_least
 
     async def _response_closed(self, stream_id: int) -> None:
         await asyncio.shield(_detached(self._close_stream(stream_id)))
