@@ -16,8 +16,9 @@ operator.
 Then, as in `operator_process.py`: the CRDs, the CA stand-in, a kubeconfig Secret and a
 RemoteIstio per remote, `istio-operator run` as a subprocess with the default resync period;
 the demo's Istio at 1.2.5 applied, then at 1.3.0; the time until it and every RemoteIstio
-are Available at each version (how the operator's own work grows with the remotes, the
-remotes' controllers left out); once no request has reached any cluster for 5 s and the
+are Available at each version, and the operator's CPU time meanwhile (how the operator's
+own work grows with the remotes, the remotes' controllers left out; their API servers still
+share the machine); once no request has reached any cluster for 5 s and the
 operator has closed its idle connections (a minute after their last use), the requests per
 cluster during the next `--rest` seconds, the watches open and the resident set (VmRSS).
 """
