@@ -42,6 +42,16 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def shared_connection(cluster: LocalCluster) -> tuple[IdleClosingTransport, str]:
+    """The operator's transport for the cluster (one HTTP/2 connection), and its server."""
+    config = config_from_file(str(cluster.kubeconfig))
+    transport = cluster_transport(config)
+    assert transport is not None
+    single = config.get()
+    assert single is not None
+    return transport, single.cluster.server
+
+
 def test_expired_idle_connections_close_at_rest_and_requests_go_on(
     primary_cluster: LocalCluster,
 ) -> None:
@@ -75,14 +85,10 @@ def test_expired_idle_connections_close_at_rest_and_requests_go_on(
 def test_requests_and_watches_share_one_connection_early_closes_and_answers(
     primary_cluster: LocalCluster,
 ) -> None:
-    config = config_from_file(str(primary_cluster.kubeconfig))
-    transport = cluster_transport(config)
-    assert transport is not None
-    single = config.get()
-    assert single is not None
+    transport, server = shared_connection(primary_cluster)
 
     async def run() -> None:
-        client = httpx.AsyncClient(transport=transport, base_url=single.cluster.server)
+        client = httpx.AsyncClient(transport=transport, base_url=server)
         watch = {"watch": "true", "labelSelector": "never-set-by-anyone"}
         try:
             # Watches stopped before their end (no event comes: the server ends none).
@@ -136,17 +142,13 @@ def test_watches_cancelled_at_any_moment_leave_the_connection_working(
 ) -> None:
     """A watch stopped while it reads, acknowledges an event or writes is cut at any
     point of the shared connection's work; the other streams go on."""
-    config = config_from_file(str(primary_cluster.kubeconfig))
-    transport = cluster_transport(config)
-    assert transport is not None
-    single = config.get()
-    assert single is not None
+    transport, server = shared_connection(primary_cluster)
     chance = random.Random(7)
     path = "/api/v1/namespaces/default/configmaps"
     watch = {"watch": "true", "labelSelector": "churn"}
 
     async def run() -> None:
-        client = httpx.AsyncClient(transport=transport, base_url=single.cluster.server)
+        client = httpx.AsyncClient(transport=transport, base_url=server)
 
         async def follow() -> None:
             async with client.stream("GET", path, params=watch, timeout=None) as response:
@@ -189,11 +191,7 @@ def test_watches_cancelled_at_any_moment_leave_the_connection_working(
 def test_a_request_goes_out_in_one_write_and_a_body_larger_than_the_window_flows(
     primary_cluster: LocalCluster,
 ) -> None:
-    config = config_from_file(str(primary_cluster.kubeconfig))
-    transport = cluster_transport(config)
-    assert transport is not None
-    single = config.get()
-    assert single is not None
+    transport, server = shared_connection(primary_cluster)
     path = "/api/v1/namespaces/default/configmaps"
     dry_run = {"dryRun": "All"}
 
@@ -201,7 +199,7 @@ def test_a_request_goes_out_in_one_write_and_a_body_larger_than_the_window_flows
         return {"metadata": {"name": name}, "data": {"filler": "x" * size}}
 
     async def run() -> None:
-        client = httpx.AsyncClient(transport=transport, base_url=single.cluster.server)
+        client = httpx.AsyncClient(transport=transport, base_url=server)
         try:
             assert (await client.get("/api/v1/namespaces/default")).status_code == 200
             (pooled,) = transport._pool.connections
