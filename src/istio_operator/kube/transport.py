@@ -228,8 +228,8 @@ class RepairedHTTP2Connection(http2.AsyncHTTP2Connection):
     async def _send_stream_data(self, request: Any, stream_id: int, data: bytes) -> None:
         """The body's frames, written with its end (`_send_end_stream`), before a wait for
         the flow-control window (`_wait_for_outgoing_flow`), or once they fill a frame: a
-        large body goes out frame by frame, as in the library (written whole, it would
-        take as much memory again in the TLS buffers, which the process keeps)."""
+        large body goes out frame by frame, as in the library, so that a write and its
+        TLS buffers stay the size of a frame."""
         position = 0
         while position < len(data):
             flow = await self._wait_for_outgoing_flow(request, stream_id)
